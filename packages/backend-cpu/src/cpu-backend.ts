@@ -1,0 +1,546 @@
+import {
+  type BackendCapabilities,
+  type BackendMemory,
+  type BinaryOp,
+  type ComputeBackend,
+  type DType,
+  type HostArray,
+  InvalidArgumentError,
+  type ScanOptions,
+  ShapeError,
+  type Tensor,
+  type UnaryOp,
+  describeValue,
+  shapeSize,
+} from '@pelk/core';
+import { binaryBroadcast, binaryCycleB, unaryKernel } from './kernels/elementwise.js';
+import { matmulNN, matmulNT, matvec } from './kernels/linalg.js';
+import { denseScanInPlace, diagonalScanInPlace } from './kernels/scan.js';
+import { BufferPool, CpuTensor } from './storage.js';
+
+/** Options of {@link CpuBackend}. */
+export interface CpuBackendOptions {
+  /**
+   * Most elements one evaluation may keep live (core refuses larger problems before allocating).
+   * Default 2^29 (4 GiB of float64).
+   */
+  readonly maxTotalElements?: number;
+  /** Bytes of freed buffers kept for reuse. Default 256 MiB. */
+  readonly poolBytes?: number;
+}
+
+type Scope = CpuTensor[];
+
+/**
+ * The plain-TypeScript backend: row-major typed arrays, float64 and float32, no dependencies.
+ * It runs anywhere JavaScript runs and is pelk's float64 oracle. Its scans are real associative
+ * (work-efficient) scans; temporaries are recycled through a buffer pool, so per-step loops do
+ * not allocate typed arrays.
+ *
+ * @example
+ * ```ts
+ * import { evaluate } from '@pelk/core';
+ * import { CpuBackend } from '@pelk/backend-cpu';
+ * const result = await evaluate(cell, inputs, { backend: new CpuBackend(), method: 'deer' });
+ * ```
+ */
+export class CpuBackend implements ComputeBackend {
+  readonly name = 'cpu';
+  readonly capabilities: BackendCapabilities;
+  private readonly pool: BufferPool;
+  private readonly scopes: Scope[] = [];
+  private liveTensors = 0;
+  private liveBytes = 0;
+
+  constructor(options: CpuBackendOptions = {}) {
+    const maxTotal = options.maxTotalElements ?? 2 ** 29;
+    if (!Number.isFinite(maxTotal) || maxTotal <= 0) {
+      throw new InvalidArgumentError('options.maxTotalElements', 'a positive number', describeValue(maxTotal));
+    }
+    this.pool = new BufferPool(options.poolBytes ?? 256 * 2 ** 20);
+    this.capabilities = {
+      dtypes: ['float64', 'float32'],
+      epsilon: { float64: 2 ** -53, float32: 2 ** -24 },
+      device: describeHost(),
+      prefersSequential: true,
+      limits: { maxTensorElements: Math.min(2 ** 31, maxTotal), maxTotalElements: maxTotal },
+    };
+  }
+
+  // ---- memory -------------------------------------------------------------------------------
+
+  private make(shape: readonly number[], dtype: DType, data?: HostArray): CpuTensor {
+    const storage = data ? { data, refs: 1 } : { data: this.pool.take(dtype, shapeSize(shape)), refs: 1 };
+    return this.track(new CpuTensor(storage, shape, dtype));
+  }
+
+  private track(t: CpuTensor): CpuTensor {
+    this.liveTensors++;
+    this.liveBytes += t.storage.data.byteLength;
+    const scope = this.scopes[this.scopes.length - 1];
+    scope?.push(t);
+    return t;
+  }
+
+  private t(x: Tensor, field = 'tensor'): CpuTensor {
+    if (!(x instanceof CpuTensor)) {
+      throw new InvalidArgumentError(field, 'a tensor of the cpu backend', describeValue(x));
+    }
+    if (x.disposed) throw new InvalidArgumentError(field, 'a live tensor', 'a disposed tensor');
+    return x;
+  }
+
+  fromArray(data: ArrayLike<number>, shape: readonly number[], dtype: DType): Tensor {
+    const n = shapeSize(shape);
+    if (data.length !== n) throw new ShapeError('data', `${n} elements for shape [${shape.join(', ')}]`, String(data.length));
+    const out = this.make([...shape], dtype);
+    const o = out.data;
+    for (let i = 0; i < n; i++) o[i] = data[i];
+    return out;
+  }
+
+  fill(shape: readonly number[], value: number, dtype: DType): Tensor {
+    const out = this.make([...shape], dtype);
+    out.data.fill(value);
+    return out;
+  }
+
+  async read(x: Tensor): Promise<HostArray> {
+    return this.readSync(x);
+  }
+
+  /** Synchronous copy to the host (the CPU backend needs no await). */
+  readSync(x: Tensor): HostArray {
+    return this.t(x).data.slice();
+  }
+
+  dispose(x: Tensor | readonly Tensor[]): void {
+    const list = Array.isArray(x) ? (x as readonly Tensor[]) : [x as Tensor];
+    for (const item of list) {
+      if (!(item instanceof CpuTensor) || item.disposed) continue;
+      item.disposed = true;
+      this.liveTensors--;
+      this.liveBytes -= item.storage.data.byteLength;
+      if (--item.storage.refs === 0) this.pool.give(item.storage.data);
+    }
+  }
+
+  tidy<R extends Tensor | readonly Tensor[] | Record<string, Tensor> | void>(fn: () => R): R {
+    const scope: Scope = [];
+    this.scopes.push(scope);
+    let result: R;
+    try {
+      result = fn();
+    } catch (err) {
+      this.scopes.pop();
+      this.dispose(scope.filter((t) => !t.kept));
+      throw err;
+    }
+    this.scopes.pop();
+    const survivors = new Set<Tensor>();
+    if (result instanceof CpuTensor) survivors.add(result);
+    else if (Array.isArray(result)) for (const r of result) survivors.add(r as Tensor);
+    else if (result && typeof result === 'object') for (const r of Object.values(result)) survivors.add(r as Tensor);
+    const parent = this.scopes[this.scopes.length - 1];
+    for (const t of scope) {
+      if (t.kept || t.disposed) continue;
+      if (survivors.has(t)) parent?.push(t);
+      else this.dispose(t);
+    }
+    return result;
+  }
+
+  keep<T extends Tensor>(x: T): T {
+    this.t(x).kept = true;
+    return x;
+  }
+
+  memory(): BackendMemory {
+    return { tensors: this.liveTensors, bytes: this.liveBytes };
+  }
+
+  trim(): void {
+    this.pool.clear();
+  }
+
+  // ---- shape ops ----------------------------------------------------------------------------
+
+  reshape(x: Tensor, shape: readonly number[]): Tensor {
+    const src = this.t(x);
+    const resolved = resolveShape(shape, src.size);
+    src.storage.refs++;
+    return this.track(new CpuTensor(src.storage, resolved, src.dtype));
+  }
+
+  cast(x: Tensor, dtype: DType): Tensor {
+    const src = this.t(x);
+    const out = this.make(src.shape, dtype);
+    out.data.set(src.data);
+    return out;
+  }
+
+  slice(x: Tensor, axis: number, start: number, size: number): Tensor {
+    const src = this.t(x);
+    const ax = normAxis(axis, src.shape.length);
+    const dim = src.shape[ax];
+    if (!Number.isInteger(start) || !Number.isInteger(size) || start < 0 || size < 0 || start + size > dim) {
+      throw new InvalidArgumentError('slice', `0 ≤ start ≤ start + size ≤ ${dim}`, `start ${start}, size ${size}`);
+    }
+    const outer = shapeSize(src.shape.slice(0, ax));
+    const inner = shapeSize(src.shape.slice(ax + 1));
+    const shape = [...src.shape];
+    shape[ax] = size;
+    const out = this.make(shape, src.dtype);
+    const s = src.data;
+    const o = out.data;
+    const run = size * inner;
+    for (let r = 0; r < outer; r++) {
+      const from = (r * dim + start) * inner;
+      o.set(s.subarray(from, from + run), r * run);
+    }
+    return out;
+  }
+
+  concat(ts: readonly Tensor[], axis: number): Tensor {
+    if (ts.length === 0) throw new InvalidArgumentError('concat', 'at least one tensor', 'none');
+    const srcs = ts.map((x) => this.t(x));
+    const first = srcs[0];
+    const ax = normAxis(axis, first.shape.length);
+    for (const s of srcs) {
+      if (s.shape.length !== first.shape.length || s.shape.some((d, k) => k !== ax && d !== first.shape[k])) {
+        throw new ShapeError('concat', `shapes matching [${first.shape.join(', ')}] except axis ${ax}`, `[${s.shape.join(', ')}]`);
+      }
+    }
+    const shape = [...first.shape];
+    shape[ax] = srcs.reduce((a, s) => a + s.shape[ax], 0);
+    const outer = shapeSize(first.shape.slice(0, ax));
+    const inner = shapeSize(first.shape.slice(ax + 1));
+    const out = this.make(shape, first.dtype);
+    const o = out.data;
+    const rowOut = shape[ax] * inner;
+    let offset = 0;
+    for (const s of srcs) {
+      const run = s.shape[ax] * inner;
+      for (let r = 0; r < outer; r++) o.set(s.data.subarray(r * run, (r + 1) * run), r * rowOut + offset);
+      offset += run;
+    }
+    return out;
+  }
+
+  roll(x: Tensor, shift: number): Tensor {
+    const src = this.t(x);
+    const n = src.shape[src.shape.length - 1];
+    const out = this.make(src.shape, src.dtype);
+    const s = src.data;
+    const o = out.data;
+    const k = (((shift % n) + n) % n) | 0;
+    for (let base = 0; base < s.length; base += n) {
+      for (let i = 0; i < n; i++) {
+        const from = i - k;
+        o[base + i] = s[base + (from < 0 ? from + n : from)];
+      }
+    }
+    return out;
+  }
+
+  shiftTime(s: Tensor, s0: Tensor): Tensor {
+    const x = this.t(s, 's');
+    const init = this.t(s0, 's0');
+    const [B, T, D] = x.shape;
+    if (x.shape.length !== 3 || init.size !== B * D) {
+      throw new ShapeError('shiftTime', `s [B, T, D] and s0 [B, D]`, `[${x.shape.join(', ')}] and [${init.shape.join(', ')}]`);
+    }
+    const out = this.make(x.shape, x.dtype);
+    const o = out.data;
+    const src = x.data;
+    for (let b = 0; b < B; b++) {
+      const base = b * T * D;
+      o.set(init.data.subarray(b * D, (b + 1) * D), base);
+      o.set(src.subarray(base, base + (T - 1) * D), base + D);
+    }
+    return out;
+  }
+
+  timeStep(x: Tensor, t: number): Tensor {
+    const src = this.t(x);
+    const [B, T, K] = src.shape;
+    const out = this.make([B, K], src.dtype);
+    for (let b = 0; b < B; b++) {
+      const from = (b * T + t) * K;
+      out.data.set(src.data.subarray(from, from + K), b * K);
+    }
+    return out;
+  }
+
+  stackTime(steps: readonly Tensor[]): Tensor {
+    const srcs = steps.map((x) => this.t(x));
+    const [B, K] = srcs[0].shape;
+    const T = srcs.length;
+    const out = this.make([B, T, K], srcs[0].dtype);
+    const o = out.data;
+    for (let t = 0; t < T; t++) {
+      const d = srcs[t].data;
+      for (let b = 0; b < B; b++) o.set(d.subarray(b * K, (b + 1) * K), (b * T + t) * K);
+    }
+    return out;
+  }
+
+  diagEmbed(v: Tensor): Tensor {
+    const src = this.t(v);
+    const D = src.shape[src.shape.length - 1];
+    const out = this.make([...src.shape, D], src.dtype);
+    const o = out.data;
+    o.fill(0);
+    const rows = src.size / D;
+    for (let r = 0; r < rows; r++) for (let i = 0; i < D; i++) o[r * D * D + i * D + i] = src.data[r * D + i];
+    return out;
+  }
+
+  diagPart(m: Tensor): Tensor {
+    const src = this.t(m);
+    const D = src.shape[src.shape.length - 1];
+    const out = this.make(src.shape.slice(0, -1), src.dtype);
+    const rows = out.size / D;
+    for (let r = 0; r < rows; r++) for (let i = 0; i < D; i++) out.data[r * D + i] = src.data[r * D * D + i * D + i];
+    return out;
+  }
+
+  // ---- arithmetic ---------------------------------------------------------------------------
+
+  unary(op: UnaryOp, x: Tensor): Tensor {
+    const src = this.t(x);
+    const out = this.make(src.shape, src.dtype);
+    unaryKernel(op, src.data, out.data);
+    return out;
+  }
+
+  binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
+    const x = this.t(a, 'a');
+    const y = this.t(b, 'b');
+    const shape = broadcastShape(x.shape, y.shape);
+    const out = this.make(shape, x.dtype);
+    if (x.size === out.size && (y.size === 1 || isSuffix(y.shape, x.shape))) {
+      binaryCycleB(op, x.data, y.data, out.data);
+    } else if (y.size === out.size && x.size === 1 && (op === 'add' || op === 'mul' || op === 'max' || op === 'min')) {
+      binaryCycleB(op, y.data, x.data, out.data);
+    } else {
+      binaryBroadcast(op, x.data, y.data, out.data, shape, stridesFor(x.shape, shape), stridesFor(y.shape, shape));
+    }
+    return out;
+  }
+
+  affine(x: Tensor, a: number, b: number): Tensor {
+    const src = this.t(x);
+    const out = this.make(src.shape, src.dtype);
+    const s = src.data;
+    const o = out.data;
+    for (let i = 0; i < s.length; i++) o[i] = a * s[i] + b;
+    return out;
+  }
+
+  matmul(a: Tensor, b: Tensor, transposeB = false): Tensor {
+    const x = this.t(a, 'a');
+    const w = this.t(b, 'b');
+    const ra = x.shape.length;
+    const rb = w.shape.length;
+    const M = x.shape[ra - 2];
+    const K = x.shape[ra - 1];
+    const [Kb, N] = transposeB ? [w.shape[rb - 1], w.shape[rb - 2]] : [w.shape[rb - 2], w.shape[rb - 1]];
+    if (ra < 2 || rb < 2 || K !== Kb || (rb > 2 && (rb !== ra || w.shape.slice(0, -2).some((d, k) => d !== x.shape[k])))) {
+      throw new ShapeError('matmul', 'a [..., M, K] with b [K, N] or [..., K, N]', `[${x.shape.join(', ')}] × [${w.shape.join(', ')}]${transposeB ? 'ᵀ' : ''}`);
+    }
+    const out = this.make([...x.shape.slice(0, -1), N], x.dtype);
+    const kernel = transposeB ? matmulNT : matmulNN;
+    if (rb === 2) {
+      kernel(x.data, 0, w.data, 0, out.data, 0, x.size / K, K, N);
+    } else {
+      const batches = x.size / (M * K);
+      for (let i = 0; i < batches; i++) kernel(x.data, i * M * K, w.data, i * K * N, out.data, i * M * N, M, K, N);
+    }
+    return out;
+  }
+
+  matvec(m: Tensor, v: Tensor): Tensor {
+    const mat = this.t(m, 'm');
+    const vec = this.t(v, 'v');
+    const D = vec.shape[vec.shape.length - 1];
+    if (mat.size !== vec.size * D || mat.shape[mat.shape.length - 1] !== D) {
+      throw new ShapeError('matvec', `m [..., ${D}, ${D}] for v [${vec.shape.join(', ')}]`, `[${mat.shape.join(', ')}]`);
+    }
+    const out = this.make(vec.shape, vec.dtype);
+    const rows = vec.size / D;
+    for (let r = 0; r < rows; r++) matvec(mat.data, r * D * D, vec.data, r * D, out.data, r * D, D);
+    return out;
+  }
+
+  // ---- reductions and safeguards ------------------------------------------------------------
+
+  async maxAbsDiff(a: Tensor, b: Tensor): Promise<number> {
+    const x = this.t(a, 'a').data;
+    const y = this.t(b, 'b').data;
+    if (x.length !== y.length) throw new ShapeError('maxAbsDiff', `${x.length} elements`, String(y.length));
+    let m = 0;
+    for (let i = 0; i < x.length; i++) {
+      const d = Math.abs(x[i] - y[i]);
+      if (d > m) m = d;
+      else if (d !== d) return Number.NaN;
+    }
+    return m;
+  }
+
+  async maxAbs(a: Tensor): Promise<number> {
+    const x = this.t(a).data;
+    let m = 0;
+    for (let i = 0; i < x.length; i++) {
+      const d = Math.abs(x[i]);
+      if (d > m) m = d;
+      else if (d !== d) return Number.NaN;
+    }
+    return m;
+  }
+
+  sanitize(x: Tensor, bound: number): { value: Tensor; nonFinite: Promise<number> } {
+    const src = this.t(x);
+    const out = this.make(src.shape, src.dtype);
+    const s = src.data;
+    const o = out.data;
+    let bad = 0;
+    for (let i = 0; i < s.length; i++) {
+      const v = s[i];
+      if (v !== v) {
+        o[i] = 0;
+        bad++;
+      } else if (v > bound || v < -bound) {
+        if (!Number.isFinite(v)) bad++;
+        o[i] = v > 0 ? bound : -bound;
+      } else o[i] = v;
+    }
+    return { value: out, nonFinite: Promise.resolve(bad) };
+  }
+
+  // ---- sequence primitives ------------------------------------------------------------------
+
+  linearScanDiagonal(a: Tensor, b: Tensor, init: Tensor, options: ScanOptions = {}): Tensor {
+    const ta = this.t(a, 'a');
+    const tb = this.t(b, 'b');
+    const ti = this.t(init, 'init');
+    const [B, T, D] = tb.shape;
+    if (tb.shape.length !== 3 || ta.size !== tb.size || ti.size !== B * D) {
+      throw new ShapeError('linearScanDiagonal', 'a, b [B, T, D] and init [B, D]', `[${ta.shape}], [${tb.shape}], [${ti.shape}]`);
+    }
+    const out = this.make(tb.shape, tb.dtype);
+    const n = T * D;
+    const wa = this.pool.take(tb.dtype, n);
+    const wb = this.pool.take(tb.dtype, n);
+    const ws = this.pool.take(tb.dtype, n);
+    const res = this.pool.take(tb.dtype, n);
+    for (let bi = 0; bi < B; bi++) {
+      const off = bi * n;
+      copyTime(ta.data, off, wa, T, D, options.reverse);
+      copyTime(tb.data, off, wb, T, D, options.reverse);
+      diagonalScanInPlace(wa, wb, ti.data, bi * D, res, ws, T, D);
+      copyTime(res, 0, out.data, T, D, options.reverse, off);
+    }
+    for (const w of [wa, wb, ws, res]) this.pool.give(w);
+    return out;
+  }
+
+  linearScanDense(A: Tensor, b: Tensor, init: Tensor, options: ScanOptions = {}): Tensor {
+    const tA = this.t(A, 'A');
+    const tb = this.t(b, 'b');
+    const ti = this.t(init, 'init');
+    const [B, T, D] = tb.shape;
+    if (tb.shape.length !== 3 || tA.size !== tb.size * D || ti.size !== B * D) {
+      throw new ShapeError('linearScanDense', 'A [B, T, D, D], b [B, T, D] and init [B, D]', `[${tA.shape}], [${tb.shape}], [${ti.shape}]`);
+    }
+    const out = this.make(tb.shape, tb.dtype);
+    const n = T * D;
+    const wA = this.pool.take(tb.dtype, n * D);
+    const wb = this.pool.take(tb.dtype, n);
+    const ws = this.pool.take(tb.dtype, n);
+    const res = this.pool.take(tb.dtype, n);
+    const tmpM = this.pool.take(tb.dtype, D * D);
+    const tmpV = this.pool.take(tb.dtype, D);
+    for (let bi = 0; bi < B; bi++) {
+      copyTime(tA.data, bi * n * D, wA, T, D * D, options.reverse);
+      copyTime(tb.data, bi * n, wb, T, D, options.reverse);
+      denseScanInPlace(wA, wb, ti.data, bi * D, res, ws, tmpM, tmpV, T, D);
+      copyTime(res, 0, out.data, T, D, options.reverse, bi * n);
+    }
+    for (const w of [wA, wb, ws, res, tmpM, tmpV]) this.pool.give(w);
+    return out;
+  }
+}
+
+/** Copies `T` rows of `width` from `src` (at `srcOff`) to `dst` (at `dstOff`), reversing time if asked. */
+function copyTime(src: HostArray, srcOff: number, dst: HostArray, T: number, width: number, reverse?: boolean, dstOff = 0): void {
+  if (!reverse) {
+    dst.set(src.subarray(srcOff, srcOff + T * width), dstOff);
+    return;
+  }
+  for (let t = 0; t < T; t++) {
+    const from = srcOff + t * width;
+    dst.set(src.subarray(from, from + width), dstOff + (T - 1 - t) * width);
+  }
+}
+
+function normAxis(axis: number, rank: number): number {
+  const ax = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(ax) || ax < 0 || ax >= rank) throw new InvalidArgumentError('axis', `an axis of a rank-${rank} tensor`, String(axis));
+  return ax;
+}
+
+function resolveShape(shape: readonly number[], size: number): number[] {
+  const out = [...shape];
+  const free = out.indexOf(-1);
+  if (free >= 0) {
+    const rest = out.reduce((a, d, k) => (k === free ? a : a * d), 1);
+    out[free] = rest === 0 ? 0 : size / rest;
+  }
+  if (shapeSize(out) !== size || out.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw new ShapeError('reshape', `a shape with ${size} elements`, `[${shape.join(', ')}]`);
+  }
+  return out;
+}
+
+function broadcastShape(a: readonly number[], b: readonly number[]): number[] {
+  const rank = Math.max(a.length, b.length);
+  const out = new Array<number>(rank);
+  for (let k = 0; k < rank; k++) {
+    const da = a[a.length - rank + k] ?? 1;
+    const db = b[b.length - rank + k] ?? 1;
+    if (da !== db && da !== 1 && db !== 1) {
+      throw new ShapeError('binary', 'broadcastable shapes', `[${a.join(', ')}] and [${b.join(', ')}]`);
+    }
+    out[k] = da === 1 ? db : da;
+  }
+  return out;
+}
+
+/** True if `small` (ignoring leading 1s) equals the trailing axes of `big`. */
+function isSuffix(small: readonly number[], big: readonly number[]): boolean {
+  let k = 0;
+  while (k < small.length && small[k] === 1) k++;
+  const tail = small.slice(k);
+  if (tail.length > big.length) return false;
+  return tail.every((d, i) => d === big[big.length - tail.length + i]);
+}
+
+/** Strides of `shape` over `outShape` (0 on broadcast axes). */
+function stridesFor(shape: readonly number[], outShape: readonly number[]): number[] {
+  const rank = outShape.length;
+  const strides = new Array<number>(rank).fill(0);
+  let stride = 1;
+  for (let k = rank - 1; k >= 0; k--) {
+    const d = shape[shape.length - rank + k] ?? 1;
+    strides[k] = d === 1 ? 0 : stride;
+    stride *= d;
+  }
+  return strides;
+}
+
+function describeHost(): string {
+  const g = globalThis as { navigator?: { hardwareConcurrency?: number; userAgent?: string } };
+  const cores = g.navigator?.hardwareConcurrency;
+  return `JavaScript (typed arrays)${cores ? `, ${cores} logical cores` : ''}`;
+}

@@ -1,0 +1,74 @@
+import type { DType, HostArray, Tensor } from '@pelk/core';
+
+/** Typed-array storage shared by a tensor and its views (reshape); freed when the last one is disposed. */
+export interface Storage {
+  readonly data: HostArray;
+  refs: number;
+}
+
+/** A tensor of the CPU backend: a row-major typed array with a shape. */
+export class CpuTensor implements Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly size: number;
+  readonly storage: Storage;
+  disposed = false;
+  kept = false;
+  constructor(storage: Storage, shape: readonly number[], dtype: DType) {
+    this.storage = storage;
+    this.shape = shape;
+    this.dtype = dtype;
+    this.size = storage.data.length;
+  }
+  /** The elements (read-only by convention: ops never mutate their inputs). */
+  get data(): HostArray {
+    return this.storage.data;
+  }
+}
+
+/**
+ * Recycles typed arrays by dtype and length, so loops that create same-sized temporaries every step
+ * (the sequential path, every solver iteration) reuse buffers instead of allocating. Arrays that
+ * come out of the pool hold stale data: every op writes all of its output.
+ */
+export class BufferPool {
+  private readonly free = new Map<string, HostArray[]>();
+  private pooledBytes = 0;
+  /** Arrays larger than this are not kept (bytes), so one huge temporary does not stay resident. */
+  constructor(private readonly maxPooledBytes: number) {}
+
+  take(dtype: DType, length: number): HostArray {
+    const list = this.free.get(key(dtype, length));
+    const hit = list?.pop();
+    if (hit) {
+      this.pooledBytes -= hit.byteLength;
+      return hit;
+    }
+    return dtype === 'float64' ? new Float64Array(length) : new Float32Array(length);
+  }
+
+  give(data: HostArray): void {
+    if (this.pooledBytes + data.byteLength > this.maxPooledBytes) return;
+    const k = key(data instanceof Float64Array ? 'float64' : 'float32', data.length);
+    let list = this.free.get(k);
+    if (!list) {
+      list = [];
+      this.free.set(k, list);
+    }
+    list.push(data);
+    this.pooledBytes += data.byteLength;
+  }
+
+  clear(): void {
+    this.free.clear();
+    this.pooledBytes = 0;
+  }
+
+  get bytes(): number {
+    return this.pooledBytes;
+  }
+}
+
+function key(dtype: DType, length: number): string {
+  return dtype === 'float64' ? `d${length}` : `f${length}`;
+}

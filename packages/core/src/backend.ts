@@ -1,0 +1,182 @@
+/**
+ * The `ComputeBackend` contract. Core and the cells in @pelk/models are written only against this
+ * interface; each backend package implements all of it.
+ *
+ * Conventions every backend follows:
+ * - Tensors are opaque, immutable once created, row-major, and owned by the backend that made them.
+ *   Ops never mutate their inputs and always return new tensors (which may share storage with an
+ *   input only when the op is a pure view such as `reshape`).
+ * - Every tensor created inside `tidy(fn)` is disposed when `fn` returns, except the tensors `fn`
+ *   returns and those passed to `keep`. Outside `tidy`, the caller disposes.
+ * - Sequences use the layout `[B, T, D]` (batch, time, channel); dense per-step matrices `[B, T, D, D]`
+ *   with the row index first (`A[b, t, i, j]` multiplies `s[j]` into row `i`).
+ */
+
+/** Element type of a tensor. */
+export type DType = 'float32' | 'float64';
+
+/** An opaque, backend-owned array with a shape and a dtype. */
+export interface Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Number of elements (product of `shape`). */
+  readonly size: number;
+}
+
+/** Host array matching a dtype. */
+export type HostArray = Float32Array | Float64Array;
+
+/** Elementwise unary functions every backend provides. */
+export type UnaryOp =
+  | 'neg'
+  | 'abs'
+  | 'square'
+  | 'sqrt'
+  | 'exp'
+  | 'log'
+  | 'tanh'
+  | 'sigmoid'
+  /** `clip(0.2·x + 0.5, 0, 1)` — TensorFlow.js / Keras 2 convention. */
+  | 'hardSigmoid'
+  /** Derivative of `hardSigmoid`: 0.2 where `|x| < 2.5`, else 0. */
+  | 'hardSigmoidGrad'
+  | 'relu'
+  /** Derivative of `relu`: 1 where `x > 0`, else 0. */
+  | 'step'
+  | 'softplus';
+
+/** Elementwise binary functions (NumPy broadcasting). */
+export type BinaryOp = 'add' | 'sub' | 'mul' | 'div' | 'max' | 'min';
+
+/** What a backend can do and how much it can hold; core reads it to choose methods and refuse clearly. */
+export interface BackendCapabilities {
+  /** dtypes this backend computes in. */
+  readonly dtypes: readonly DType[];
+  /** Unit roundoff per supported dtype (2^-53 for float64, 2^-24 for float32). */
+  readonly epsilon: Readonly<Partial<Record<DType, number>>>;
+  /** Human-readable device description (CPU model, GPU adapter, …). */
+  readonly device: string;
+  /** True when evaluating step by step is usually faster here than a parallel method (a CPU). */
+  readonly prefersSequential: boolean;
+  readonly limits: {
+    /** Largest number of elements one tensor may have. */
+    readonly maxTensorElements: number;
+    /** Largest total number of elements live at once that the backend accepts for one evaluation. */
+    readonly maxTotalElements: number;
+  };
+}
+
+/** Options of the linear-recurrence scans. */
+export interface ScanOptions {
+  /**
+   * Run backwards in time: `s_t = A_t s_{t+1} + b_t`, with `s_{T+1}` = the given boundary state.
+   * Serves adjoint (gradient) recurrences.
+   */
+  readonly reverse?: boolean;
+}
+
+/** Memory in use by a backend, for leak checks. */
+export interface BackendMemory {
+  /** Live tensors (created and not yet disposed). */
+  readonly tensors: number;
+  /** Bytes held by live tensors. */
+  readonly bytes: number;
+}
+
+/**
+ * A compute backend: tensor storage, the elementwise and linear-algebra ops cells need, and the
+ * sequence primitives the solvers need.
+ */
+export interface ComputeBackend {
+  /** Registry name, e.g. `'cpu'`. */
+  readonly name: string;
+  readonly capabilities: BackendCapabilities;
+
+  // ---- memory -------------------------------------------------------------------------------
+  /** Copies host data into a new tensor. `data.length` must equal the product of `shape`. */
+  fromArray(data: ArrayLike<number>, shape: readonly number[], dtype: DType): Tensor;
+  /** A tensor filled with `value`. */
+  fill(shape: readonly number[], value: number, dtype: DType): Tensor;
+  /** Copies a tensor to the host (row-major). */
+  read(t: Tensor): Promise<HostArray>;
+  /** Releases a tensor's storage. Disposing twice is a no-op. */
+  dispose(t: Tensor | readonly Tensor[]): void;
+  /** Runs `fn`; disposes every tensor it created except those it returns (and those kept). */
+  tidy<R extends Tensor | readonly Tensor[] | Record<string, Tensor> | void>(fn: () => R): R;
+  /** Marks a tensor created inside `tidy` to survive it. */
+  keep<T extends Tensor>(t: T): T;
+  /** Live tensors and bytes. */
+  memory(): BackendMemory;
+
+  // ---- shape ops ----------------------------------------------------------------------------
+  /** Same data, new shape (a view where possible). One entry may be -1. */
+  reshape(t: Tensor, shape: readonly number[]): Tensor;
+  /** Casts to another dtype (a copy). */
+  cast(t: Tensor, dtype: DType): Tensor;
+  /** Slice `[start, start + size)` along `axis` (negative axes count from the end). */
+  slice(t: Tensor, axis: number, start: number, size: number): Tensor;
+  /** Concatenates along `axis`; all other dimensions must agree. */
+  concat(ts: readonly Tensor[], axis: number): Tensor;
+  /** Cyclic shift along the last axis: `out[..., i] = t[..., (i - shift) mod n]`. */
+  roll(t: Tensor, shift: number): Tensor;
+  /**
+   * The previous-state sequence: for `s` `[B, T, D]` and `s0` `[B, D]`,
+   * returns `p` with `p[:, 0] = s0` and `p[:, t] = s[:, t - 1]`.
+   */
+  shiftTime(s: Tensor, s0: Tensor): Tensor;
+  /** `x[:, t, :]` of a `[B, T, K]` tensor, as `[B, K]`. */
+  timeStep(x: Tensor, t: number): Tensor;
+  /** Stacks `T` tensors `[B, K]` into `[B, T, K]`. */
+  stackTime(steps: readonly Tensor[]): Tensor;
+  /** `[..., D]` → `[..., D, D]` with `v` on the diagonal. */
+  diagEmbed(v: Tensor): Tensor;
+  /** `[..., D, D]` → `[..., D]`, the diagonal. */
+  diagPart(m: Tensor): Tensor;
+
+  // ---- arithmetic ---------------------------------------------------------------------------
+  unary(op: UnaryOp, x: Tensor): Tensor;
+  /** Elementwise with NumPy broadcasting. */
+  binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor;
+  /** `a·x + b` elementwise with scalars `a`, `b`. */
+  affine(x: Tensor, a: number, b: number): Tensor;
+  /**
+   * Matrix product over the last two axes. `a` is `[..., M, K]`; `b` is `[K, N]` (shared) or
+   * `[..., K, N]` with the same leading shape as `a`. `transposeB` uses `b`'s last two axes swapped.
+   */
+  matmul(a: Tensor, b: Tensor, transposeB?: boolean): Tensor;
+  /** `[..., D, D]` × `[..., D]` → `[..., D]` (batched matrix–vector product). */
+  matvec(m: Tensor, v: Tensor): Tensor;
+
+  // ---- reductions and safeguards ---------------------------------------------------------------
+  /** `max |a - b|` over all elements (NaN if any difference is NaN). */
+  maxAbsDiff(a: Tensor, b: Tensor): Promise<number>;
+  /** `max |a|` over all elements (NaN if any element is NaN). */
+  maxAbs(a: Tensor): Promise<number>;
+  /**
+   * Replaces NaN by 0 and clips to `[-bound, bound]` (±Infinity become ±bound). Returns the cleaned
+   * tensor and how many elements were NaN or infinite.
+   */
+  sanitize(t: Tensor, bound: number): { value: Tensor; nonFinite: Promise<number> };
+
+  // ---- sequence primitives ------------------------------------------------------------------
+  /**
+   * Diagonal linear recurrence, per (batch, channel): `s_t = a_t ⊙ s_{t-1} + b_t`, `s_0 = init`.
+   * `a`, `b`: `[B, T, D]`; `init`: `[B, D]`; returns `s_1..s_T` as `[B, T, D]`.
+   */
+  linearScanDiagonal(a: Tensor, b: Tensor, init: Tensor, options?: ScanOptions): Tensor;
+  /**
+   * Dense linear recurrence: `s_t = A_t s_{t-1} + b_t`, `s_0 = init`.
+   * `A`: `[B, T, D, D]`; `b`: `[B, T, D]`; `init`: `[B, D]`; returns `[B, T, D]`.
+   */
+  linearScanDense(A: Tensor, b: Tensor, init: Tensor, options?: ScanOptions): Tensor;
+
+  /** Releases pooled or cached resources (buffers, pipelines); live tensors stay valid. */
+  trim?(): void;
+}
+
+/** The number of elements of a shape. */
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}

@@ -1,0 +1,47 @@
+import type { ComputeBackend, DType, Tensor } from './backend.js';
+
+/** Which Jacobian a solver needs: the full `D×D` matrix (DEER) or only its diagonal (quasi-DEER). */
+export type JacobianKind = 'dense' | 'diagonal';
+
+/**
+ * A recurrent transition `s_t = f(s_{t-1}, u_t)`. Cells hold their parameters on the host and are
+ * bound to a backend for one evaluation. @pelk/models provides GRU, LSTM, Elman, Lorenz-96 and a
+ * custom-cell builder; anything implementing this interface works with {@link evaluate}.
+ */
+export interface Cell {
+  /** Short type name, e.g. `'gru'`. */
+  readonly kind: string;
+  /** State size `D`. */
+  readonly stateSize: number;
+  /** Input size `I` per step; 0 for autonomous cells (they take no inputs). */
+  readonly inputSize: number;
+  /**
+   * Uploads the parameters and precomputes everything that does not change across solver
+   * iterations (e.g. the input projections `W·u_t + b` for all `t`).
+   * @param inputs `[B, T, I]`, or `null` for an autonomous cell.
+   */
+  bind(backend: ComputeBackend, context: BindContext): BoundCell;
+}
+
+/** What a cell is bound to. */
+export interface BindContext {
+  readonly dtype: DType;
+  /** `[B, T, I]` inputs, or `null` for autonomous cells. Owned by the caller. */
+  readonly inputs: Tensor | null;
+  readonly batch: number;
+  readonly steps: number;
+}
+
+/** A cell bound to a backend and a set of inputs. It owns the tensors it created; `dispose` frees them. */
+export interface BoundCell {
+  /** `f(prev_t, u_t)` for every batch entry and step at once: `prev` `[B, T, D]` → `[B, T, D]`. */
+  apply(prev: Tensor): Tensor;
+  /**
+   * `f` and its Jacobian with respect to the state, at every step: `value` `[B, T, D]`,
+   * `jacobian` `[B, T, D, D]` (dense) or `[B, T, D]` (diagonal).
+   */
+  linearize(prev: Tensor, kind: JacobianKind): { value: Tensor; jacobian: Tensor };
+  /** One step for every batch entry: `prev` `[B, D]` (the state at `t - 1`) → `[B, D]` at step `t` (0-based). */
+  step(prev: Tensor, t: number): Tensor;
+  dispose(): void;
+}

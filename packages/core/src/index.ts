@@ -1,0 +1,50 @@
+/**
+ * @pelk/core — parallel-in-time evaluation of nonlinear recurrent models.
+ *
+ * Solvers (sequential, DEER, quasi-DEER) written against the abstract {@link ComputeBackend};
+ * backends live in their own packages (`@pelk/backend-cpu`, …) and cells in `@pelk/models`.
+ */
+export type {
+  BackendCapabilities,
+  BackendMemory,
+  BinaryOp,
+  ComputeBackend,
+  DType,
+  HostArray,
+  ScanOptions,
+  Tensor,
+  UnaryOp,
+} from './backend.js';
+export { shapeSize } from './backend.js';
+export type { BindContext, BoundCell, Cell, JacobianKind } from './cell.js';
+export {
+  AbortError,
+  BackendUnavailableError,
+  InvalidArgumentError,
+  NonFiniteError,
+  PelkError,
+  type PelkErrorCode,
+  ResourceLimitError,
+  ShapeError,
+  UnknownBackendError,
+  UnknownMethodError,
+  describeValue,
+} from './errors.js';
+export { DEFAULT_CLIP, DEFAULT_TOLERANCE, evaluate, nest } from './evaluate.js';
+export { type BackendFactory, registerBackend, registeredBackends, resolveBackend, unregisterBackend } from './registry.js';
+export {
+  type EvaluateOptions,
+  type EvaluateResult,
+  type InputsLike,
+  type IterationInfo,
+  METHODS,
+  type Method,
+  type ShapedArray,
+} from './types.js';
+export {
+  type HostTensor,
+  assertFinite,
+  assertPositiveInteger,
+  assertPositiveNumber,
+  toHostTensor,
+} from './validate.js';

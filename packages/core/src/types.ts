@@ -1,0 +1,109 @@
+import type { ComputeBackend, DType, HostArray, Tensor } from './backend.js';
+
+/** Solver methods. See ALGORITHMS.md in the repository for the math of each. */
+export type Method = 'sequential' | 'deer' | 'quasi-deer';
+
+/** Every method {@link evaluate} accepts. */
+export const METHODS: readonly Method[] = ['sequential', 'deer', 'quasi-deer'];
+
+/** Host data with an explicit shape, row-major. */
+export interface ShapedArray {
+  readonly data: ArrayLike<number>;
+  readonly shape: readonly number[];
+}
+
+/** Inputs: `[T, I]` or `[B, T, I]` as nested arrays or a {@link ShapedArray}; `null` for autonomous cells. */
+export type InputsLike = number[][] | number[][][] | ShapedArray | null;
+
+/** A per-iteration record, also passed to `onIteration`. */
+export interface IterationInfo {
+  /** 1-based iteration number. */
+  readonly iteration: number;
+  /**
+   * True residual `max_t ‖s_t − f(s_{t−1})‖∞` of the iterate this iteration started from
+   * (a by-product of the linearisation; the result's `residual` is that of the final iterate).
+   */
+  readonly residual: number;
+  /** `max |s^(i) − s^(i−1)|`, the size of this iteration's update. */
+  readonly step: number;
+  /** NaN/±Inf elements of this iteration's iterate that were reset (NaN → 0, ±Inf → ±clip). */
+  readonly nonFinite: number;
+  /** Milliseconds since the evaluation started. */
+  readonly elapsedMs: number;
+  /** Sequential method only: the fraction of time steps done so far (its progress reports). */
+  readonly fraction?: number;
+}
+
+/** Options of {@link evaluate}. */
+export interface EvaluateOptions {
+  /** A backend instance or a registered name. Default: the highest-priority registered backend. */
+  readonly backend?: string | ComputeBackend;
+  /** Default `'quasi-deer'`. */
+  readonly method?: Method;
+  /** Default: `'float64'` when the backend supports it, else `'float32'`. */
+  readonly dtype?: DType;
+  /**
+   * Stop when `max |s^(i) − s^(i−1)| ≤ tolerance`. Default 1e-7 (float64) / 1e-4 (float32)
+   * — ALGORITHMS.md §8.
+   */
+  readonly tolerance?: number;
+  /**
+   * Iteration cap. Default `T + 1`: by the finite-convergence property DEER and quasi-DEER are
+   * exact after `T` iterations, and one more iteration observes a zero step.
+   */
+  readonly maxIterations?: number;
+  /**
+   * Initial state `s_0`: `[D]` (shared by the batch) or `[B, D]`. Default zeros.
+   */
+  readonly initialState?: number[] | number[][] | ShapedArray;
+  /**
+   * First iterate of the parallel methods: `'zeros'` (default), data `[T, D]` / `[B, T, D]`,
+   * or a previous {@link EvaluateResult} on the same problem (warm start).
+   */
+  readonly initialGuess?: 'zeros' | number[][] | number[][][] | ShapedArray | EvaluateResult;
+  /** Number of steps, for autonomous cells (which take no inputs). */
+  readonly steps?: number;
+  /** Batch size for autonomous cells when `initialState` does not give it. Default 1. */
+  readonly batch?: number;
+  /** Iterates are clipped to `±clip` and NaN reset to 0 (ALGORITHMS.md §8). Default 1e8. */
+  readonly clip?: number;
+  /** Progress callback, called once per iteration (parallel methods) or every `progressEvery` steps (sequential). */
+  readonly onIteration?: (info: IterationInfo) => void;
+  /** Sequential method: call `onIteration` every this many steps. Default 4096. */
+  readonly progressEvery?: number;
+  /** Cancels the evaluation; it then rejects with an `AbortError` and frees everything. */
+  readonly signal?: AbortSignal;
+}
+
+/** The outcome of {@link evaluate}. The caller owns `states` and frees it with `dispose()`. */
+export interface EvaluateResult {
+  readonly method: Method;
+  readonly backend: string;
+  readonly dtype: DType;
+  /** `[T, D]` for unbatched inputs, `[B, T, D]` for batched ones. */
+  readonly states: Tensor;
+  readonly shape: readonly number[];
+  /** Iterations run (the sequential method reports 1). */
+  readonly iterations: number;
+  /** True only if the stopping test passed and the final residual is finite. */
+  readonly converged: boolean;
+  /** True residual `max_t ‖s_t − f(s_{t−1})‖∞` of the returned states. */
+  readonly residual: number;
+  /** One record per iteration. */
+  readonly history: readonly IterationInfo[];
+  readonly diagnostics: {
+    /** Total NaN/Inf elements reset over all iterations. */
+    readonly nonFiniteResets: number;
+    /** Wall time of the solve in milliseconds (upload and download included, file I/O not). */
+    readonly elapsedMs: number;
+    /** Tolerance and iteration cap actually used. */
+    readonly tolerance: number;
+    readonly maxIterations: number;
+  };
+  /** The states on the host, flat row-major. */
+  read(): Promise<HostArray>;
+  /** The states as nested arrays (`[T][D]` or `[B][T][D]`). */
+  toArray(): Promise<number[][] | number[][][]>;
+  /** Frees `states`. */
+  dispose(): void;
+}

@@ -1,0 +1,30 @@
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultServerConditions } from 'vite';
+import { defineConfig } from 'vitest/config';
+
+// Tests run on `src` through the `@pelk/source` export condition: no build step needed.
+const conditions = ['@pelk/source', ...defaultServerConditions];
+
+const packageDirs = ['packages', 'apps'].flatMap((group) =>
+  readdirSync(group, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => join(group, d.name)),
+);
+
+export default defineConfig({
+  resolve: { conditions },
+  ssr: { resolve: { conditions, externalConditions: conditions } },
+  test: {
+    projects: packageDirs.map((dir) => ({
+      extends: true,
+      test: {
+        name: JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')).name as string,
+        root: dir,
+        include: ['src/**/*.test.ts'],
+        testTimeout: 60_000,
+        hookTimeout: 60_000,
+      },
+    })),
+  },
+});
