@@ -383,7 +383,7 @@ export class CpuBackend implements ComputeBackend {
     for (let i = 0; i < x.length; i++) {
       const d = Math.abs(x[i] - y[i]);
       if (d > m) m = d;
-      else if (d !== d) return Number.NaN;
+      else if (Number.isNaN(d)) return Number.NaN;
     }
     return m;
   }
@@ -394,7 +394,7 @@ export class CpuBackend implements ComputeBackend {
     for (let i = 0; i < x.length; i++) {
       const d = Math.abs(x[i]);
       if (d > m) m = d;
-      else if (d !== d) return Number.NaN;
+      else if (Number.isNaN(d)) return Number.NaN;
     }
     return m;
   }
@@ -407,7 +407,7 @@ export class CpuBackend implements ComputeBackend {
     let bad = 0;
     for (let i = 0; i < s.length; i++) {
       const v = s[i];
-      if (v !== v) {
+      if (Number.isNaN(v)) {
         o[i] = 0;
         bad++;
       } else if (v > bound || v < -bound) {

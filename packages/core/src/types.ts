@@ -55,7 +55,7 @@ export interface EvaluateOptions {
   /**
    * Initial state `s_0`: `[D]` (shared by the batch) or `[B, D]`. Default zeros.
    */
-  readonly initialState?: number[] | number[][] | ShapedArray;
+  readonly initialState?: number[] | number[][] | Float64Array | Float32Array | ShapedArray;
   /**
    * First iterate of the parallel methods: `'zeros'` (default), data `[T, D]` / `[B, T, D]`,
    * or a previous {@link EvaluateResult} on the same problem (warm start).

@@ -41,6 +41,10 @@ export function toHostTensor(value: unknown, field: string, ranks: readonly numb
       throw new ShapeError(`${field}.data`, `${n} elements for shape [${shape.join(', ')}]`, `${src.length}`);
     }
     data = Float64Array.from(src as ArrayLike<number>);
+  } else if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+    // A flat typed array is a rank-1 tensor.
+    data = Float64Array.from(value as unknown as ArrayLike<number>);
+    shape = [data.length];
   } else if (Array.isArray(value)) {
     shape = [];
     let probe: unknown = value;

@@ -1,0 +1,140 @@
+/**
+ * `pelk bench`: times sequential, quasi-DEER and DEER on a GRU with warm-ups and medians, checks
+ * each result against the sequential answer, prints a table and optionally writes JSON.
+ */
+import { renameSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import type { DType, HostArray, Method } from '@pelk/core';
+import { gru } from '@pelk/models';
+import { createBackend } from '../backends.js';
+import { randomInputs } from '../data.js';
+import { type Measurement, formatMs, measure, table } from '../harness.js';
+import { ProgressLine } from '../progress.js';
+
+/** Options of {@link runBench}. */
+export interface BenchOptions {
+  readonly backend: string;
+  readonly steps: number;
+  readonly hidden: number;
+  readonly input: number;
+  readonly batch: number;
+  readonly methods: readonly Method[];
+  readonly dtypes: readonly DType[];
+  readonly warmup: number;
+  readonly runs: number;
+  /** DEER's T when it differs (its dense scan costs O(T·D³)); default: `steps`. */
+  readonly deerSteps?: number;
+  readonly json?: string;
+  readonly quiet?: boolean;
+}
+
+/** The JSON `--json` writes. */
+export interface BenchReport {
+  readonly kind: 'pelk-bench';
+  readonly date: string;
+  readonly machine: { cpu: string; cores: number; node: string; platform: string; backend: string; device: string };
+  readonly config: Omit<BenchOptions, 'json' | 'quiet'>;
+  readonly results: Measurement[];
+}
+
+/**
+ * Runs the GRU benchmark and returns its report.
+ *
+ * @example
+ * ```ts
+ * const report = await runBench({ backend: 'cpu', steps: 10_000, hidden: 64, input: 8, batch: 1,
+ *   methods: ['sequential', 'quasi-deer'], dtypes: ['float64'], warmup: 1, runs: 3 });
+ * ```
+ */
+export async function runBench(o: BenchOptions): Promise<BenchReport> {
+  const backend = await createBackend(o.backend);
+  const cell = gru.random({ inputSize: o.input, hiddenSize: o.hidden, seed: 1 });
+  const results: Measurement[] = [];
+  const log = (line: string) => {
+    if (!o.quiet) process.stderr.write(`${line}\n`);
+  };
+  log(`pelk bench: GRU D=${o.hidden}, input ${o.input}, B=${o.batch}, T=${o.steps} on ${backend.name} (${backend.capabilities.device})`);
+  for (const dtype of o.dtypes) {
+    const references = new Map<number, HostArray>();
+    // Sequential first: it is the reference for the others.
+    const ordered = [...o.methods].sort((a, b) => Number(b === 'sequential') - Number(a === 'sequential'));
+    for (const method of ordered) {
+      const T = method === 'deer' && o.deerSteps ? o.deerSteps : o.steps;
+      const inputs = randomInputs(o.batch, T, o.input, 7);
+      let reference = references.get(T);
+      if (!reference && method !== 'sequential') {
+        const seq = await measure({ backend, cell, inputs, method: 'sequential', dtype, warmup: 0, runs: 1 });
+        reference = seq.states;
+        if (reference) references.set(T, reference);
+      }
+      const progress = new ProgressLine(`${method} ${dtype} T=${T}`, o.quiet);
+      const { measurement, states } = await measure({
+        backend,
+        cell,
+        inputs,
+        method,
+        dtype,
+        warmup: o.warmup,
+        runs: o.runs,
+        reference,
+        onIteration: (info, run) => progress.update(run, o.warmup + o.runs, info),
+      });
+      progress.done();
+      if (method === 'sequential' && states) {
+        references.set(T, states);
+        measurement.maxAbsDiffVsSequential = 0;
+      }
+      results.push(measurement);
+    }
+  }
+  const report: BenchReport = {
+    kind: 'pelk-bench',
+    date: new Date().toISOString(),
+    machine: {
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: cpus().length,
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      backend: backend.name,
+      device: backend.capabilities.device,
+    },
+    config: {
+      backend: o.backend,
+      steps: o.steps,
+      hidden: o.hidden,
+      input: o.input,
+      batch: o.batch,
+      methods: o.methods,
+      dtypes: o.dtypes,
+      warmup: o.warmup,
+      runs: o.runs,
+      deerSteps: o.deerSteps,
+    },
+    results,
+  };
+  if (o.json) {
+    const tmp = `${o.json}.tmp-${process.pid}`;
+    writeFileSync(tmp, `${JSON.stringify(report, null, 2)}\n`);
+    renameSync(tmp, o.json);
+  }
+  return report;
+}
+
+/** The results as a text table. */
+export function formatBench(report: BenchReport): string {
+  const rows = report.results.map((m) =>
+    m.refused
+      ? [m.method, m.dtype, String(m.T), 'refused', '', '', '', m.refused.split(':').slice(1).join(':').trim().slice(0, 60)]
+      : [
+          m.method,
+          m.dtype,
+          String(m.T),
+          formatMs(m.medianMs),
+          m.usPerStep.toFixed(2),
+          String(m.iterations),
+          m.converged ? 'yes' : 'NO',
+          m.maxAbsDiffVsSequential === undefined ? '—' : m.maxAbsDiffVsSequential.toExponential(1),
+        ],
+  );
+  return table(['method', 'dtype', 'T', 'median', 'µs/step', 'iters', 'converged', 'max|Δ| vs seq'], rows);
+}

@@ -1,0 +1,137 @@
+/**
+ * `pelk eval`: evaluate a model-spec JSON (the format of the shared fixtures) with one method on one
+ * backend, print a summary, optionally write the states.
+ */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { type DType, type EvaluateOptions, InvalidArgumentError, type Method, type ShapedArray, evaluate, nest } from '@pelk/core';
+import { readModelSpec } from '@pelk/models';
+import { createBackend } from '../backends.js';
+import { readNpy, writeNpy } from '../io/npy.js';
+
+/** Options of {@link runEval}, as parsed from the command line. */
+export interface EvalCommandOptions {
+  readonly model: string;
+  readonly inputs?: string;
+  readonly method: Method;
+  readonly backend: string;
+  readonly dtype: DType;
+  readonly tol?: number;
+  readonly maxIters?: number;
+  readonly out?: string;
+  readonly json: boolean;
+}
+
+/** The one-line summary `--json` prints. */
+export interface EvalSummary {
+  method: Method;
+  backend: string;
+  dtype: DType;
+  B?: number;
+  T: number;
+  D: number;
+  iterations: number;
+  converged: boolean;
+  residual: number;
+  ms: number;
+  /** `max |states − spec.states|` when the spec carries reference states and inputs were not overridden. */
+  maxAbsErrorVsSpec?: number;
+}
+
+function readText(path: string, flag: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(flag, 'a readable file', `${JSON.stringify(path)} (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`);
+  }
+}
+
+/**
+ * Runs `pelk eval` and returns the summary (the CLI prints it).
+ *
+ * @example
+ * ```ts
+ * const summary = await runEval({ model: 'gru.json', method: 'deer', backend: 'cpu', dtype: 'float64', json: true });
+ * ```
+ */
+export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
+  if (o.out !== undefined && !['.npy', '.json'].includes(extname(o.out))) {
+    throw new InvalidArgumentError('--out', 'a path ending in .npy or .json', JSON.stringify(o.out));
+  }
+  let json: unknown;
+  const text = readText(o.model, '--model');
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidArgumentError('--model', 'a JSON model spec', `invalid JSON (${(err as Error).message})`);
+  }
+  const spec = readModelSpec(json);
+  let inputs: ShapedArray | number[][] | null = spec.inputs;
+  if (o.inputs !== undefined) {
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(o.inputs);
+    } catch (err) {
+      throw new InvalidArgumentError('--inputs', 'a readable .npy file', `${JSON.stringify(o.inputs)} (${(err as NodeJS.ErrnoException).code})`);
+    }
+    inputs = readNpy(bytes, '--inputs');
+  }
+  const backend = await createBackend(o.backend);
+  const options: EvaluateOptions = {
+    backend,
+    method: o.method,
+    dtype: o.dtype,
+    tolerance: o.tol,
+    maxIterations: o.maxIters,
+    initialState: spec.initialState ?? undefined,
+    steps: spec.cell.inputSize === 0 ? spec.steps : undefined,
+  };
+  const result = await evaluate(spec.cell, inputs, options);
+  try {
+    const states = await result.read();
+    const shape = result.shape;
+    const summary: EvalSummary = {
+      method: result.method,
+      backend: result.backend,
+      dtype: result.dtype,
+      ...(shape.length === 3 ? { B: shape[0] } : {}),
+      T: shape[shape.length - 2],
+      D: shape[shape.length - 1],
+      iterations: result.iterations,
+      converged: result.converged,
+      residual: result.residual,
+      ms: Math.round(result.diagnostics.elapsedMs * 1000) / 1000,
+    };
+    if (spec.states && o.inputs === undefined) {
+      const ref = spec.states.flat();
+      let err = 0;
+      for (let i = 0; i < ref.length; i++) err = Math.max(err, Math.abs(states[i] - ref[i]));
+      summary.maxAbsErrorVsSpec = err;
+    }
+    if (o.out !== undefined) writeStates(o.out, states, shape);
+    return summary;
+  } finally {
+    result.dispose();
+  }
+}
+
+/** Writes to a temporary file and renames it, so a failed run leaves no half-written file. */
+function writeStates(path: string, data: ArrayLike<number>, shape: readonly number[]): void {
+  const body =
+    extname(path) === '.npy'
+      ? writeNpy(data, shape)
+      : JSON.stringify(nest(data, shape));
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, body);
+  renameSync(tmp, path);
+}
+
+/** Human-readable form of the summary. */
+export function formatSummary(s: EvalSummary): string {
+  const lines = [
+    `method ${s.method} on ${s.backend} (${s.dtype}), ${s.B ? `B=${s.B}, ` : ''}T=${s.T}, D=${s.D}`,
+    `${s.converged ? 'converged' : 'NOT converged'} after ${s.iterations} iteration${s.iterations === 1 ? '' : 's'}, residual ${s.residual.toExponential(2)}, ${s.ms.toFixed(1)} ms`,
+  ];
+  if (s.maxAbsErrorVsSpec !== undefined) lines.push(`max |states − spec states| = ${s.maxAbsErrorVsSpec.toExponential(2)}`);
+  return lines.join('\n');
+}

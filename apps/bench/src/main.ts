@@ -1,0 +1,119 @@
+/**
+ * The `pelk` command-line tool (`pnpm pelk …` from the repository root).
+ *
+ *   pelk eval  --model FILE.json [--inputs FILE.npy] [--method M] [--backend B] [--dtype float64|float32]
+ *              [--tol X] [--max-iters N] [--out FILE.npy|FILE.json] [--json]
+ *   pelk bench [--steps T] [--hidden D] [--methods …] [--dtypes …] [--runs N] [--warmup N] [--json FILE]
+ *   pelk demo  [--steps T] [--hidden D] [--dtype …]
+ *
+ * Errors print one line (`pelk: …`) and exit non-zero; set PELK_DEBUG=1 for a stack trace.
+ */
+import { PelkError } from '@pelk/core';
+import { Command, CommanderError, Option } from 'commander';
+import { BACKEND_NAMES } from './backends.js';
+import { formatBench, runBench } from './commands/bench.js';
+import { runDemo } from './commands/demo.js';
+import { formatSummary, runEval } from './commands/eval.js';
+import { parseDType, parseMethod, parseNonNegativeInt, parsePositive, parsePositiveInt } from './options.js';
+
+const program = new Command('pelk')
+  .description('Parallel-in-time evaluation of nonlinear RNNs (DEER, quasi-DEER)')
+  .exitOverride()
+  .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'pelk: ')) });
+
+program
+  .command('eval')
+  .description('evaluate a model-spec JSON (the shared fixtures format)')
+  .requiredOption('--model <file>', 'model-spec JSON file')
+  .option('--inputs <file>', 'inputs .npy, [T, I] or [B, T, I] (overrides the spec)')
+  .option('--method <method>', 'sequential | deer | quasi-deer', 'quasi-deer')
+  .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
+  .option('--dtype <dtype>', 'float64 | float32', 'float64')
+  .option('--tol <x>', 'stopping tolerance on max |Δs|')
+  .option('--max-iters <n>', 'iteration cap (default T + 1)')
+  .option('--out <file>', 'write the states (.npy float64 or .json [T][D])')
+  .option('--json', 'print a one-line JSON summary', false)
+  .action(async (o) => {
+    const summary = await runEval({
+      model: o.model,
+      inputs: o.inputs,
+      method: parseMethod(o.method),
+      backend: o.backend,
+      dtype: parseDType(o.dtype),
+      tol: o.tol === undefined ? undefined : parsePositive(o.tol, '--tol'),
+      maxIters: o.maxIters === undefined ? undefined : parsePositiveInt(o.maxIters, '--max-iters'),
+      out: o.out,
+      json: o.json,
+    });
+    process.stdout.write(`${o.json ? JSON.stringify(summary) : formatSummary(summary)}\n`);
+  });
+
+program
+  .command('bench')
+  .description('time sequential, quasi-DEER and DEER on a GRU (warm-up, then the median of several runs)')
+  .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
+  .option('--steps <T>', 'sequence length', '100000')
+  .option('--deer-steps <T>', "sequence length for 'deer' (its dense scan costs O(T·D³))", '10000')
+  .option('--hidden <D>', 'GRU hidden size', '64')
+  .option('--input <I>', 'GRU input size', '8')
+  .option('--batch <B>', 'batch size', '1')
+  .option('--methods <list>', 'comma-separated methods', 'sequential,quasi-deer,deer')
+  .option('--dtypes <list>', 'comma-separated dtypes', 'float64,float32')
+  .option('--warmup <n>', 'untimed warm-up runs', '1')
+  .option('--runs <n>', 'timed runs (the median is reported)', '3')
+  .option('--quick', 'a run of well under a minute (T=10,000, DEER T=1,000, one timed run)', false)
+  .option('--json <file>', 'write the results and the machine description as JSON')
+  .action(async (o) => {
+    const report = await runBench({
+      backend: o.backend,
+      steps: o.quick ? 10_000 : parsePositiveInt(o.steps, '--steps'),
+      deerSteps: o.quick ? 1_000 : parsePositiveInt(o.deerSteps, '--deer-steps'),
+      hidden: parsePositiveInt(o.hidden, '--hidden'),
+      input: parsePositiveInt(o.input, '--input'),
+      batch: parsePositiveInt(o.batch, '--batch'),
+      methods: String(o.methods).split(',').map(parseMethod),
+      dtypes: String(o.dtypes).split(',').map((d) => parseDType(d, '--dtypes')),
+      warmup: o.quick ? 1 : parseNonNegativeInt(o.warmup, '--warmup'),
+      runs: o.quick ? 1 : parsePositiveInt(o.runs, '--runs'),
+      json: o.json,
+    });
+    process.stdout.write(`${formatBench(report)}\n`);
+  });
+
+program
+  .command('demo')
+  .description('GRU, D=64, T=100,000: sequential vs quasi-DEER vs DEER on the default backend')
+  .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
+  .option('--steps <T>', 'sequence length', '100000')
+  .option('--deer-steps <T>', 'steps for DEER when the backend refuses the full length', '10000')
+  .option('--hidden <D>', 'GRU hidden size', '64')
+  .option('--input <I>', 'GRU input size', '8')
+  .option('--dtype <dtype>', 'float64 | float32', 'float64')
+  .action(async (o) => {
+    const text = await runDemo({
+      backend: o.backend,
+      steps: parsePositiveInt(o.steps, '--steps'),
+      deerSteps: parsePositiveInt(o.deerSteps, '--deer-steps'),
+      hidden: parsePositiveInt(o.hidden, '--hidden'),
+      input: parsePositiveInt(o.input, '--input'),
+      dtype: parseDType(o.dtype),
+    });
+    process.stdout.write(`${text}\n`);
+  });
+
+/** Runs the CLI; resolves to the exit code. Exported for tests. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    if (err instanceof PelkError) {
+      process.stderr.write(`pelk: ${err.message.split('\n').join('\n  ')}\n`);
+      return 2;
+    }
+    process.stderr.write(`pelk: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env.PELK_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}

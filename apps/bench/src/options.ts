@@ -1,0 +1,40 @@
+/** Parsing of shared command-line values into typed, validated options. */
+import { type DType, InvalidArgumentError, METHODS, type Method, UnknownMethodError } from '@pelk/core';
+
+/** `--method`. */
+export function parseMethod(value: string): Method {
+  if (!(METHODS as readonly string[]).includes(value)) throw new UnknownMethodError(value, METHODS);
+  return value as Method;
+}
+
+/** `--dtype`. */
+export function parseDType(value: string, flag = '--dtype'): DType {
+  if (value !== 'float32' && value !== 'float64') throw new InvalidArgumentError(flag, "'float64' or 'float32'", JSON.stringify(value));
+  return value;
+}
+
+/** A positive number flag such as `--tol`. */
+export function parsePositive(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(flag, 'a positive number', JSON.stringify(value));
+  return n;
+}
+
+/** A positive integer flag such as `--max-iters`. */
+export function parsePositiveInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(flag, 'a positive integer', JSON.stringify(value));
+  return n;
+}
+
+/** A non-negative integer flag such as `--warmup`. */
+export function parseNonNegativeInt(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(flag, 'a non-negative integer', JSON.stringify(value));
+  return n;
+}
+
+/** A comma-separated list of positive integers such as `--T 1000,10000`. */
+export function parseIntList(value: string, flag: string): number[] {
+  return value.split(',').map((v) => parsePositiveInt(v.trim(), flag));
+}

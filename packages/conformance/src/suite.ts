@@ -1,0 +1,348 @@
+/**
+ * The conformance suite: one set of checks every `ComputeBackend` runs, with tolerances derived
+ * from the backend's float precision and the float64 oracles (host loops, the shipped fixtures,
+ * and sequential evaluation).
+ */
+import {
+  type Cell,
+  type ComputeBackend,
+  type DType,
+  type EvaluateOptions,
+  type EvaluateResult,
+  InvalidArgumentError,
+  type Method,
+  NonFiniteError,
+  ResourceLimitError,
+  ShapeError,
+  type ShapedArray,
+  UnknownMethodError,
+  evaluate,
+} from '@pelk/core';
+import { readModelSpec } from '@pelk/models';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkJacobians, jacobianCases, randomGru } from './cases.js';
+import { FIXTURE_NAMES, loadFixture, sharedFixturePath } from './fixtures.js';
+import { linearRecurrence, maxAbs, maxAbsDiff, randomArray } from './reference.js';
+
+/** Options of {@link defineConformanceSuite}. */
+export interface ConformanceOptions {
+  /** Shown in test names, e.g. `'cpu'`. */
+  readonly name: string;
+  /** Creates the backend under test (called once, before the suite). */
+  readonly createBackend: () => ComputeBackend | Promise<ComputeBackend>;
+  /** Releases it after the suite (GPU devices, workers). */
+  readonly destroyBackend?: (backend: ComputeBackend) => void | Promise<void>;
+  /** dtypes to test; default: every dtype the backend declares. */
+  readonly dtypes?: readonly DType[];
+  /** Methods to test; default: all of them. */
+  readonly methods?: readonly Method[];
+}
+
+const PARALLEL: readonly Method[] = ['deer', 'quasi-deer'];
+const ALL_METHODS: readonly Method[] = ['sequential', 'deer', 'quasi-deer'];
+
+/**
+ * Scan tolerance: rounding of O(log T) combines per output, each with a relative error of a few
+ * units of roundoff, scaled by the magnitude of the values involved.
+ */
+function scanTolerance(eps: number, T: number, scale: number): number {
+  return 64 * eps * Math.max(1, Math.log2(T + 1)) * Math.max(1, scale);
+}
+
+/**
+ * Registers the conformance tests for one backend with vitest.
+ *
+ * @example
+ * ```ts
+ * // my-backend.conformance.test.ts
+ * import { defineConformanceSuite } from '@pelk/conformance';
+ * import { MyBackend } from './my-backend.js';
+ * defineConformanceSuite({ name: 'my-backend', createBackend: () => new MyBackend() });
+ * ```
+ */
+export function defineConformanceSuite(options: ConformanceOptions): void {
+  let backend: ComputeBackend;
+  const methods = options.methods ?? ALL_METHODS;
+  const parallel = PARALLEL.filter((m) => methods.includes(m));
+
+  describe(`conformance: ${options.name}`, () => {
+    beforeAll(async () => {
+      backend = await options.createBackend();
+    });
+    afterAll(async () => {
+      if (backend && options.destroyBackend) await options.destroyBackend(backend);
+    });
+
+    // dtypes are only known once the backend exists; the default covers both and each block
+    // checks the declaration at run time.
+    for (const dtype of options.dtypes ?? (['float64', 'float32'] as const)) {
+      describe(dtype, () => {
+        const eps = () => backend.capabilities.epsilon[dtype] ?? 2 ** -24;
+        const supported = () => backend.capabilities.dtypes.includes(dtype);
+
+        /** Evaluates, checks nothing leaked, returns the states. */
+        const run = async (
+          cell: Cell,
+          inputs: number[][] | number[][][] | ShapedArray | null,
+          opts: EvaluateOptions,
+        ): Promise<{ result: EvaluateResult; states: Float64Array }> => {
+          const before = backend.memory().tensors;
+          const result = await evaluate(cell, inputs, { ...opts, backend, dtype });
+          const states = Float64Array.from(await result.read());
+          result.dispose();
+          expect(backend.memory().tensors, 'tensors left alive after evaluate').toBe(before);
+          return { result, states };
+        };
+
+        it('declares this dtype', () => {
+          expect(supported(), `backend '${backend.name}' does not declare ${dtype}; remove it from options.dtypes`).toBe(true);
+        });
+
+        describe('sequence primitives match host loops', () => {
+          const sizes = [1, 2, 3, 5, 8, 31, 32, 33, 255, 256, 257, 1000];
+          for (const T of sizes) {
+            for (const reverse of [false, true]) {
+              it(`linear scans, T=${T}${reverse ? ', reverse' : ''}`, async () => {
+                const B = 2;
+                const D = 3;
+                const a = randomArray(B * T * D, 100 + T);
+                const A = randomArray(B * T * D * D, 200 + T, 0.55);
+                const b = randomArray(B * T * D, 300 + T);
+                const s0 = randomArray(B * D, 400 + T);
+                const before = backend.memory().tensors;
+                const ta = backend.fromArray(a, [B, T, D], dtype);
+                const tA = backend.fromArray(A, [B, T, D, D], dtype);
+                const tb = backend.fromArray(b, [B, T, D], dtype);
+                const ts0 = backend.fromArray(s0, [B, D], dtype);
+                const diag = backend.linearScanDiagonal(ta, tb, ts0, { reverse });
+                const dense = backend.linearScanDense(tA, tb, ts0, { reverse });
+                const gotDiag = await backend.read(diag);
+                const gotDense = await backend.read(dense);
+                backend.dispose([ta, tA, tb, ts0, diag, dense]);
+                expect(backend.memory().tensors).toBe(before);
+                const wantDiag = linearRecurrence(a, b, s0, B, T, D, false, reverse);
+                const wantDense = linearRecurrence(A, b, s0, B, T, D, true, reverse);
+                expect(maxAbsDiff(gotDiag, wantDiag)).toBeLessThanOrEqual(scanTolerance(eps(), T, maxAbs(wantDiag)));
+                expect(maxAbsDiff(gotDense, wantDense)).toBeLessThanOrEqual(scanTolerance(eps(), T, maxAbs(wantDense)));
+              });
+            }
+          }
+
+          it('time-layout helpers: shiftTime, timeStep, stackTime', async () => {
+            const x = backend.fromArray([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [2, 3, 2], dtype);
+            const s0 = backend.fromArray([-1, -2, -3, -4], [2, 2], dtype);
+            const shifted = backend.shiftTime(x, s0);
+            expect(Array.from(await backend.read(shifted))).toEqual([-1, -2, 1, 2, 3, 4, -3, -4, 7, 8, 9, 10]);
+            const step1 = backend.timeStep(x, 1);
+            expect(step1.shape).toEqual([2, 2]);
+            expect(Array.from(await backend.read(step1))).toEqual([3, 4, 9, 10]);
+            const stacked = backend.stackTime([backend.timeStep(x, 0), step1, backend.timeStep(x, 2)]);
+            expect(Array.from(await backend.read(stacked))).toEqual(Array.from(await backend.read(x)));
+          });
+
+          it('elementwise, matmul, reductions and sanitize', async () => {
+            const x = backend.fromArray([-3, -0.5, 0, 0.5, 3, 1], [2, 3], dtype);
+            const near = (got: ArrayLike<number>, want: number[]) =>
+              expect(maxAbsDiff(got, want)).toBeLessThanOrEqual(8 * eps() * (1 + maxAbs(want)));
+            near(await backend.read(backend.unary('tanh', x)), [-3, -0.5, 0, 0.5, 3, 1].map(Math.tanh));
+            near(await backend.read(backend.unary('sigmoid', x)), [-3, -0.5, 0, 0.5, 3, 1].map((v) => 1 / (1 + Math.exp(-v))));
+            near(await backend.read(backend.unary('hardSigmoid', x)), [0, 0.4, 0.5, 0.6, 1, 0.7]);
+            near(await backend.read(backend.unary('softplus', x)), [-3, -0.5, 0, 0.5, 3, 1].map((v) => Math.log1p(Math.exp(v))));
+            const w = backend.fromArray([1, 2, 3, 4, 5, 6], [3, 2], dtype);
+            near(await backend.read(backend.matmul(x, w)), [-4.5, -8, 14.5, 19]);
+            near(await backend.read(backend.matmul(x, backend.fromArray([1, 3, 5, 2, 4, 6], [2, 3], dtype), true)), [-4.5, -8, 14.5, 19]);
+            const row = backend.fromArray([10, 20, 30], [3], dtype);
+            near(await backend.read(backend.binary('add', x, row)), [7, 19.5, 30, 10.5, 23, 31]);
+            expect(await backend.maxAbs(x)).toBe(3);
+            expect(await backend.maxAbsDiff(x, backend.affine(x, 1, 0.25))).toBeCloseTo(0.25, 6);
+            const dirty = backend.fromArray([1, Number.NaN, Number.POSITIVE_INFINITY, -1e12], [4], dtype);
+            const { value, nonFinite } = backend.sanitize(dirty, 1e8);
+            expect(Array.from(await backend.read(value))).toEqual([1, 0, 1e8, -1e8]);
+            expect(await nonFinite).toBe(2);
+          });
+
+          it('tidy frees intermediates and keeps what it returns', () => {
+            const before = backend.memory().tensors;
+            const kept = backend.tidy(() => backend.unary('exp', backend.fill([3, 3], 1, dtype)));
+            expect(backend.memory().tensors).toBe(before + 1);
+            backend.dispose(kept);
+            expect(backend.memory().tensors).toBe(before);
+          });
+        });
+
+        describe('fixtures (independent float64 oracles)', () => {
+          for (const name of FIXTURE_NAMES) {
+            for (const method of methods) {
+              it(`${name} with ${method}`, async () => {
+                const spec = readModelSpec(loadFixture(name));
+                const oracle = Float64Array.from(spec.states!.flat());
+                const D = spec.cell.stateSize;
+                const opts: EvaluateOptions = {
+                  method,
+                  initialState: spec.initialState ?? undefined,
+                  steps: spec.cell.inputSize === 0 ? spec.steps : undefined,
+                  tolerance: dtype === 'float64' ? 1e-11 : 1e-5,
+                };
+                const { result, states } = await run(spec.cell, spec.inputs, opts);
+                expect(result.converged).toBe(true);
+                if (dtype === 'float64') {
+                  expect(maxAbsDiff(states, oracle)).toBeLessThanOrEqual(1e-9);
+                  return;
+                }
+                // float32: compare where the oracle's own float32 drift allows. A chaotic system
+                // (Lorenz-96) amplifies float32 rounding exponentially, so the comparison stops where
+                // the float32 sequential answer has drifted 1e-5 from the oracle (a tenth of the
+                // tolerance: different rounding orders then stay within 1e-4 for a while longer).
+                const seq = method === 'sequential' ? states : (await run(spec.cell, spec.inputs, { ...opts, method: 'sequential' })).states;
+                let horizon = spec.steps;
+                for (let t = 0; t < spec.steps; t++) {
+                  if (maxAbsDiff(seq.subarray(t * D, (t + 1) * D), oracle.subarray(t * D, (t + 1) * D)) > 1e-5) {
+                    horizon = t;
+                    break;
+                  }
+                }
+                if (name !== 'lorenz96-small') expect(horizon, 'float32 sequential drifts from the oracle').toBe(spec.steps);
+                expect(horizon, 'steps compared').toBeGreaterThanOrEqual(25);
+                expect(maxAbsDiff(states, oracle, horizon * D)).toBeLessThanOrEqual(1e-4);
+                expect(result.residual).toBeLessThanOrEqual(1e-4 * Math.max(1, maxAbs(oracle)));
+              });
+            }
+          }
+
+          it.skip('argru-sine-trained — skipped: the autoregressive `ar` cell arrives with the ELK work (issue 3)', () => {
+            expect(sharedFixturePath('argru-sine-trained.json')).toBeDefined();
+          });
+        });
+
+        describe('cells: analytic Jacobians against central finite differences', () => {
+          for (const c of jacobianCases()) {
+            it(c.name, async () => {
+              if (dtype === 'float32' && backend.capabilities.dtypes.includes('float64')) {
+                // Finite differences in float32 are too coarse to check anything; the float64 run covers it.
+                expect(dtype).toBe('float32');
+                return;
+              }
+              await checkJacobians(backend, dtype, c.cell, c.seed);
+            });
+          }
+        });
+
+        describe('shapes: T = 1, odd T, block boundaries, batches', () => {
+          for (const T of [1, 2, 7, 63, 64, 65, 257]) {
+            it(`GRU, B = 3, T = ${T}: every method equals per-entry sequential evaluation`, async () => {
+              const { cell, inputs, initialState } = gruProblem(3, T, 4, 6, T);
+              const s0 = initialState;
+              const ref = await run(cell, inputs, { method: 'sequential', initialState });
+              for (const method of parallel) {
+                // Solver tolerance near roundoff, so what remains is rounding: the scan's O(log T)
+                // combines per step, propagated through the contraction.
+                const { result, states } = await run(cell, inputs, { method, initialState, tolerance: 32 * eps() });
+                expect(result.converged).toBe(true);
+                expect(result.shape).toEqual([3, T, 6]);
+                expect(maxAbsDiff(states, ref.states)).toBeLessThanOrEqual(scanTolerance(eps(), T, 1));
+              }
+              // Batch entries are independent: entry 1 alone gives the same states as in the batch.
+              const single = await run(cell, { data: inputs.data.slice(T * 4, 2 * T * 4), shape: [T, 4] }, {
+                method: 'sequential',
+                initialState: s0.data.slice(6, 12),
+              });
+              expect(maxAbsDiff(single.states, ref.states.subarray(T * 6, 2 * T * 6))).toBeLessThanOrEqual(16 * eps());
+              expect(maxAbsDiff(ref.states.subarray(0, T * 6), ref.states.subarray(T * 6, 2 * T * 6))).toBeGreaterThan(0);
+            });
+          }
+        });
+
+        describe('finite convergence (Prop. 1): after i iterations the first i states are exact', () => {
+          for (const method of parallel) {
+            it(`${method}, GRU, T = 48, random initial guess`, async () => {
+              if (dtype !== 'float64') {
+                expect(dtype).toBe('float32'); // exactness is a float64 property; float32 runs the other checks
+                return;
+              }
+              const T = 48;
+              const D = 5;
+              const { cell, inputs, initialState } = gruProblem(1, T, 3, D, 99, 2.5);
+              const ref = await run(cell, inputs, { method: 'sequential', initialState });
+              const guess = { data: randomArray(T * D, 5, 3), shape: [T, D] };
+              for (const i of [1, 2, 3, 10, 47]) {
+                const { result, states } = await run(cell, inputs, { method, initialState, initialGuess: guess, maxIterations: i, tolerance: 1e-300 });
+                // A run may stop before i iterations when its update is exactly zero.
+                expect(result.iterations).toBeLessThanOrEqual(i);
+                expect(maxAbsDiff(states, ref.states, i * D)).toBeLessThanOrEqual(1e-13);
+              }
+              const full = await run(cell, inputs, { method, initialState, initialGuess: guess });
+              expect(full.result.converged).toBe(true);
+              expect(full.result.iterations).toBeLessThanOrEqual(T + 1);
+            });
+          }
+        });
+
+        describe('the "difficult" case: GRU weights ×100, inputs /100', () => {
+          for (const method of parallel) {
+            it(`${method} ends exact`, async () => {
+              const { cell, inputs, initialState } = gruProblem(1, 200, 2, 4, 17, 100);
+              for (let i = 0; i < inputs.data.length; i++) (inputs.data as Float64Array)[i] /= 100;
+              const ref = await run(cell, inputs, { method: 'sequential', initialState });
+              const { result, states } = await run(cell, inputs, { method, initialState });
+              expect(result.converged).toBe(true);
+              expect(maxAbsDiff(states, ref.states)).toBeLessThanOrEqual(dtype === 'float64' ? 1e-9 : 1e-4);
+            });
+          }
+        });
+
+        describe('bad input: typed errors, nothing allocated', () => {
+          it('rejects shapes, values and methods', async () => {
+            const { cell, inputs } = gruProblem(1, 10, 4, 6, 3);
+            const before = backend.memory().tensors;
+            const call = (x: unknown, o: EvaluateOptions = {}) => evaluate(cell, x as never, { backend, dtype, ...o });
+            await expect(call([[1, 2, 3]])).rejects.toBeInstanceOf(ShapeError);
+            await expect(call([])).rejects.toBeInstanceOf(ShapeError);
+            await expect(call([[1, 2, Number.NaN, 4]])).rejects.toBeInstanceOf(NonFiniteError);
+            await expect(call(inputs, { method: 'newton' as Method })).rejects.toBeInstanceOf(UnknownMethodError);
+            await expect(call(inputs, { maxIterations: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
+            await expect(call(inputs, { initialState: [Number.POSITIVE_INFINITY, 0, 0, 0, 0, 0] })).rejects.toBeInstanceOf(NonFiniteError);
+            expect(backend.memory().tensors).toBe(before);
+          });
+
+          it('refuses a dense problem beyond the declared limits before allocating', async () => {
+            const { maxTensorElements, maxTotalElements } = backend.capabilities.limits;
+            const D = 256;
+            const T = Math.ceil(Math.min(maxTensorElements, maxTotalElements) / (D * D)) + 1;
+            const { cell } = randomGru(1, D, 5);
+            const before = backend.memory().tensors;
+            const err = await evaluate(cell, { data: new Float64Array(T), shape: [T, 1] }, { backend, dtype, method: 'deer' }).catch((e) => e);
+            expect(err).toBeInstanceOf(ResourceLimitError);
+            expect(err.field).toBe('options.method');
+            expect(backend.memory().tensors).toBe(before);
+          });
+
+          it('frees everything when a run is aborted mid-way', async () => {
+            const { cell, inputs } = gruProblem(1, 50, 4, 6, 3, 3);
+            const before = backend.memory().tensors;
+            const controller = new AbortController();
+            const run = evaluate(cell, inputs, {
+              backend,
+              dtype,
+              method: 'quasi-deer',
+              tolerance: 1e-300,
+              signal: controller.signal,
+              onIteration: (i) => i.iteration === 2 && controller.abort(),
+            });
+            await expect(run).rejects.toMatchObject({ code: 'ABORTED' });
+            expect(backend.memory().tensors).toBe(before);
+          });
+        });
+      });
+    }
+  });
+}
+
+/** A GRU problem with random weights (scaled by `scale`), inputs and initial states. */
+function gruProblem(B: number, T: number, I: number, D: number, seed: number, scale = 1) {
+  return {
+    ...randomGru(I, D, seed, scale),
+    inputs: { data: randomArray(B * T * I, seed + 1), shape: B === 1 ? [T, I] : [B, T, I] },
+    initialState: { data: randomArray(B * D, seed + 2, 0.5), shape: B === 1 ? [D] : [B, D] },
+  };
+}
+

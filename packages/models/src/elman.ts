@@ -1,0 +1,204 @@
+/**
+ * Elman (vanilla) RNN: `h' = act(W_ih x + b_ih + W_hh h + b_hh)`, Jacobian `diag(act'(·)) W_hh`.
+ * PyTorch `nn.RNN` (`nonlinearity` 'tanh' | 'relu') and Keras / tfjs-layers `SimpleRNN`.
+ */
+import { type BindContext, type BoundCell, type ComputeBackend, InvalidArgumentError, type Tensor, describeValue } from '@pelk/core';
+import { type ActivationName, activation } from './activations.js';
+import { type ForwardFn, checkContext, makeBoundCell, scaleRows, uploadOwned } from './bound.js';
+import { diagonal, fieldName, randomOptions, readObject, transpose, uniform } from './host.js';
+import { type SizeHints, type TorchForm, kerasToTorch, readKerasWeights, readTorchWeights } from './rnn-weights.js';
+import type { ElmanSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
+
+/** Elman parameters in PyTorch layout (`W_ih [H, I]`, `W_hh [H, H]`). */
+export interface ElmanParameters extends TorchForm {
+  readonly activation: ActivationName;
+}
+
+/**
+ * An Elman RNN cell (state `h`). Create one with {@link elman}.
+ *
+ * @example
+ * ```ts
+ * const cell = elman.random({ inputSize: 3, hiddenSize: 8, seed: 1, nonlinearity: 'relu' });
+ * ```
+ */
+export class ElmanCell implements ModelCell {
+  readonly kind = 'elman';
+  readonly stateSize: number;
+  readonly inputSize: number;
+  readonly hiddenSize: number;
+  readonly activation: ActivationName;
+  private readonly params: ElmanParameters;
+  private readonly describe: () => ElmanSpec;
+
+  /** Prefer the {@link elman} factories, which validate their input; `params` is trusted here. */
+  constructor(params: ElmanParameters, describe: () => ElmanSpec) {
+    this.params = params;
+    this.describe = describe;
+    this.inputSize = params.inputSize;
+    this.hiddenSize = params.hiddenSize;
+    this.stateSize = params.hiddenSize;
+    this.activation = params.activation;
+  }
+
+  /** The spec `cell` object in the convention the cell was created from. */
+  toSpec(): ElmanSpec {
+    return this.describe();
+  }
+
+  /** Uploads the weights and precomputes `W_ih·u_t + b_ih + b_hh` for every step. */
+  bind(backend: ComputeBackend, context: BindContext): BoundCell {
+    checkContext(context, this.inputSize, this.kind);
+    const p = this.params;
+    const { inputSize: I, hiddenSize: H } = p;
+    const act = activation(p.activation, 'activation');
+    let xproj!: Tensor;
+    let whhT!: Tensor;
+    let whh!: Tensor;
+    let dWhh!: Tensor;
+    const owned = uploadOwned(backend, (own) => {
+      const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, context.dtype);
+      const bias = p.biasIh.map((v, i) => v + p.biasHh[i]);
+      xproj = own(backend.binary('add', backend.matmul(context.inputs!, up(transpose(p.weightIh, H, I), [I, H])), up(bias, [H])));
+      whhT = own(up(transpose(p.weightHh, H, H), [H, H]));
+      whh = own(up(p.weightHh, [H, H]));
+      dWhh = own(up(diagonal(p.weightHh, H), [H]));
+    });
+    const b = backend;
+    const forward: ForwardFn = (h, xp, want) => {
+      const a = b.binary('add', xp!, b.matmul(h, whhT));
+      const value = act.forward(b, a);
+      if (want === 'value') return { value };
+      const da = act.derivative(b, a, value);
+      return { value, jacobian: want === 'dense' ? scaleRows(b, da, whh) : b.binary('mul', da, dWhh) };
+    };
+    return makeBoundCell({ backend, kind: this.kind, stateSize: H, context, drive: xproj, owned, forward });
+  }
+}
+
+/** PyTorch `nn.RNN` (one layer) `state_dict` entries. */
+export interface TorchElmanWeights {
+  readonly weight_ih_l0: WeightLike;
+  readonly weight_hh_l0: WeightLike;
+  readonly bias_ih_l0?: WeightLike;
+  readonly bias_hh_l0?: WeightLike;
+}
+
+/** Options of `elman.torch`. */
+export interface TorchElmanOptions extends SizeOptions {
+  /** PyTorch's `nonlinearity`. Default `'tanh'`. */
+  readonly nonlinearity?: 'tanh' | 'relu';
+}
+
+/** A Keras / tfjs-layers `SimpleRNN`: `kernel [I, H]`, `recurrentKernel [H, H]`, `bias [H]`. */
+export interface KerasElmanConfig extends SizeOptions {
+  readonly kernel: WeightLike;
+  readonly recurrentKernel: WeightLike;
+  readonly bias?: WeightLike;
+  /** Default `'tanh'`. */
+  readonly activation?: ActivationName;
+}
+
+/** @internal */
+export function elmanFromTorch(
+  weights: unknown,
+  hints: SizeHints & { nonlinearity?: unknown },
+  prefix: string,
+  hintField: string,
+): ElmanCell {
+  const nl = hints.nonlinearity ?? 'tanh';
+  if (nl !== 'tanh' && nl !== 'relu') {
+    throw new InvalidArgumentError(fieldName(hintField, 'nonlinearity'), "'tanh' or 'relu'", describeValue(nl));
+  }
+  const { form, spec } = readTorchWeights(weights, 1, hints, prefix, hintField);
+  const { inputSize, hiddenSize } = form;
+  return new ElmanCell({ ...form, activation: nl }, () => ({
+    type: 'elman',
+    convention: 'torch',
+    inputSize,
+    hiddenSize,
+    weights: spec(),
+    nonlinearity: nl,
+  }));
+}
+
+/** @internal */
+export function elmanFromKeras(
+  weights: Record<string, unknown>,
+  config: Record<string, unknown>,
+  prefix: string,
+  hintField: string,
+): ElmanCell {
+  const { form, spec } = readKerasWeights(weights, 1, config, prefix, hintField, false);
+  const act = activation(config.activation ?? 'tanh', fieldName(hintField, 'activation')).name;
+  const { inputSize, hiddenSize } = form;
+  return new ElmanCell({ ...kerasToTorch(form, 1, [0]), activation: act }, () => ({
+    type: 'elman',
+    convention: 'keras',
+    inputSize,
+    hiddenSize,
+    weights: spec(),
+    activation: act,
+  }));
+}
+
+/**
+ * Elman RNN factories. Shapes and finiteness are checked before anything touches a backend.
+ *
+ * @example
+ * ```ts
+ * import { elman } from '@pelk/models';
+ * const cell = elman.torch(stateDict, { nonlinearity: 'relu' });
+ * ```
+ */
+export const elman = {
+  /**
+   * From PyTorch `nn.RNN` (one layer) `state_dict` names: `weight_ih_l0 [H, I]`,
+   * `weight_hh_l0 [H, H]`, `bias_ih_l0 [H]`, `bias_hh_l0 [H]`.
+   *
+   * @example
+   * ```ts
+   * const cell = elman.torch({ weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0 }, { nonlinearity: 'tanh' });
+   * ```
+   */
+  torch(weights: TorchElmanWeights, options: TorchElmanOptions = {}): ElmanCell {
+    return elmanFromTorch(weights, readObject(options, 'options'), 'weights', 'options');
+  },
+
+  /**
+   * From a Keras / tfjs-layers `SimpleRNN` layer.
+   *
+   * @example
+   * ```ts
+   * const [kernel, recurrentKernel, bias] = layer.getWeights().map((w) => w.arraySync());
+   * const cell = elman.keras({ kernel, recurrentKernel, bias, activation: 'tanh' });
+   * ```
+   */
+  keras(config: KerasElmanConfig): ElmanCell {
+    const c = readObject(config, 'config');
+    return elmanFromKeras(c, c, '', '');
+  },
+
+  /**
+   * An Elman RNN with seeded uniform(−1/√H, 1/√H) weights, torch convention.
+   *
+   * @example
+   * ```ts
+   * const cell = elman.random({ inputSize: 3, hiddenSize: 8, seed: 1 });
+   * ```
+   */
+  random(options: RandomRnnOptions & { readonly nonlinearity?: 'tanh' | 'relu' }): ElmanCell {
+    const { inputSize: I, hiddenSize: H, next, bound } = randomOptions(options, 'options');
+    return elmanFromTorch(
+      {
+        weight_ih_l0: { data: uniform(next, H * I, bound), shape: [H, I] },
+        weight_hh_l0: { data: uniform(next, H * H, bound), shape: [H, H] },
+        bias_ih_l0: uniform(next, H, bound),
+        bias_hh_l0: uniform(next, H, bound),
+      },
+      { nonlinearity: options.nonlinearity },
+      'weights',
+      'options',
+    );
+  },
+};

@@ -1,0 +1,439 @@
+/**
+ * Gated recurrent unit. One implementation in PyTorch layout (gate order r, z, n) covers the
+ * PyTorch, flax and Keras / tfjs-layers conventions:
+ *
+ *     r  = ra(W_ir x + b_ir + W_hr h + b_hr)
+ *     z  = ra(W_iz x + b_iz + W_hz h + b_hz)
+ *     n  = act(W_in x + b_in + r ⊙ (W_hn h + b_hn))      resetAfter = true  (PyTorch, flax, Keras 3)
+ *     n  = act(W_in x + b_in + W_hn (r ⊙ h) + b_hn)      resetAfter = false (tfjs-layers, Keras 2)
+ *     h' = (1 − z) ⊙ n + z ⊙ h
+ *
+ * `ra` is the recurrent activation (sigmoid or hardSigmoid), `act` the candidate activation.
+ */
+import {
+  type BindContext,
+  type BoundCell,
+  type ComputeBackend,
+  InvalidArgumentError,
+  type Tensor,
+  describeValue,
+} from '@pelk/core';
+import { type ActivationName, activation } from './activations.js';
+import { type ForwardFn, checkContext, makeBoundCell, scaleCols, scaleRows, sum, uploadOwned } from './bound.js';
+import {
+  concatArrays,
+  diagonal,
+  fieldName,
+  parseArray,
+  randomOptions,
+  readObject,
+  readWeight,
+  rows,
+  toNested,
+  transpose,
+  uniform,
+} from './host.js';
+import { type SizeHints, kerasToTorch, readKerasWeights, readTorchWeights, sizesFrom } from './rnn-weights.js';
+import type { FlaxGruWeightsSpec, GruSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
+
+/** GRU parameters in PyTorch layout (gate order r, z, n). */
+export interface GruParameters {
+  readonly inputSize: number;
+  readonly hiddenSize: number;
+  /** `W_ih` `[3H, I]`, row-major. */
+  readonly weightIh: Float64Array;
+  /** `W_hh` `[3H, H]`. */
+  readonly weightHh: Float64Array;
+  /** `b_ih` `[3H]`. */
+  readonly biasIh: Float64Array;
+  /** `b_hh` `[3H]`. */
+  readonly biasHh: Float64Array;
+  readonly resetAfter: boolean;
+  /** Candidate activation (`n`). */
+  readonly activation: ActivationName;
+  /** Gate activation (`r`, `z`). */
+  readonly recurrentActivation: ActivationName;
+}
+
+/**
+ * A GRU cell (state `h`, `D = H`). Create one with {@link gru}`.torch`, `.flax`, `.keras` or
+ * `.random`; it holds its weights on the host and uploads them in `bind`.
+ *
+ * @example
+ * ```ts
+ * const cell = gru.random({ inputSize: 2, hiddenSize: 8, seed: 1 });
+ * const bound = cell.bind(backend, { dtype: 'float64', inputs, batch: 1, steps: 100 });
+ * const next = bound.step(h0, 0);
+ * bound.dispose();
+ * ```
+ */
+export class GruCell implements ModelCell {
+  readonly kind = 'gru';
+  readonly stateSize: number;
+  readonly inputSize: number;
+  readonly hiddenSize: number;
+  readonly resetAfter: boolean;
+  readonly activation: ActivationName;
+  readonly recurrentActivation: ActivationName;
+  private readonly params: GruParameters;
+  private readonly describe: () => GruSpec;
+
+  /** Prefer the {@link gru} factories, which validate their input; `params` is trusted here. */
+  constructor(params: GruParameters, describe: () => GruSpec) {
+    this.params = params;
+    this.describe = describe;
+    this.inputSize = params.inputSize;
+    this.hiddenSize = params.hiddenSize;
+    this.stateSize = params.hiddenSize;
+    this.resetAfter = params.resetAfter;
+    this.activation = params.activation;
+    this.recurrentActivation = params.recurrentActivation;
+  }
+
+  /** The spec `cell` object in the convention the cell was created from. */
+  toSpec(): GruSpec {
+    return this.describe();
+  }
+
+  /** Uploads the weights and precomputes `W_ih·u_t + b` for every step. */
+  bind(backend: ComputeBackend, context: BindContext): BoundCell {
+    checkContext(context, this.inputSize, this.kind);
+    const p = this.params;
+    const { inputSize: I, hiddenSize: H, resetAfter } = p;
+    const dtype = context.dtype;
+    const act = activation(p.activation, 'activation');
+    const ra = activation(p.recurrentActivation, 'recurrentActivation');
+    const wHr = rows(p.weightHh, H, 0, H);
+    const wHz = rows(p.weightHh, H, H, H);
+    const wHn = rows(p.weightHh, H, 2 * H, H);
+    // r and z recurrent biases (and b_hn when r is applied before the matmul) are constant per
+    // step, so they join the input projection.
+    const projBias = concatArrays([
+      p.biasIh.subarray(0, 2 * H).map((v, i) => v + p.biasHh[i]),
+      p.biasIh.subarray(2 * H).map((v, i) => v + (resetAfter ? 0 : p.biasHh[2 * H + i])),
+    ]);
+    let xproj!: Tensor;
+    let recT!: Tensor; // resetAfter: W_hhᵀ [H, 3H]; else [W_hr; W_hz]ᵀ [H, 2H]
+    let wnT!: Tensor; // resetAfter = false: W_hnᵀ [H, H]
+    let bHn!: Tensor; // resetAfter: b_hn [H]
+    let mR!: Tensor;
+    let mZ!: Tensor;
+    let mN!: Tensor;
+    let dR!: Tensor;
+    let dZ!: Tensor;
+    let dN!: Tensor;
+    let eT!: Tensor;
+    const owned = uploadOwned(backend, (own) => {
+      const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, dtype);
+      xproj = own(
+        backend.binary('add', backend.matmul(context.inputs!, up(transpose(p.weightIh, 3 * H, I), [I, 3 * H])), up(projBias, [3 * H])),
+      );
+      if (resetAfter) {
+        recT = own(up(transpose(p.weightHh, 3 * H, H), [H, 3 * H]));
+        bHn = own(up(p.biasHh.slice(2 * H), [H]));
+      } else {
+        recT = own(up(transpose(p.weightHh.subarray(0, 2 * H * H), 2 * H, H), [H, 2 * H]));
+        wnT = own(up(transpose(wHn, H, H), [H, H]));
+        // diag(W_hn diag(q) W_hr)_i = Σ_k W_hn[i,k] W_hr[k,i] q_k = (q Eᵀ)_i with E = W_hn ∘ W_hrᵀ.
+        const eTh = new Float64Array(H * H);
+        for (let i = 0; i < H; i++) for (let k = 0; k < H; k++) eTh[k * H + i] = wHn[i * H + k] * wHr[k * H + i];
+        eT = own(up(eTh, [H, H]));
+      }
+      mR = own(up(wHr, [H, H]));
+      mZ = own(up(wHz, [H, H]));
+      mN = own(up(wHn, [H, H]));
+      dR = own(up(diagonal(wHr, H), [H]));
+      dZ = own(up(diagonal(wHz, H), [H]));
+      dN = own(up(diagonal(wHn, H), [H]));
+    });
+
+    const b = backend;
+    const forward: ForwardFn = (h, xp, want) => {
+      const xRZ = b.slice(xp!, -1, 0, 2 * H);
+      const xN = b.slice(xp!, -1, 2 * H, H);
+      const rec = b.matmul(h, recT);
+      const aRZ = b.binary('add', xRZ, b.slice(rec, -1, 0, 2 * H));
+      const rz = ra.forward(b, aRZ);
+      const r = b.slice(rz, -1, 0, H);
+      const z = b.slice(rz, -1, H, H);
+      // resetAfter: hN = W_hn h + b_hn, multiplied by r; else r multiplies h before W_hn.
+      const hN = resetAfter ? b.binary('add', b.slice(rec, -1, 2 * H, H), bHn) : null;
+      const aN = b.binary('add', xN, hN ? b.binary('mul', r, hN) : b.matmul(b.binary('mul', r, h), wnT));
+      const n = act.forward(b, aN);
+      const hMinusN = b.binary('sub', h, n);
+      const value = b.binary('add', n, b.binary('mul', z, hMinusN));
+      if (want === 'value') return { value };
+
+      const dRZ = ra.derivative(b, aRZ, rz);
+      const dr = b.slice(dRZ, -1, 0, H);
+      const dz = b.slice(dRZ, -1, H, H);
+      const gN = b.binary('mul', b.affine(z, -1, 1), act.derivative(b, aN, n)); // (1 − z) act'
+      const cZ = b.binary('mul', hMinusN, dz); // ∂h'/∂z ⊙ ra'
+      if (hN) {
+        // J = diag(c_n) W_hn + diag(c_r) W_hr + diag(c_z) W_hz + diag(z)
+        const cN = b.binary('mul', gN, r);
+        const cR = b.binary('mul', b.binary('mul', gN, hN), dr);
+        const jacobian =
+          want === 'dense'
+            ? sum(b, scaleRows(b, cN, mN), scaleRows(b, cR, mR), scaleRows(b, cZ, mZ), b.diagEmbed(z))
+            : sum(b, b.binary('mul', cN, dN), b.binary('mul', cR, dR), b.binary('mul', cZ, dZ), z);
+        return { value, jacobian };
+      }
+      // ∂aN/∂h = W_hn diag(r) + W_hn diag(q) W_hr with q = h ⊙ ra'(r-gate);
+      // J = diag(z) + diag(c_z) W_hz + diag(g_n) ∂aN/∂h.
+      const q = b.binary('mul', h, dr);
+      if (want === 'dense') {
+        const inner = b.binary('add', scaleCols(b, mN, r), b.matmul(scaleCols(b, mN, q), mR));
+        return { value, jacobian: sum(b, scaleRows(b, gN, inner), scaleRows(b, cZ, mZ), b.diagEmbed(z)) };
+      }
+      const innerDiag = b.binary('add', b.binary('mul', dN, r), b.matmul(q, eT));
+      return { value, jacobian: sum(b, b.binary('mul', gN, innerDiag), b.binary('mul', cZ, dZ), z) };
+    };
+    return makeBoundCell({ backend, kind: this.kind, stateSize: H, context, drive: xproj, owned, forward });
+  }
+}
+
+// ---- factories ------------------------------------------------------------------------------
+
+/** PyTorch `nn.GRU` (one layer) `state_dict` entries. Biases may be omitted (`bias=False`). */
+export interface TorchGruWeights {
+  readonly weight_ih_l0: WeightLike;
+  readonly weight_hh_l0: WeightLike;
+  readonly bias_ih_l0?: WeightLike;
+  readonly bias_hh_l0?: WeightLike;
+}
+
+/** A flax `nn.Dense` parameter dict (`kernel` `[in, out]`). */
+export interface FlaxDense {
+  readonly kernel: WeightLike;
+  readonly bias?: WeightLike;
+}
+
+/** flax.linen `GRUCell` parameters; also accepted wrapped as `{ params: { … } }`. */
+export interface FlaxGruParams {
+  readonly ir: FlaxDense;
+  readonly iz: FlaxDense;
+  readonly in: FlaxDense;
+  readonly hr: FlaxDense;
+  readonly hz: FlaxDense;
+  readonly hn: FlaxDense;
+}
+
+/** Options of `gru.flax`: flax's `activation_fn` and `gate_fn`, and sizes to check. */
+export interface FlaxGruOptions extends SizeOptions {
+  /** flax `activation_fn`. Default `'tanh'`. */
+  readonly activation?: ActivationName;
+  /** flax `gate_fn`. Default `'sigmoid'`. */
+  readonly recurrentActivation?: ActivationName;
+}
+
+/** A Keras / tfjs-layers GRU: its weights (`layer.getWeights()` order) and config. */
+export interface KerasGruConfig extends SizeOptions {
+  /** `[I, 3H]`, gate blocks in Keras order z, r, h. */
+  readonly kernel: WeightLike;
+  /** `[H, 3H]`, same gate order. */
+  readonly recurrentKernel: WeightLike;
+  /** `[3H]` (input bias only) or `[2, 3H]` (input and recurrent bias, `resetAfter: true`). */
+  readonly bias?: WeightLike;
+  /** Default: `true` when `bias` is `[2, 3H]`, else `false` (tfjs-layers supports only `false`). */
+  readonly resetAfter?: boolean;
+  /** Default `'tanh'`. */
+  readonly activation?: ActivationName;
+  /** Default `'hardSigmoid'` (tfjs-layers and Keras 2); Keras 3 uses `'sigmoid'`. */
+  readonly recurrentActivation?: ActivationName;
+}
+
+/** @internal Builds a torch-convention GRU; `prefix`/`hintField` name fields in errors. */
+export function gruFromTorch(weights: unknown, hints: SizeHints, prefix: string, hintField: string): GruCell {
+  const { form, spec } = readTorchWeights(weights, 3, hints, prefix, hintField);
+  const { inputSize, hiddenSize } = form;
+  return new GruCell({ ...form, resetAfter: true, activation: 'tanh', recurrentActivation: 'sigmoid' }, () => ({
+    type: 'gru',
+    convention: 'torch',
+    inputSize,
+    hiddenSize,
+    weights: spec(),
+  }));
+}
+
+/** @internal Builds a flax-convention GRU. */
+export function gruFromFlax(params: unknown, options: Record<string, unknown>, prefix: string, hintField: string): GruCell {
+  let p = readObject(params, prefix);
+  if (p.params !== undefined && p.ir === undefined) {
+    prefix = fieldName(prefix, 'params');
+    p = readObject(p.params, prefix);
+  }
+  const act = activation(options.activation ?? 'tanh', fieldName(hintField, 'activation')).name;
+  const ra = activation(options.recurrentActivation ?? 'sigmoid', fieldName(hintField, 'recurrentActivation')).name;
+  const dense = (name: string): Record<string, unknown> => readObject(p[name], fieldName(prefix, name));
+  const irField = fieldName(prefix, 'ir.kernel');
+  const { inputSize: I, hiddenSize: H } = sizesFrom(
+    parseArray(dense('ir').kernel, irField),
+    irField,
+    options,
+    hintField,
+    1,
+    ([r, c]) => (r > 0 && c > 0 ? { inputSize: r, hiddenSize: c } : {}),
+    'shape [inputSize, hiddenSize] with both > 0',
+  );
+  // Kernels are [in, out]; flax's hr and hz Dense layers have no bias.
+  const kernels = new Map<string, Float64Array>();
+  const biases = new Map<string, Float64Array>();
+  for (const name of FLAX_GRU_NAMES) {
+    const d = dense(name);
+    kernels.set(name, readWeight(d.kernel, fieldName(prefix, `${name}.kernel`), [fanIn(name, I, H), H]));
+    const biasField = fieldName(prefix, `${name}.bias`);
+    if (name !== 'hr' && name !== 'hz') biases.set(name, readWeight(d.bias, biasField, [H]));
+    else if (d.bias !== undefined) throw new InvalidArgumentError(biasField, 'no bias (flax GRUCell has none)', describeValue(d.bias));
+  }
+  const tr = (name: string): Float64Array => transpose(kernels.get(name)!, fanIn(name, I, H), H);
+  const torchForm: GruParameters = {
+    inputSize: I,
+    hiddenSize: H,
+    weightIh: concatArrays([tr('ir'), tr('iz'), tr('in')]),
+    weightHh: concatArrays([tr('hr'), tr('hz'), tr('hn')]),
+    biasIh: concatArrays([biases.get('ir')!, biases.get('iz')!, biases.get('in')!]),
+    biasHh: concatArrays([new Float64Array(2 * H), biases.get('hn')!]),
+    resetAfter: true,
+    activation: act,
+    recurrentActivation: ra,
+  };
+  const weights = (): FlaxGruWeightsSpec => {
+    const out: Record<string, { kernel: number[][]; bias?: number[] }> = {};
+    for (const name of FLAX_GRU_NAMES) {
+      const bias = biases.get(name);
+      out[name] = { kernel: toNested(kernels.get(name)!, [fanIn(name, I, H), H]) as number[][], ...(bias ? { bias: Array.from(bias) } : {}) };
+    }
+    return out as unknown as FlaxGruWeightsSpec;
+  };
+  return new GruCell(torchForm, () => ({
+    type: 'gru',
+    convention: 'flax',
+    inputSize: I,
+    hiddenSize: H,
+    weights: weights(),
+    ...(act !== 'tanh' ? { activation: act } : {}),
+    ...(ra !== 'sigmoid' ? { recurrentActivation: ra } : {}),
+  }));
+}
+
+const FLAX_GRU_NAMES = ['ir', 'iz', 'in', 'hr', 'hz', 'hn'] as const;
+
+/** Input width of a flax GRU Dense layer: `I` for the input-side ones, `H` for the hidden-side. */
+function fanIn(name: string, I: number, H: number): number {
+  return name[0] === 'i' ? I : H;
+}
+
+/** @internal `weights` holds kernel/recurrentKernel/bias, `config` the rest (one object for the factory). */
+export function gruFromKeras(
+  weights: Record<string, unknown>,
+  config: Record<string, unknown>,
+  prefix: string,
+  hintField: string,
+): GruCell {
+  const { form, spec } = readKerasWeights(weights, 3, config, prefix, hintField, true);
+  const resetAfterField = fieldName(hintField, 'resetAfter');
+  let resetAfter = form.biasRows === 2;
+  if (config.resetAfter !== undefined) {
+    if (typeof config.resetAfter !== 'boolean') {
+      throw new InvalidArgumentError(resetAfterField, 'a boolean', describeValue(config.resetAfter));
+    }
+    resetAfter = config.resetAfter;
+  }
+  if (form.biasRows === 2 && !resetAfter) {
+    throw new InvalidArgumentError(resetAfterField, 'true for a [2, 3H] bias (input and recurrent)', 'false');
+  }
+  const act = activation(config.activation ?? 'tanh', fieldName(hintField, 'activation')).name;
+  const ra = activation(config.recurrentActivation ?? 'hardSigmoid', fieldName(hintField, 'recurrentActivation')).name;
+  // Keras gate blocks are (z, r, h); torch order (r, z, n) takes Keras blocks 1, 0, 2.
+  const torch = kerasToTorch(form, 3, [1, 0, 2]);
+  const { inputSize, hiddenSize } = form;
+  return new GruCell({ ...torch, resetAfter, activation: act, recurrentActivation: ra }, () => ({
+    type: 'gru',
+    convention: 'keras',
+    inputSize,
+    hiddenSize,
+    weights: spec(),
+    resetAfter,
+    activation: act,
+    recurrentActivation: ra,
+  }));
+}
+
+/**
+ * GRU factories, one per weight convention. Every factory checks shapes and finiteness before
+ * anything touches a backend and throws `ShapeError` / `NonFiniteError` naming the field.
+ *
+ * @example
+ * ```ts
+ * import { gru } from '@pelk/models';
+ * const cell = gru.torch(stateDict); // { weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0 }
+ * ```
+ */
+export const gru = {
+  /**
+   * From PyTorch `nn.GRU` (one layer) `state_dict` names: `weight_ih_l0 [3H, I]`,
+   * `weight_hh_l0 [3H, H]`, `bias_ih_l0 [3H]`, `bias_hh_l0 [3H]`, gate order (r, z, n).
+   * Nested arrays, typed arrays or `{ data, shape }`.
+   *
+   * @example
+   * ```ts
+   * const sd = Object.fromEntries(Object.entries(torchStateDict).map(([k, v]) => [k, v.tolist()]));
+   * const cell = gru.torch(sd);
+   * ```
+   */
+  torch(weights: TorchGruWeights, options: SizeOptions = {}): GruCell {
+    return gruFromTorch(weights, options, 'weights', 'options');
+  },
+
+  /**
+   * From flax.linen `GRUCell` parameters. Mapping to the torch form (flax kernels are `[in, out]`):
+   * `W_ir = ir.kernelᵀ, b_ir = ir.bias`; `W_iz = iz.kernelᵀ, b_iz = iz.bias`;
+   * `W_in = in.kernelᵀ, b_in = in.bias`; `W_hr = hr.kernelᵀ, b_hr = 0`; `W_hz = hz.kernelᵀ, b_hz = 0`;
+   * `W_hn = hn.kernelᵀ, b_hn = hn.bias` — i.e. the torch equations without `b_hr`, `b_hz`.
+   *
+   * @example
+   * ```ts
+   * // params = jax.tree.map(lambda a: a.tolist(), variables['params']), exported as JSON
+   * const cell = gru.flax(params);
+   * ```
+   */
+  flax(params: FlaxGruParams | { readonly params: FlaxGruParams }, options: FlaxGruOptions = {}): GruCell {
+    return gruFromFlax(params, readObject(options, 'options'), 'params', 'options');
+  },
+
+  /**
+   * From a Keras / tfjs-layers `GRU` layer: `kernel [I, 3H]`, `recurrentKernel [H, 3H]`,
+   * `bias [3H]` or `[2, 3H]`, gate blocks (z, r, h). tfjs-layers defaults:
+   * `recurrentActivation: 'hardSigmoid'` (`clip(0.2x + 0.5, 0, 1)`), `resetAfter: false`.
+   *
+   * @example
+   * ```ts
+   * const [kernel, recurrentKernel, bias] = layer.getWeights().map((w) => w.arraySync());
+   * const cell = gru.keras({ kernel, recurrentKernel, bias, resetAfter: false });
+   * ```
+   */
+  keras(config: KerasGruConfig): GruCell {
+    const c = readObject(config, 'config');
+    return gruFromKeras(c, c, '', '');
+  },
+
+  /**
+   * A GRU with seeded uniform(−1/√H, 1/√H) weights (PyTorch's initialisation), torch convention.
+   *
+   * @example
+   * ```ts
+   * const cell = gru.random({ inputSize: 2, hiddenSize: 16, seed: 1 });
+   * ```
+   */
+  random(options: RandomRnnOptions): GruCell {
+    const { inputSize: I, hiddenSize: H, next, bound } = randomOptions(options, 'options');
+    const w = {
+      weight_ih_l0: { data: uniform(next, 3 * H * I, bound), shape: [3 * H, I] },
+      weight_hh_l0: { data: uniform(next, 3 * H * H, bound), shape: [3 * H, H] },
+      bias_ih_l0: uniform(next, 3 * H, bound),
+      bias_hh_l0: uniform(next, 3 * H, bound),
+    };
+    return gruFromTorch(w, {}, 'weights', 'options');
+  },
+};

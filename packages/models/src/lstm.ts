@@ -1,0 +1,244 @@
+/**
+ * Long short-term memory cell, state `[h, c]` (`D = 2H`, h first), gates in PyTorch order
+ * (i, f, g, o) — Keras uses the same order (i, f, c, o):
+ *
+ *     i = ra(·), f = ra(·), g = act(·), o = ra(·)     (· = W_i* x + b_i* + W_h* h + b_h*)
+ *     c' = f ⊙ c + i ⊙ g
+ *     h' = o ⊙ act(c')
+ *
+ * PyTorch: `ra` = sigmoid, `act` = tanh. Keras / tfjs-layers: configurable (tfjs default
+ * `recurrentActivation: 'hardSigmoid'`).
+ */
+import type { BindContext, BoundCell, ComputeBackend, Tensor } from '@pelk/core';
+import { type ActivationName, activation } from './activations.js';
+import { type ForwardFn, checkContext, makeBoundCell, scaleRows, sum, uploadOwned } from './bound.js';
+import { diagonal, fieldName, randomOptions, readObject, rows, transpose, uniform } from './host.js';
+import { type SizeHints, type TorchForm, kerasToTorch, readKerasWeights, readTorchWeights } from './rnn-weights.js';
+import type { LstmSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
+
+/** LSTM parameters in PyTorch layout (gate order i, f, g, o; `W_ih [4H, I]`, `W_hh [4H, H]`). */
+export interface LstmParameters extends TorchForm {
+  /** Activation of `g` and of the cell output `act(c')`. */
+  readonly activation: ActivationName;
+  /** Activation of the gates `i`, `f`, `o`. */
+  readonly recurrentActivation: ActivationName;
+}
+
+/**
+ * An LSTM cell with state `[h, c]` (`stateSize = 2·hiddenSize`). Create one with {@link lstm}.
+ *
+ * @example
+ * ```ts
+ * const cell = lstm.random({ inputSize: 3, hiddenSize: 8, seed: 1 });
+ * cell.stateSize; // 16: h (8) then c (8)
+ * ```
+ */
+export class LstmCell implements ModelCell {
+  readonly kind = 'lstm';
+  readonly stateSize: number;
+  readonly inputSize: number;
+  readonly hiddenSize: number;
+  readonly activation: ActivationName;
+  readonly recurrentActivation: ActivationName;
+  private readonly params: LstmParameters;
+  private readonly describe: () => LstmSpec;
+
+  /** Prefer the {@link lstm} factories, which validate their input; `params` is trusted here. */
+  constructor(params: LstmParameters, describe: () => LstmSpec) {
+    this.params = params;
+    this.describe = describe;
+    this.inputSize = params.inputSize;
+    this.hiddenSize = params.hiddenSize;
+    this.stateSize = 2 * params.hiddenSize;
+    this.activation = params.activation;
+    this.recurrentActivation = params.recurrentActivation;
+  }
+
+  /** The spec `cell` object in the convention the cell was created from. */
+  toSpec(): LstmSpec {
+    return this.describe();
+  }
+
+  /** Uploads the weights and precomputes `W_ih·u_t + b_ih + b_hh` for every step. */
+  bind(backend: ComputeBackend, context: BindContext): BoundCell {
+    checkContext(context, this.inputSize, this.kind);
+    const p = this.params;
+    const { inputSize: I, hiddenSize: H } = p;
+    const G = 4 * H;
+    const act = activation(p.activation, 'activation');
+    const ra = activation(p.recurrentActivation, 'recurrentActivation');
+    const gate = (k: number): Float64Array => rows(p.weightHh, H, k * H, H);
+    let xproj!: Tensor;
+    let whhT!: Tensor;
+    const m: Tensor[] = []; // W_hi, W_hf, W_hg, W_ho as [H, H]
+    const d: Tensor[] = []; // their diagonals
+    const owned = uploadOwned(backend, (own) => {
+      const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, context.dtype);
+      const bias = p.biasIh.map((v, i) => v + p.biasHh[i]);
+      xproj = own(backend.binary('add', backend.matmul(context.inputs!, up(transpose(p.weightIh, G, I), [I, G])), up(bias, [G])));
+      whhT = own(up(transpose(p.weightHh, G, H), [H, G]));
+      for (let k = 0; k < 4; k++) {
+        m.push(own(up(gate(k), [H, H])));
+        d.push(own(up(diagonal(gate(k), H), [H])));
+      }
+    });
+
+    const b = backend;
+    const forward: ForwardFn = (s, xp, want) => {
+      const h = b.slice(s, -1, 0, H);
+      const c = b.slice(s, -1, H, H);
+      const pre = b.binary('add', xp!, b.matmul(h, whhT));
+      const aIF = b.slice(pre, -1, 0, 2 * H);
+      const aG = b.slice(pre, -1, 2 * H, H);
+      const aO = b.slice(pre, -1, 3 * H, H);
+      const iF = ra.forward(b, aIF);
+      const i = b.slice(iF, -1, 0, H);
+      const f = b.slice(iF, -1, H, H);
+      const g = act.forward(b, aG);
+      const o = ra.forward(b, aO);
+      const c2 = b.binary('add', b.binary('mul', f, c), b.binary('mul', i, g));
+      const tc = act.forward(b, c2);
+      const value = b.concat([b.binary('mul', o, tc), c2], -1);
+      if (want === 'value') return { value };
+
+      const dIF = ra.derivative(b, aIF, iF);
+      const ci = b.binary('mul', g, b.slice(dIF, -1, 0, H)); // ∂c'/∂a_i
+      const cf = b.binary('mul', c, b.slice(dIF, -1, H, H)); // ∂c'/∂a_f
+      const cg = b.binary('mul', i, act.derivative(b, aG, g)); // ∂c'/∂a_g
+      const co = b.binary('mul', tc, ra.derivative(b, aO, o)); // ∂h'/∂a_o
+      const u = b.binary('mul', o, act.derivative(b, c2, tc)); // ∂h'/∂c'
+      if (want === 'dense') {
+        // ∂c'/∂h = Σ diag(c_k) W_hk;  ∂h'/∂h = diag(u) ∂c'/∂h + diag(c_o) W_ho;
+        // ∂h'/∂c = diag(u ⊙ f);  ∂c'/∂c = diag(f).
+        const jch = sum(b, scaleRows(b, ci, m[0]), scaleRows(b, cf, m[1]), scaleRows(b, cg, m[2]));
+        const jhh = b.binary('add', scaleRows(b, u, jch), scaleRows(b, co, m[3]));
+        const top = b.concat([jhh, b.diagEmbed(b.binary('mul', u, f))], -1);
+        const bottom = b.concat([jch, b.diagEmbed(f)], -1);
+        return { value, jacobian: b.concat([top, bottom], -2) };
+      }
+      const dch = sum(b, b.binary('mul', ci, d[0]), b.binary('mul', cf, d[1]), b.binary('mul', cg, d[2]));
+      const dhh = b.binary('add', b.binary('mul', u, dch), b.binary('mul', co, d[3]));
+      return { value, jacobian: b.concat([dhh, f], -1) };
+    };
+    return makeBoundCell({ backend, kind: this.kind, stateSize: 2 * H, context, drive: xproj, owned, forward });
+  }
+}
+
+/** PyTorch `nn.LSTM` (one layer) `state_dict` entries. Biases may be omitted (`bias=False`). */
+export interface TorchLstmWeights {
+  readonly weight_ih_l0: WeightLike;
+  readonly weight_hh_l0: WeightLike;
+  readonly bias_ih_l0?: WeightLike;
+  readonly bias_hh_l0?: WeightLike;
+}
+
+/** A Keras / tfjs-layers LSTM: its weights and config. */
+export interface KerasLstmConfig extends SizeOptions {
+  /** `[I, 4H]`, gate blocks i, f, c, o. */
+  readonly kernel: WeightLike;
+  /** `[H, 4H]`. */
+  readonly recurrentKernel: WeightLike;
+  /** `[4H]`. */
+  readonly bias?: WeightLike;
+  /** Default `'tanh'`. */
+  readonly activation?: ActivationName;
+  /** Default `'hardSigmoid'` (tfjs-layers and Keras 2); Keras 3 uses `'sigmoid'`. */
+  readonly recurrentActivation?: ActivationName;
+}
+
+/** @internal */
+export function lstmFromTorch(weights: unknown, hints: SizeHints, prefix: string, hintField: string): LstmCell {
+  const { form, spec } = readTorchWeights(weights, 4, hints, prefix, hintField);
+  const { inputSize, hiddenSize } = form;
+  return new LstmCell({ ...form, activation: 'tanh', recurrentActivation: 'sigmoid' }, () => ({
+    type: 'lstm',
+    convention: 'torch',
+    inputSize,
+    hiddenSize,
+    weights: spec(),
+  }));
+}
+
+/** @internal */
+export function lstmFromKeras(
+  weights: Record<string, unknown>,
+  config: Record<string, unknown>,
+  prefix: string,
+  hintField: string,
+): LstmCell {
+  const { form, spec } = readKerasWeights(weights, 4, config, prefix, hintField, false);
+  const act = activation(config.activation ?? 'tanh', fieldName(hintField, 'activation')).name;
+  const ra = activation(config.recurrentActivation ?? 'hardSigmoid', fieldName(hintField, 'recurrentActivation')).name;
+  const { inputSize, hiddenSize } = form;
+  // Same gate order in both conventions: only the kernels are transposed.
+  return new LstmCell({ ...kerasToTorch(form, 4, [0, 1, 2, 3]), activation: act, recurrentActivation: ra }, () => ({
+    type: 'lstm',
+    convention: 'keras',
+    inputSize,
+    hiddenSize,
+    weights: spec(),
+    activation: act,
+    recurrentActivation: ra,
+  }));
+}
+
+/**
+ * LSTM factories. Shapes and finiteness are checked before anything touches a backend.
+ *
+ * @example
+ * ```ts
+ * import { lstm } from '@pelk/models';
+ * const cell = lstm.torch(stateDict); // weight_ih_l0 [4H, I], weight_hh_l0 [4H, H], biases [4H]
+ * ```
+ */
+export const lstm = {
+  /**
+   * From PyTorch `nn.LSTM` (one layer) `state_dict` names, gate order (i, f, g, o).
+   *
+   * @example
+   * ```ts
+   * const cell = lstm.torch({ weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0 });
+   * ```
+   */
+  torch(weights: TorchLstmWeights, options: SizeOptions = {}): LstmCell {
+    return lstmFromTorch(weights, options, 'weights', 'options');
+  },
+
+  /**
+   * From a Keras / tfjs-layers `LSTM` layer: `kernel [I, 4H]`, `recurrentKernel [H, 4H]`,
+   * `bias [4H]`, gate blocks (i, f, c, o).
+   *
+   * @example
+   * ```ts
+   * const [kernel, recurrentKernel, bias] = layer.getWeights().map((w) => w.arraySync());
+   * const cell = lstm.keras({ kernel, recurrentKernel, bias, recurrentActivation: 'sigmoid' });
+   * ```
+   */
+  keras(config: KerasLstmConfig): LstmCell {
+    const c = readObject(config, 'config');
+    return lstmFromKeras(c, c, '', '');
+  },
+
+  /**
+   * An LSTM with seeded uniform(−1/√H, 1/√H) weights (PyTorch's initialisation), torch convention.
+   *
+   * @example
+   * ```ts
+   * const cell = lstm.random({ inputSize: 3, hiddenSize: 8, seed: 1 });
+   * ```
+   */
+  random(options: RandomRnnOptions): LstmCell {
+    const { inputSize: I, hiddenSize: H, next, bound } = randomOptions(options, 'options');
+    return lstmFromTorch(
+      {
+        weight_ih_l0: { data: uniform(next, 4 * H * I, bound), shape: [4 * H, I] },
+        weight_hh_l0: { data: uniform(next, 4 * H * H, bound), shape: [4 * H, H] },
+        bias_ih_l0: uniform(next, 4 * H, bound),
+        bias_hh_l0: uniform(next, 4 * H, bound),
+      },
+      {},
+      'weights',
+      'options',
+    );
+  },
+};

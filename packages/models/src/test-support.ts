@@ -1,0 +1,209 @@
+/**
+ * Test helpers (not published): the checks every cell variant must pass, against the float64 CPU
+ * backend — analytic Jacobians vs central finite differences of `apply`, the diagonal vs the dense
+ * diagonal, `apply` vs `step`, and no leaked tensors.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { BoundCell, Cell, DType, Tensor } from '@pelk/core';
+import { CpuBackend } from '@pelk/backend-cpu';
+import { expect, it } from 'vitest';
+import { mulberry32 } from './host.js';
+
+/** Deterministic uniform numbers in `[-scale, scale)`. */
+export function randomArray(n: number, seed: number, scale = 1): Float64Array {
+  const next = mulberry32(seed);
+  return Float64Array.from({ length: n }, () => (2 * next() - 1) * scale);
+}
+
+/** Nested `[r][c]` uniform numbers, for weights given as nested arrays. */
+export function randomMatrix(r: number, c: number, seed: number, scale = 1): number[][] {
+  const flat = randomArray(r * c, seed, scale);
+  return Array.from({ length: r }, (_, i) => Array.from(flat.subarray(i * c, (i + 1) * c)));
+}
+
+/** Largest absolute difference. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** Largest absolute value. */
+export function maxAbs(a: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]));
+  return m;
+}
+
+/** Reads a fixture copied into this package (`packages/models/fixtures`). */
+export function readFixture(name: string): unknown {
+  return JSON.parse(readFileSync(fileURLToPath(new URL(`../fixtures/${name}.json`, import.meta.url)), 'utf8'));
+}
+
+/** What {@link cellContract} needs about one variant. */
+export interface ContractOptions {
+  readonly batch?: number;
+  readonly steps?: number;
+  /** Scale of the random previous states. */
+  readonly stateScale?: number;
+  /** Offset added to the random previous states (e.g. Lorenz-96 around F). */
+  readonly stateOffset?: number;
+  readonly inputScale?: number;
+  /** Relative tolerance of the finite-difference check. Default 1e-6. */
+  readonly fdTolerance?: number;
+  readonly seed?: number;
+}
+
+/**
+ * Registers the contract tests (a) dense Jacobian = central finite differences, (b) diagonal =
+ * dense diagonal, (c) `apply` = `step` at every t, (f) bind/apply/linearize/dispose leave no tensors.
+ */
+export function cellContract(name: string, make: () => Cell, o: ContractOptions = {}): void {
+  const B = o.batch ?? 2;
+  const T = o.steps ?? 3;
+  const seed = o.seed ?? 7;
+  const backend = new CpuBackend();
+
+  const setup = () => {
+    const cell = make();
+    const D = cell.stateSize;
+    const I = cell.inputSize;
+    const inputs = I > 0 ? backend.fromArray(randomArray(B * T * I, seed, o.inputScale ?? 1), [B, T, I], 'float64') : null;
+    const prev = randomArray(B * T * D, seed + 1, o.stateScale ?? 1).map((v) => v + (o.stateOffset ?? 0));
+    const bound = cell.bind(backend, { dtype: 'float64', inputs, batch: B, steps: T });
+    const cleanup = () => {
+      bound.dispose();
+      if (inputs) backend.dispose(inputs);
+    };
+    return { cell, D, bound, prev, cleanup };
+  };
+
+  /** `apply` on host data, read back; its temporaries are freed. */
+  function readAndFree(bound: BoundCell, prev: Float64Array, D: number): Float64Array {
+    let data!: Float64Array;
+    backend.tidy(() => {
+      data = backend.readSync(bound.apply(backend.fromArray(prev, [B, T, D], 'float64'))) as Float64Array;
+    });
+    return data;
+  }
+
+  it(`${name}: dense Jacobian matches central finite differences`, () => {
+    const { D, bound, prev, cleanup } = setup();
+    let J!: Float64Array;
+    let value!: Float64Array;
+    backend.tidy(() => {
+      const lin = bound.linearize(backend.fromArray(prev, [B, T, D], 'float64'), 'dense');
+      expect(lin.jacobian.shape).toEqual([B, T, D, D]);
+      J = backend.readSync(lin.jacobian) as Float64Array;
+      value = backend.readSync(lin.value) as Float64Array;
+    });
+    expect(maxAbsDiff(value, readAndFree(bound, prev, D))).toBe(0);
+    const fd = new Float64Array(B * T * D * D);
+    for (let j = 0; j < D; j++) {
+      const plus = prev.slice();
+      const minus = prev.slice();
+      const h = new Float64Array(B * T);
+      for (let r = 0; r < B * T; r++) {
+        const x = prev[r * D + j];
+        h[r] = 1e-5 * Math.max(1, Math.abs(x));
+        plus[r * D + j] = x + h[r];
+        minus[r * D + j] = x - h[r];
+      }
+      const fp = readAndFree(bound, plus, D);
+      const fm = readAndFree(bound, minus, D);
+      for (let r = 0; r < B * T; r++) {
+        for (let i = 0; i < D; i++) fd[r * D * D + i * D + j] = (fp[r * D + i] - fm[r * D + i]) / (plus[r * D + j] - minus[r * D + j]);
+      }
+    }
+    const err = maxAbsDiff(J, fd);
+    expect(err).toBeLessThan((o.fdTolerance ?? 1e-6) * Math.max(1, maxAbs(J)));
+    // The check must not pass vacuously.
+    expect(maxAbs(J)).toBeGreaterThan(1e-3);
+    cleanup();
+  });
+
+  it(`${name}: diagonal Jacobian equals the dense diagonal`, () => {
+    const { D, bound, prev, cleanup } = setup();
+    let dense!: Float64Array;
+    let diag!: Float64Array;
+    let vDense!: Float64Array;
+    let vDiag!: Float64Array;
+    backend.tidy(() => {
+      const p = backend.fromArray(prev, [B, T, D], 'float64');
+      const a = bound.linearize(p, 'dense');
+      const b = bound.linearize(p, 'diagonal');
+      expect(b.jacobian.shape).toEqual([B, T, D]);
+      dense = backend.readSync(a.jacobian) as Float64Array;
+      diag = backend.readSync(b.jacobian) as Float64Array;
+      vDense = backend.readSync(a.value) as Float64Array;
+      vDiag = backend.readSync(b.value) as Float64Array;
+    });
+    const fromDense = Float64Array.from({ length: B * T * D }, (_, k) => dense[Math.floor(k / D) * D * D + (k % D) * (D + 1)]);
+    expect(maxAbsDiff(diag, fromDense)).toBeLessThan(1e-12);
+    expect(maxAbsDiff(vDense, vDiag)).toBe(0);
+    cleanup();
+  });
+
+  it(`${name}: apply on [B, T, D] equals step at every t`, () => {
+    const { D, bound, prev, cleanup } = setup();
+    const applied = readAndFree(bound, prev, D);
+    backend.tidy(() => {
+      const p = backend.fromArray(prev, [B, T, D], 'float64');
+      for (let t = 0; t < T; t++) {
+        const stepped = backend.readSync(bound.step(backend.timeStep(p, t), t));
+        expect(stepped.length).toBe(B * D);
+        for (let b = 0; b < B; b++) {
+          for (let i = 0; i < D; i++) expect(Math.abs(stepped[b * D + i] - applied[(b * T + t) * D + i])).toBeLessThan(1e-13);
+        }
+      }
+    });
+    cleanup();
+  });
+
+  it(`${name}: bind, apply, linearize, step and dispose free every tensor`, () => {
+    const start = backend.memory().tensors;
+    backend.tidy(() => {
+      const { D, bound, prev, cleanup } = setup();
+      const p = backend.fromArray(prev, [B, T, D], 'float64');
+      bound.apply(p);
+      bound.linearize(p, 'dense');
+      bound.linearize(p, 'diagonal');
+      bound.step(backend.timeStep(p, 0), 0);
+      cleanup();
+    });
+    expect(backend.memory().tensors).toBe(start);
+    // Outside any tidy: what bind created is freed by dispose alone.
+    const { D, bound, prev, cleanup } = setup();
+    const afterBind = backend.memory().tensors;
+    backend.tidy(() => {
+      bound.linearize(backend.fromArray(prev, [B, T, D], 'float64'), 'dense');
+    });
+    expect(backend.memory().tensors).toBe(afterBind);
+    cleanup();
+    expect(backend.memory().tensors).toBe(start);
+  });
+}
+
+/** Steps a bound cell sequentially from `s0` for `T` steps (batch 1) and returns `[T * D]`. */
+export function rollout(
+  backend: CpuBackend,
+  bound: BoundCell,
+  s0: ArrayLike<number>,
+  T: number,
+  D: number,
+  dtype: DType = 'float64',
+): Float64Array {
+  const out = new Float64Array(T * D);
+  let prev: Tensor = backend.fromArray(s0, [1, D], dtype);
+  for (let t = 0; t < T; t++) {
+    const p = prev;
+    const next = backend.tidy(() => bound.step(p, t));
+    out.set(backend.readSync(next), t * D);
+    backend.dispose(p);
+    prev = next;
+  }
+  backend.dispose(prev);
+  return out;
+}
