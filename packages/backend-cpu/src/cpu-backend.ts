@@ -13,7 +13,7 @@ import {
   describeValue,
   shapeSize,
 } from '@pelk/core';
-import { binaryBroadcast, binaryCycleB, unaryKernel } from './kernels/elementwise.js';
+import { applyBinary, binaryBroadcast, binaryCycleB, unaryKernel } from './kernels/elementwise.js';
 import { matmulNN, matmulNT, matvec } from './kernels/linalg.js';
 import { denseScanInPlace, diagonalScanInPlace } from './kernels/scan.js';
 import { BufferPool, CpuTensor } from './storage.js';
@@ -285,6 +285,21 @@ export class CpuBackend implements ComputeBackend {
     return out;
   }
 
+  transpose(x: Tensor): Tensor {
+    const src = this.t(x);
+    const r = src.shape.length;
+    if (r < 2) throw new ShapeError('transpose', 'a tensor of rank ≥ 2', `rank ${r}`);
+    const M = src.shape[r - 2];
+    const N = src.shape[r - 1];
+    const out = this.make([...src.shape.slice(0, -2), N, M], src.dtype);
+    const s = src.data;
+    const o = out.data;
+    for (let base = 0; base < s.length; base += M * N) {
+      for (let i = 0; i < M; i++) for (let j = 0; j < N; j++) o[base + j * M + i] = s[base + i * N + j];
+    }
+    return out;
+  }
+
   diagEmbed(v: Tensor): Tensor {
     const src = this.t(v);
     const D = src.shape[src.shape.length - 1];
@@ -321,6 +336,9 @@ export class CpuBackend implements ComputeBackend {
     const out = this.make(shape, x.dtype);
     if (x.size === out.size && (y.size === 1 || isSuffix(y.shape, x.shape))) {
       binaryCycleB(op, x.data, y.data, out.data);
+    } else if (isRowScale(x.shape, y.shape, shape)) {
+      // [..., M, 1] ∘ [M, K]: diag(c)·W, the building block of every dense Jacobian.
+      binaryRowScale(op, x.data, y.data, out.data, shape[shape.length - 1]);
     } else if (y.size === out.size && x.size === 1 && (op === 'add' || op === 'mul' || op === 'max' || op === 'min')) {
       binaryCycleB(op, y.data, x.data, out.data);
     } else {
@@ -515,6 +533,35 @@ function broadcastShape(a: readonly number[], b: readonly number[]): number[] {
     out[k] = da === 1 ? db : da;
   }
   return out;
+}
+
+/** `a` is `[..., M, 1]` and `b` is `[M, K]` (or `[..., M, K]` with a's leading shape). */
+function isRowScale(a: readonly number[], b: readonly number[], out: readonly number[]): boolean {
+  const r = out.length;
+  if (r < 2 || a.length !== r || a[r - 1] !== 1 || b.length < 2) return false;
+  if (a.slice(0, -1).some((d, k) => d !== out[k])) return false;
+  return isSuffix(b, out);
+}
+
+/** `out[r, k] = op(a[r], b[r mod M, k])` for the row-scale broadcast. */
+function binaryRowScale(op: BinaryOp, a: HostArray, b: HostArray, out: HostArray, K: number): void {
+  const bRows = b.length / K;
+  const rowsOut = a.length;
+  for (let r = 0; r < rowsOut; r++) {
+    const c = a[r];
+    const o = r * K;
+    const w = (r % bRows) * K;
+    switch (op) {
+      case 'mul':
+        for (let k = 0; k < K; k++) out[o + k] = c * b[w + k];
+        break;
+      case 'add':
+        for (let k = 0; k < K; k++) out[o + k] = c + b[w + k];
+        break;
+      default:
+        for (let k = 0; k < K; k++) out[o + k] = applyBinary(op, c, b[w + k]);
+    }
+  }
 }
 
 /** True if `small` (ignoring leading 1s) equals the trailing axes of `big`. */

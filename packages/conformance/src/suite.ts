@@ -140,6 +140,25 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
             expect(Array.from(await backend.read(stacked))).toEqual(Array.from(await backend.read(x)));
           });
 
+          it('matrix layout helpers: transpose, diagEmbed, diagPart, row scaling, matvec, roll, slice, concat', async () => {
+            const m = backend.fromArray([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [2, 2, 3], dtype);
+            const t = backend.transpose(m);
+            expect(t.shape).toEqual([2, 3, 2]);
+            expect(Array.from(await backend.read(t))).toEqual([1, 4, 2, 5, 3, 6, 7, 10, 8, 11, 9, 12]);
+            const v = backend.fromArray([1, 2, 3, 4], [2, 2], dtype);
+            const d = backend.diagEmbed(v);
+            expect(Array.from(await backend.read(d))).toEqual([1, 0, 0, 2, 3, 0, 0, 4]);
+            expect(Array.from(await backend.read(backend.diagPart(d)))).toEqual([1, 2, 3, 4]);
+            const w = backend.fromArray([1, 2, 3, 4], [2, 2], dtype);
+            const scaled = backend.binary('mul', backend.reshape(v, [2, 2, 1]), w); // diag(v_b)·W
+            expect(Array.from(await backend.read(scaled))).toEqual([1, 2, 6, 8, 3, 6, 12, 16]);
+            expect(Array.from(await backend.read(backend.matvec(d, v)))).toEqual([1, 4, 9, 16]);
+            expect(Array.from(await backend.read(backend.roll(backend.fromArray([1, 2, 3, 4, 5, 6], [2, 3], dtype), 1)))).toEqual([3, 1, 2, 6, 4, 5]);
+            expect(Array.from(await backend.read(backend.slice(m, -1, 1, 2)))).toEqual([2, 3, 5, 6, 8, 9, 11, 12]);
+            const joined = backend.concat([v, backend.fromArray([9, 9], [2, 1], dtype)], 1);
+            expect(Array.from(await backend.read(joined))).toEqual([1, 2, 9, 3, 4, 9]);
+          });
+
           it('elementwise, matmul, reductions and sanitize', async () => {
             const x = backend.fromArray([-3, -0.5, 0, 0.5, 3, 1], [2, 3], dtype);
             const near = (got: ArrayLike<number>, want: number[]) =>

@@ -101,9 +101,12 @@ export interface ComputeBackend {
   read(t: Tensor): Promise<HostArray>;
   /** Releases a tensor's storage. Disposing twice is a no-op. */
   dispose(t: Tensor | readonly Tensor[]): void;
-  /** Runs `fn`; disposes every tensor it created except those it returns (and those kept). */
+  /**
+   * Runs `fn`; disposes every tensor it created except those it returns (and those kept). Scopes
+   * nest: returned tensors move to the enclosing scope.
+   */
   tidy<R extends Tensor | readonly Tensor[] | Record<string, Tensor> | void>(fn: () => R): R;
-  /** Marks a tensor created inside `tidy` to survive it. */
+  /** Marks a tensor created inside `tidy` to survive it and every enclosing scope (the caller then disposes it). */
   keep<T extends Tensor>(t: T): T;
   /** Live tensors and bytes. */
   memory(): BackendMemory;
@@ -128,6 +131,8 @@ export interface ComputeBackend {
   timeStep(x: Tensor, t: number): Tensor;
   /** Stacks `T` tensors `[B, K]` into `[B, T, K]`. */
   stackTime(steps: readonly Tensor[]): Tensor;
+  /** Swaps the last two axes: `[..., M, N]` → `[..., N, M]` (adjoint recurrences need `Aᵀ`). */
+  transpose(t: Tensor): Tensor;
   /** `[..., D]` → `[..., D, D]` with `v` on the diagonal. */
   diagEmbed(v: Tensor): Tensor;
   /** `[..., D, D]` → `[..., D]`, the diagonal. */

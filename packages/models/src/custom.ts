@@ -106,8 +106,7 @@ export class CustomCell implements Cell {
       const diff = b.binary('sub', b.slice(f, 1, 0, D), b.slice(f, 1, D, D)); // [n, j, i] = f_i(x + h_j e_j) − f_i(x − h_j e_j)
       if (!dense) return b.binary('div', b.diagPart(diff), spacing);
       const byColumn = b.binary('div', diff, b.reshape(spacing, [N, D, 1])); // [n, j, i] = ∂f_i/∂x_j
-      // The backend has no transpose: I · Mᵀ (matmul with transposeB) puts the row index first.
-      return b.matmul(b.diagEmbed(b.fill([N, D], 1, x.dtype)), byColumn, true);
+      return b.transpose(byColumn); // row index first
     };
 
     const forward: ForwardFn = (prev, drive, want) => {

@@ -37,9 +37,9 @@ export function maxAbs(a: ArrayLike<number>): number {
   return m;
 }
 
-/** Reads a fixture copied into this package (`packages/models/fixtures`). */
+/** Reads a shipped fixture. They live once, in @pelk/conformance (which publishes them); models tests read the file, not the package, to avoid a dependency cycle. */
 export function readFixture(name: string): unknown {
-  return JSON.parse(readFileSync(fileURLToPath(new URL(`../fixtures/${name}.json`, import.meta.url)), 'utf8'));
+  return JSON.parse(readFileSync(fileURLToPath(new URL(`../../conformance/fixtures/${name}.json`, import.meta.url)), 'utf8'));
 }
 
 /** What {@link cellContract} needs about one variant. */
