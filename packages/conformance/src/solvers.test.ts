@@ -1,9 +1,19 @@
 import { CpuBackend } from '@pelk/backend-cpu';
+import {
+  AbortError,
+  type BindContext,
+  type BoundCell,
+  type Cell,
+  type ComputeBackend,
+  InvalidArgumentError,
+  NonFiniteError,
+  ResourceLimitError,
+  ShapeError,
+  type Tensor,
+  UnknownMethodError,
+  evaluate,
+} from '@pelk/core';
 import { describe, expect, it } from 'vitest';
-import type { ComputeBackend, Tensor } from './backend.js';
-import type { BindContext, BoundCell, Cell } from './cell.js';
-import { AbortError, InvalidArgumentError, NonFiniteError, ResourceLimitError, ShapeError, UnknownMethodError } from './errors.js';
-import { evaluate } from './evaluate.js';
 
 /**
  * A minimal tanh RNN written inline against the ops, so core's solvers are tested without
