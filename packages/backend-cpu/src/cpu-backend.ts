@@ -137,14 +137,12 @@ export class CpuBackend implements ComputeBackend {
       throw err;
     }
     this.scopes.pop();
-    const survivors = new Set<Tensor>();
-    if (result instanceof CpuTensor) survivors.add(result);
-    else if (Array.isArray(result)) for (const r of result) survivors.add(r as Tensor);
-    else if (result && typeof result === 'object') for (const r of Object.values(result)) survivors.add(r as Tensor);
+    const survivors: unknown[] =
+      result instanceof CpuTensor ? [result] : Array.isArray(result) ? result : result && typeof result === 'object' ? Object.values(result) : [];
     const parent = this.scopes[this.scopes.length - 1];
     for (const t of scope) {
       if (t.kept || t.disposed) continue;
-      if (survivors.has(t)) parent?.push(t);
+      if (survivors.includes(t)) parent?.push(t);
       else this.dispose(t);
     }
     return result;
@@ -196,7 +194,9 @@ export class CpuBackend implements ComputeBackend {
     const run = size * inner;
     for (let r = 0; r < outer; r++) {
       const from = (r * dim + start) * inner;
-      o.set(s.subarray(from, from + run), r * run);
+      const to = r * run;
+      // A plain loop: subarray() would allocate a view object per row.
+      for (let k = 0; k < run; k++) o[to + k] = s[from + k];
     }
     return out;
   }
@@ -265,9 +265,12 @@ export class CpuBackend implements ComputeBackend {
     const src = this.t(x);
     const [B, T, K] = src.shape;
     const out = this.make([B, K], src.dtype);
+    const s = src.data;
+    const o = out.data;
     for (let b = 0; b < B; b++) {
       const from = (b * T + t) * K;
-      out.data.set(src.data.subarray(from, from + K), b * K);
+      const to = b * K;
+      for (let k = 0; k < K; k++) o[to + k] = s[from + k];
     }
     return out;
   }
@@ -332,6 +335,12 @@ export class CpuBackend implements ComputeBackend {
   binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
     const x = this.t(a, 'a');
     const y = this.t(b, 'b');
+    if (x.size === y.size && sameShape(x.shape, y.shape)) {
+      // The common case, without building a broadcast shape.
+      const same = this.make(x.shape, x.dtype);
+      binaryCycleB(op, x.data, y.data, same.data);
+      return same;
+    }
     const shape = broadcastShape(x.shape, y.shape);
     const out = this.make(shape, x.dtype);
     if (x.size === out.size && (y.size === 1 || isSuffix(y.shape, x.shape))) {
@@ -533,6 +542,12 @@ function broadcastShape(a: readonly number[], b: readonly number[]): number[] {
     out[k] = da === 1 ? db : da;
   }
   return out;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }
 
 /** `a` is `[..., M, 1]` and `b` is `[M, K]` (or `[..., M, K]` with a's leading shape). */

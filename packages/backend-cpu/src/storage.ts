@@ -32,13 +32,15 @@ export class CpuTensor implements Tensor {
  * come out of the pool hold stale data: every op writes all of its output.
  */
 export class BufferPool {
-  private readonly free = new Map<string, HostArray[]>();
+  // Keyed by length, one map per dtype: numeric keys keep the lookup cheap in per-step loops.
+  private readonly free64 = new Map<number, Float64Array[]>();
+  private readonly free32 = new Map<number, Float32Array[]>();
   private pooledBytes = 0;
   /** Arrays larger than this are not kept (bytes), so one huge temporary does not stay resident. */
   constructor(private readonly maxPooledBytes: number) {}
 
   take(dtype: DType, length: number): HostArray {
-    const list = this.free.get(key(dtype, length));
+    const list = dtype === 'float64' ? this.free64.get(length) : this.free32.get(length);
     const hit = list?.pop();
     if (hit) {
       this.pooledBytes -= hit.byteLength;
@@ -49,26 +51,23 @@ export class BufferPool {
 
   give(data: HostArray): void {
     if (this.pooledBytes + data.byteLength > this.maxPooledBytes) return;
-    const k = key(data instanceof Float64Array ? 'float64' : 'float32', data.length);
-    let list = this.free.get(k);
+    const map = (data instanceof Float64Array ? this.free64 : this.free32) as Map<number, HostArray[]>;
+    let list = map.get(data.length);
     if (!list) {
       list = [];
-      this.free.set(k, list);
+      map.set(data.length, list);
     }
     list.push(data);
     this.pooledBytes += data.byteLength;
   }
 
   clear(): void {
-    this.free.clear();
+    this.free64.clear();
+    this.free32.clear();
     this.pooledBytes = 0;
   }
 
   get bytes(): number {
     return this.pooledBytes;
   }
-}
-
-function key(dtype: DType, length: number): string {
-  return dtype === 'float64' ? `d${length}` : `f${length}`;
 }

@@ -13,23 +13,26 @@ export function solveSequential(p: Problem, progressEvery: number): SolverOutput
   const { backend, cell, steps } = p;
   const chunks: Tensor[] = [];
   let pending: Tensor[] = [];
+  // The state entering the current step when it belongs to an already-stacked chunk.
+  let carried: Tensor | undefined;
   let prev: Tensor = p.init;
   try {
     for (let t = 0; t < steps; t++) {
       if (t % CHUNK === 0) checkAbort(p.signal, 0);
       const prevInput = prev;
       const next = backend.tidy(() => cell.step(prevInput, t));
+      if (carried) {
+        backend.dispose(carried);
+        carried = undefined;
+      }
       pending.push(next);
       prev = next;
       if (pending.length === CHUNK || t === steps - 1) {
         chunks.push(backend.stackTime(pending));
-        // Keep the last step alive: it is the next step's input.
-        backend.dispose(pending.slice(0, -1));
-        pending = [pending[pending.length - 1]];
-        if (t === steps - 1) {
-          backend.dispose(pending);
-          pending = [];
-        }
+        // The last step stays alive as the next step's input.
+        carried = pending.pop();
+        backend.dispose(pending);
+        pending = [];
       }
       if (p.onIteration && (t + 1) % progressEvery === 0 && t + 1 < steps) {
         p.onIteration({
@@ -42,11 +45,13 @@ export function solveSequential(p: Problem, progressEvery: number): SolverOutput
         });
       }
     }
+    if (carried) backend.dispose(carried);
     const states = chunks.length === 1 ? chunks[0] : backend.concat(chunks, 1);
     if (chunks.length > 1) backend.dispose(chunks);
     return { states, iterations: 1, stopped: true, history: [], nonFiniteResets: 0 };
   } catch (err) {
-    backend.dispose(pending.filter((x) => x !== p.init));
+    backend.dispose(pending);
+    if (carried) backend.dispose(carried);
     backend.dispose(chunks);
     throw err;
   }
