@@ -161,6 +161,11 @@ export class CpuBackend implements ComputeBackend {
     this.pool.clear();
   }
 
+  /** The tensor's typed array itself (no copy): host kernels read it; see `ComputeBackend.hostData`. */
+  hostData(x: Tensor): HostArray {
+    return this.t(x).data;
+  }
+
   // ---- shape ops ----------------------------------------------------------------------------
 
   reshape(x: Tensor, shape: readonly number[]): Tensor {

@@ -177,6 +177,13 @@ export interface ComputeBackend {
 
   /** Releases pooled or cached resources (buffers, pipelines); live tensors stay valid. */
   trim?(): void;
+
+  /**
+   * Host-memory backends only (e.g. the CPU backend): the tensor's storage itself, without a copy,
+   * so cells can run fused host kernels (see `BoundCell.rollout`). Callers only read it — except
+   * for a tensor they have just created and not yet shared, which they may fill in place.
+   */
+  hostData?(t: Tensor): HostArray;
 }
 
 /** The number of elements of a shape. */

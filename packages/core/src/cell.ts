@@ -43,5 +43,12 @@ export interface BoundCell {
   linearize(prev: Tensor, kind: JacobianKind): { value: Tensor; jacobian: Tensor };
   /** One step for every batch entry: `prev` `[B, D]` (the state at `t - 1`) → `[B, D]` at step `t` (0-based). */
   step(prev: Tensor, t: number): Tensor;
+  /**
+   * Optional fused sequential evaluation of all `T` steps from `init` `[B, D]`, returning `[B, T, D]`.
+   * A cell implements it when it has a faster kernel than step-by-step ops on this backend (e.g. a
+   * host loop on a host-memory backend); it returns `undefined` to fall back to {@link step}. It must
+   * give the same trajectory as `step` up to rounding.
+   */
+  rollout?(init: Tensor): Tensor | undefined;
   dispose(): void;
 }

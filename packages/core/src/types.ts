@@ -87,7 +87,11 @@ export interface EvaluateResult {
   readonly iterations: number;
   /** True only if the stopping test passed and the final residual is finite. */
   readonly converged: boolean;
-  /** True residual `max_t ‖s_t − f(s_{t−1})‖∞` of the returned states. */
+  /**
+   * True residual `max_t ‖s_t − f(s_{t−1})‖∞` of the returned states (parallel methods). The
+   * sequential method computes each `s_t` as `f(s_{t−1})`, so it reports 0, or NaN when the
+   * trajectory overflowed.
+   */
   readonly residual: number;
   /** One record per iteration. */
   readonly history: readonly IterationInfo[];

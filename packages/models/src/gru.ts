@@ -19,7 +19,7 @@ import {
   describeValue,
 } from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
-import { type ForwardFn, checkContext, makeBoundCell, scaleCols, scaleRows, sum, uploadOwned } from './bound.js';
+import { type ForwardFn, type HostStep, checkContext, hostMatVec, makeBoundCell, scaleCols, scaleRows, sum, uploadOwned } from './bound.js';
 import {
   concatArrays,
   diagonal,
@@ -189,8 +189,40 @@ export class GruCell implements ModelCell {
       const innerDiag = b.binary('add', b.binary('mul', dN, r), b.matmul(q, eT));
       return { value, jacobian: sum(b, b.binary('mul', gN, innerDiag), b.binary('mul', cZ, dZ), z) };
     };
-    return makeBoundCell({ backend, kind: this.kind, stateSize: H, context, drive: xproj, owned, forward });
+    return makeBoundCell({ backend, kind: this.kind, stateSize: H, context, drive: xproj, owned, forward, hostStep: gruHostStep(p) });
   }
+}
+
+/**
+ * The fused host kernel of one GRU step (the sequential fast path on host-memory backends). The
+ * drive row is the projection `W_ih x + b` with the r/z recurrent biases (and `b_hn` when
+ * `resetAfter` is false) already folded in, exactly as `forward` receives it.
+ */
+function gruHostStep(p: GruParameters): HostStep {
+  const H = p.hiddenSize;
+  const Wt = transpose(p.weightHh, 3 * H, H); // [H, 3H]: the product streams contiguous rows
+  const bHn = p.biasHh.subarray(2 * H);
+  const ra = activation(p.recurrentActivation, 'recurrentActivation').scalar;
+  const act = activation(p.activation, 'activation').scalar;
+  const rec = new Float64Array(3 * H);
+  const rh = new Float64Array(H);
+  const gates = new Float64Array(2 * H);
+  return (prev, prevOff, drive, driveOff, out, outOff) => {
+    const x = drive!;
+    hostMatVec(Wt, 3 * H, 0, p.resetAfter ? 3 * H : 2 * H, H, prev, prevOff, rec, 0);
+    for (let i = 0; i < 2 * H; i++) gates[i] = ra(x[driveOff + i] + rec[i]);
+    if (!p.resetAfter) {
+      for (let i = 0; i < H; i++) rh[i] = gates[i] * prev[prevOff + i];
+      hostMatVec(Wt, 3 * H, 2 * H, H, H, rh, 0, rec, 2 * H);
+    }
+    for (let i = 0; i < H; i++) {
+      const r = gates[i];
+      const z = gates[H + i];
+      const aN = x[driveOff + 2 * H + i] + (p.resetAfter ? r * (rec[2 * H + i] + bHn[i]) : rec[2 * H + i]);
+      const n = act(aN);
+      out[outOff + i] = n + z * (prev[prevOff + i] - n);
+    }
+  };
 }
 
 // ---- factories ------------------------------------------------------------------------------

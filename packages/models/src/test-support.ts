@@ -30,6 +30,13 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return m;
 }
 
+/** `states[:, t, :]` of a flat `[B, T, D]` array. */
+function gather(states: ArrayLike<number>, B: number, T: number, D: number, t: number): Float64Array {
+  const out = new Float64Array(B * D);
+  for (let b = 0; b < B; b++) for (let i = 0; i < D; i++) out[b * D + i] = states[(b * T + t) * D + i];
+  return out;
+}
+
 /** Largest absolute value. */
 export function maxAbs(a: ArrayLike<number>): number {
   let m = 0;
@@ -160,6 +167,38 @@ export function cellContract(name: string, make: () => Cell, o: ContractOptions 
       }
     });
     cleanup();
+  });
+
+  it(`${name}: a fused rollout (if any) equals stepping, in float64 and float32`, () => {
+    for (const dtype of ['float64', 'float32'] as const) {
+      const cell = make();
+      const D = cell.stateSize;
+      const I = cell.inputSize;
+      const inputs = I > 0 ? backend.fromArray(randomArray(B * T * I, seed, o.inputScale ?? 1), [B, T, I], dtype) : null;
+      const bound = cell.bind(backend, { dtype, inputs, batch: B, steps: T });
+      const init = backend.fromArray(randomArray(B * D, seed + 2, o.stateScale ?? 1).map((v) => v + (o.stateOffset ?? 0)), [B, D], dtype);
+      const fused = bound.rollout?.(init);
+      if (fused) {
+        const got = backend.readSync(fused);
+        let prev = init;
+        for (let t = 0; t < T; t++) {
+          const next = backend.tidy(() => bound.step(prev, t));
+          const want = backend.readSync(next);
+          const tol = dtype === 'float64' ? 1e-13 : 1e-5;
+          for (let b = 0; b < B; b++) {
+            for (let i = 0; i < D; i++) expect(Math.abs(got[(b * T + t) * D + i] - want[b * D + i])).toBeLessThan(tol * (1 + Math.abs(want[b * D + i])));
+          }
+          if (prev !== init) backend.dispose(prev);
+          // Continue from the fused trajectory, so float32 rounding does not compound.
+          backend.dispose(next);
+          prev = backend.fromArray(gather(got, B, T, D, t), [B, D], dtype);
+        }
+        backend.dispose([prev, fused]);
+      }
+      backend.dispose(init);
+      bound.dispose();
+      if (inputs) backend.dispose(inputs);
+    }
   });
 
   it(`${name}: bind, apply, linearize, step and dispose free every tensor`, () => {

@@ -6,11 +6,15 @@ const CHUNK = 1024;
 
 /**
  * Sequential evaluation: `s_t = f(s_{t-1}, u_t)` for t = 1..T, one step (for the whole batch) at a
- * time. Exact; O(T) depth. Every step's temporaries are freed (returned to the backend's pool)
- * before the next step, and per-step outputs are packed into chunks of {@link CHUNK} steps.
+ * time. Exact; O(T) depth. A cell's fused `rollout` is used when it offers one for this backend;
+ * otherwise every step runs the cell's ops, its temporaries are freed (returned to the backend's
+ * pool) before the next step, and per-step outputs are packed into chunks of {@link CHUNK} steps.
  */
 export function solveSequential(p: Problem, progressEvery: number): SolverOutput {
   const { backend, cell, steps } = p;
+  checkAbort(p.signal, 0);
+  const fused = cell.rollout?.(p.init);
+  if (fused) return { states: fused, iterations: 1, stopped: true, history: [], nonFiniteResets: 0 };
   const chunks: Tensor[] = [];
   let pending: Tensor[] = [];
   // The state entering the current step when it belongs to an already-stacked chunk.
