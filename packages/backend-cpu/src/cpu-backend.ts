@@ -25,7 +25,11 @@ export interface CpuBackendOptions {
    * Default 2^29 (4 GiB of float64).
    */
   readonly maxTotalElements?: number;
-  /** Bytes of freed buffers kept for reuse. Default 256 MiB. */
+  /**
+   * Bytes of freed buffers kept for reuse between `trim()` calls (core trims after every
+   * evaluation). Default 2 GiB, so the large per-iteration tensors of long sequences are reused
+   * instead of being allocated and zeroed again every iteration.
+   */
   readonly poolBytes?: number;
 }
 
@@ -57,7 +61,7 @@ export class CpuBackend implements ComputeBackend {
     if (!Number.isFinite(maxTotal) || maxTotal <= 0) {
       throw new InvalidArgumentError('options.maxTotalElements', 'a positive number', describeValue(maxTotal));
     }
-    this.pool = new BufferPool(options.poolBytes ?? 256 * 2 ** 20);
+    this.pool = new BufferPool(options.poolBytes ?? 2 * 2 ** 30);
     this.capabilities = {
       dtypes: ['float64', 'float32'],
       epsilon: { float64: 2 ** -53, float32: 2 ** -24 },

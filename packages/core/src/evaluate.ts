@@ -275,6 +275,8 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
   } finally {
     bound?.dispose();
     backend.dispose(owned);
+    // Pooled buffers served this evaluation's iterations; release them so nothing stays resident.
+    backend.trim?.();
   }
 }
 
