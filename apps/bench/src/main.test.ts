@@ -1,0 +1,114 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { readNpy, writeNpy } from './io/npy.js';
+import { main } from './main.js';
+
+const fixture = (name: string) => fileURLToPath(new URL(`../../../packages/conformance/fixtures/${name}.json`, import.meta.url));
+
+/** Runs the CLI in-process, capturing stdout and stderr. */
+async function pelk(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
+    out += String(s);
+    return true;
+  });
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
+    err += String(s);
+    return true;
+  });
+  try {
+    const code = await main(args);
+    return { code, out, err };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+describe('pelk eval', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'pelk-cli-'));
+  });
+  afterEach(() => vi.restoreAllMocks());
+
+  for (const name of ['gru-torch-small', 'lstm-torch-small', 'elman-torch-small', 'lorenz96-small']) {
+    for (const method of ['sequential', 'deer', 'quasi-deer']) {
+      it(`reproduces ${name} with ${method} (float64)`, async () => {
+        const { code, out, err } = await pelk('eval', '--model', fixture(name), '--method', method, '--tol', '1e-11', '--json');
+        expect(err).toBe('');
+        expect(code).toBe(0);
+        const summary = JSON.parse(out);
+        expect(summary).toMatchObject({ method, backend: 'cpu', dtype: 'float64', converged: true });
+        expect(summary.maxAbsErrorVsSpec).toBeLessThanOrEqual(1e-9);
+        expect(Object.keys(summary)).toEqual(
+          expect.arrayContaining(['method', 'backend', 'dtype', 'T', 'D', 'iterations', 'converged', 'residual', 'ms']),
+        );
+      });
+    }
+  }
+
+  it('writes .npy and .json states and reads --inputs from .npy, batched', async () => {
+    const spec = JSON.parse(readFileSync(fixture('gru-torch-small'), 'utf8'));
+    const npyOut = join(dir, 'states.npy');
+    expect((await pelk('eval', '--model', fixture('gru-torch-small'), '--method', 'sequential', '--out', npyOut)).code).toBe(0);
+    const states = readNpy(readFileSync(npyOut), 'states');
+    expect(states.shape).toEqual([512, 8]);
+    expect(Math.abs(states.data[4095] - spec.states[511][7])).toBeLessThan(1e-12);
+    const jsonOut = join(dir, 'states.json');
+    expect((await pelk('eval', '--model', fixture('gru-torch-small'), '--out', jsonOut)).code).toBe(0);
+    expect(JSON.parse(readFileSync(jsonOut, 'utf8'))).toHaveLength(512);
+
+    // Two copies of the inputs as a [2, T, I] batch give two copies of the states.
+    const flat = spec.inputs.flat();
+    const inputsPath = join(dir, 'inputs.npy');
+    writeFileSync(inputsPath, writeNpy([...flat, ...flat], [2, 512, 3]));
+    const batchOut = join(dir, 'batch.npy');
+    const { code, out } = await pelk('eval', '--model', fixture('gru-torch-small'), '--inputs', inputsPath, '--out', batchOut, '--json');
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toMatchObject({ B: 2, T: 512, D: 8 });
+    const batch = readNpy(readFileSync(batchOut), 'batch');
+    expect(batch.shape).toEqual([2, 512, 8]);
+    expect(Math.abs(batch.data[2 * 4096 - 1] - spec.states[511][7])).toBeLessThan(1e-7);
+  });
+
+  it('turns bad input into one line and a non-zero exit, without a stack trace', async () => {
+    const cases: [string[], RegExp][] = [
+      [['eval', '--model', join(dir, 'missing.json')], /--model: expected a readable file/],
+      [['eval', '--model', fixture('gru-torch-small'), '--method', 'newton'], /options.method: expected one of 'sequential'/],
+      [['eval', '--model', fixture('gru-torch-small'), '--dtype', 'float16'], /--dtype: expected 'float64' or 'float32'/],
+      [['eval', '--model', fixture('gru-torch-small'), '--tol', '-1'], /--tol: expected a positive number/],
+      [['eval', '--model', fixture('gru-torch-small'), '--out', join(dir, 'x.csv')], /--out: expected a path ending in .npy or .json/],
+      [['eval', '--model', fixture('gru-torch-small'), '--backend', 'gpu'], /--backend/],
+    ];
+    for (const [args, message] of cases) {
+      const { code, err } = await pelk(...args);
+      expect(code, args.join(' ')).toBeGreaterThan(0);
+      expect(err).toMatch(message);
+      expect(err.trim().split('\n')).toHaveLength(1);
+      expect(err).not.toMatch(/\n\s+at /);
+    }
+    const bad = join(dir, 'bad.json');
+    const spec = JSON.parse(readFileSync(fixture('gru-torch-small'), 'utf8'));
+    spec.cell.weights.weight_hh_l0[0].pop();
+    writeFileSync(bad, JSON.stringify(spec));
+    const { code, err } = await pelk('eval', '--model', bad);
+    expect(code).toBe(2);
+    expect(err).toMatch(/weight_hh_l0/);
+  });
+});
+
+describe('npy', () => {
+  it('round-trips float64 data with its shape', () => {
+    const data = Float64Array.from({ length: 24 }, (_, i) => i / 7 - 1);
+    const back = readNpy(writeNpy(data, [2, 3, 4]), 'x');
+    expect(back.shape).toEqual([2, 3, 4]);
+    expect(Array.from(back.data)).toEqual(Array.from(data));
+    const bytes = writeNpy([1], [1]);
+    expect((bytes.length - 0) % 64).toBe(8); // header padded to 64 bytes, then one float64
+  });
+});
