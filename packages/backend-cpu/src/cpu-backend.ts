@@ -6,6 +6,9 @@ import {
   type DType,
   type HostArray,
   InvalidArgumentError,
+  type KalmanModel,
+  type KalmanMoments,
+  type KalmanOptions,
   type ScanOptions,
   ShapeError,
   type Tensor,
@@ -15,6 +18,7 @@ import {
 } from '@pelk/core';
 import { applyBinary, binaryBroadcast, binaryCycleB, unaryKernel } from './kernels/elementwise.js';
 import { matmulNN, matmulNT, matvec } from './kernels/linalg.js';
+import { denseFilter, denseKalmanWork, denseSmoother, scalarFilter, scalarSmoother } from './kernels/kalman.js';
 import { denseScanInPlace, diagonalScanInPlace } from './kernels/scan.js';
 import { BufferPool, CpuTensor } from './storage.js';
 
@@ -506,6 +510,64 @@ export class CpuBackend implements ComputeBackend {
     for (const w of [wA, wb, ws, res, tmpM, tmpV]) this.pool.give(w);
     return out;
   }
+
+  kalmanDiagonal(model: KalmanModel, options: KalmanOptions = {}): KalmanMoments {
+    const [B, T, D] = checkKalman(model, false, (x, f) => this.t(x, f));
+    const [F, bias, y, init] = [model.transition, model.bias, model.observation, model.init].map((x) => this.t(x).data);
+    const dtype = model.bias.dtype;
+    const mean = this.make([B, T, D], dtype);
+    const variance = this.make([B, T, D], dtype);
+    const noise = { q: model.processVariance, r: model.observationVariance };
+    const work = Array.from({ length: 7 }, () => this.pool.take(dtype, T * D));
+    const zero = this.pool.take(dtype, D);
+    for (let b = 0; b < B; b++) {
+      const off = b * T * D;
+      scalarFilter(F, bias, y, off, init, b * D, noise, T, D, work, mean.data, variance.data, off);
+      if (options.smooth) scalarSmoother(F, bias, off, noise, T, D, [...work.slice(0, 6), zero], mean.data, variance.data, off);
+    }
+    for (const w of [...work, zero]) this.pool.give(w);
+    return { mean, covariance: variance };
+  }
+
+  kalmanDense(model: KalmanModel, options: KalmanOptions = {}): KalmanMoments {
+    const [B, T, D] = checkKalman(model, true, (x, f) => this.t(x, f));
+    const [F, bias, y, init] = [model.transition, model.bias, model.observation, model.init].map((x) => this.t(x).data);
+    const dtype = model.bias.dtype;
+    const mean = this.make([B, T, D], dtype);
+    const cov = this.make([B, T, D, D], dtype);
+    const noise = { q: model.processVariance, r: model.observationVariance };
+    const work = denseKalmanWork(T, D);
+    for (let b = 0; b < B; b++) {
+      const off = b * T * D;
+      denseFilter(F, bias, y, off, init, b * D, noise, T, D, work, mean.data, cov.data, off);
+      if (options.smooth) denseSmoother(F, bias, off, noise, T, D, work, mean.data, cov.data, off);
+    }
+    return { mean, covariance: cov };
+  }
+}
+
+/** Checks a Kalman model's shapes and noise variances; returns B, T, D. */
+function checkKalman(model: KalmanModel, dense: boolean, t: (x: Tensor, f: string) => CpuTensor): [number, number, number] {
+  const bias = t(model.bias, 'model.bias');
+  const F = t(model.transition, 'model.transition');
+  const y = t(model.observation, 'model.observation');
+  const init = t(model.init, 'model.init');
+  const [B, T, D] = bias.shape;
+  const want = dense ? [B, T, D, D] : [B, T, D];
+  if (bias.shape.length !== 3 || F.shape.join() !== want.join() || y.shape.join() !== bias.shape.join() || init.size !== B * D) {
+    throw new ShapeError(
+      dense ? 'kalmanDense' : 'kalmanDiagonal',
+      `transition [${want.join(', ')}], bias and observation [B, T, D], init [B, D]`,
+      `[${F.shape}], [${bias.shape}], [${y.shape}], [${init.shape}]`,
+    );
+  }
+  for (const [field, v] of [
+    ['model.processVariance', model.processVariance],
+    ['model.observationVariance', model.observationVariance],
+  ] as const) {
+    if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new InvalidArgumentError(field, 'a finite number > 0', describeValue(v));
+  }
+  return [B, T, D];
 }
 
 /** Copies `T` rows of `width` from `src` (at `srcOff`) to `dst` (at `dstOff`), reversing time if asked. */

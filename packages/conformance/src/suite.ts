@@ -22,6 +22,7 @@ import { readModelSpec } from '@pelk/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkJacobians, jacobianCases, randomGru } from './cases.js';
 import { FIXTURE_NAMES, loadFixture, sharedFixturePath } from './fixtures.js';
+import { type KalmanCase, kalmanReference, levenbergMarquardtStep } from './kalman-reference.js';
 import { linearRecurrence, maxAbs, maxAbsDiff, randomArray } from './reference.js';
 
 /** Options of {@link defineConformanceSuite}. */
@@ -187,6 +188,100 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
             backend.dispose(kept);
             expect(backend.memory().tensors).toBe(before);
           });
+        });
+
+        describe('Kalman primitives match a sequential filter and RTS smoother', () => {
+          /** Random model; the diagonal variant has diagonal F. Returns the tensors' data per batch entry. */
+          const makeCase = (B: number, T: number, D: number, r: number, diagonal: boolean, seed: number) => {
+            const Fd = randomArray(B * T * D, seed, 1.3);
+            const Fm = randomArray(B * T * D * D, seed + 1, 0.7);
+            const F = diagonal ? new Float64Array(B * T * D * D) : Fm;
+            if (diagonal) for (let k = 0; k < B * T * D; k++) F[k * D + (k % D)] = Fd[k];
+            return {
+              transition: diagonal ? Fd : Fm,
+              F,
+              b: randomArray(B * T * D, seed + 2),
+              y: randomArray(B * T * D, seed + 3, 2),
+              s0: randomArray(B * D, seed + 4),
+              q: 1,
+              r,
+            };
+          };
+          const entry = (c: ReturnType<typeof makeCase>, bi: number, T: number, D: number): KalmanCase => ({
+            T,
+            D,
+            F: c.F.subarray(bi * T * D * D, (bi + 1) * T * D * D),
+            b: c.b.subarray(bi * T * D, (bi + 1) * T * D),
+            y: c.y.subarray(bi * T * D, (bi + 1) * T * D),
+            s0: c.s0.subarray(bi * D, (bi + 1) * D),
+            q: c.q,
+            r: c.r,
+          });
+          const runKalman = async (c: ReturnType<typeof makeCase>, B: number, T: number, D: number, diagonal: boolean, smooth: boolean) => {
+            const before = backend.memory().tensors;
+            const tensors = [
+              backend.fromArray(c.transition, diagonal ? [B, T, D] : [B, T, D, D], dtype),
+              backend.fromArray(c.b, [B, T, D], dtype),
+              backend.fromArray(c.y, [B, T, D], dtype),
+              backend.fromArray(c.s0, [B, D], dtype),
+            ];
+            const [transition, bias, observation, init] = tensors;
+            const model = { transition, bias, observation, init, processVariance: c.q, observationVariance: c.r };
+            const out = diagonal ? backend.kalmanDiagonal(model, { smooth }) : backend.kalmanDense(model, { smooth });
+            const mean = Float64Array.from(await backend.read(out.mean));
+            const cov = Float64Array.from(await backend.read(out.covariance));
+            backend.dispose([...tensors, out.mean, out.covariance]);
+            expect(backend.memory().tensors).toBe(before);
+            return { mean, cov };
+          };
+          // Float64: 1e-10 (ALGORITHMS.md §7 checks these formulas to ~1e-15). Float32: rounding of
+          // O(log T) combines, each with small solves, relative to the magnitudes involved.
+          const kalmanTol = (T: number, scale: number) => (dtype === 'float64' ? 1e-10 * Math.max(1, scale) : 16 * scanTolerance(eps(), T, scale));
+
+          for (const diagonal of [true, false]) {
+            for (const T of [1, 2, 5, 33, 100]) {
+              for (const r of [0.5, 100]) {
+                it(`${diagonal ? 'kalmanDiagonal' : 'kalmanDense'}, T=${T}, σ²=${r}: filter and smoother moments`, async () => {
+                  const B = 2;
+                  const D = 3;
+                  const c = makeCase(B, T, D, r, diagonal, 500 + T);
+                  for (const smooth of [false, true]) {
+                    const got = await runKalman(c, B, T, D, diagonal, smooth);
+                    for (let bi = 0; bi < B; bi++) {
+                      const ref = kalmanReference(entry(c, bi, T, D));
+                      const wantMean = smooth ? ref.smoothMean : ref.filterMean;
+                      const wantCov = smooth ? ref.smoothCov : ref.filterCov;
+                      const gotMean = got.mean.subarray(bi * T * D, (bi + 1) * T * D);
+                      expect(maxAbsDiff(gotMean, wantMean), `${smooth ? 'smoothed' : 'filtered'} means`).toBeLessThanOrEqual(kalmanTol(T, maxAbs(wantMean)));
+                      if (diagonal) {
+                        const gotVar = got.cov.subarray(bi * T * D, (bi + 1) * T * D);
+                        const wantVar = Float64Array.from({ length: T * D }, (_, k) => wantCov[Math.floor(k / D) * D * D + (k % D) * (D + 1)]);
+                        expect(maxAbsDiff(gotVar, wantVar), 'variances').toBeLessThanOrEqual(kalmanTol(T, maxAbs(wantVar)));
+                      } else {
+                        const gotCov = got.cov.subarray(bi * T * D * D, (bi + 1) * T * D * D);
+                        expect(maxAbsDiff(gotCov, wantCov), 'covariances').toBeLessThanOrEqual(kalmanTol(T, maxAbs(wantCov)));
+                      }
+                    }
+                  }
+                });
+              }
+            }
+            it(`${diagonal ? 'kalmanDiagonal' : 'kalmanDense'}: the smoother mean is the exact Levenberg–Marquardt step`, async () => {
+              if (dtype !== 'float64') {
+                expect(dtype).toBe('float32'); // a 1e-10 identity: checked in float64
+                return;
+              }
+              const B = 1;
+              const T = 6;
+              const D = 3;
+              for (const r of [0.01, 1, 1e4]) {
+                const c = makeCase(B, T, D, r, diagonal, 900);
+                const { mean } = await runKalman(c, B, T, D, diagonal, true);
+                const want = levenbergMarquardtStep(entry(c, 0, T, D));
+                expect(maxAbsDiff(mean, want)).toBeLessThanOrEqual(1e-10 * Math.max(1, maxAbs(want)));
+              }
+            });
+          }
         });
 
         describe('fixtures (independent float64 oracles)', () => {

@@ -75,6 +75,40 @@ export interface ScanOptions {
   readonly reverse?: boolean;
 }
 
+/**
+ * The linear-Gaussian state-space model of the Kalman primitives (ALGORITHMS.md §5–7), which ELK
+ * solves: `x_0 = init` known exactly, `x_t = F_t x_{t−1} + b_t + q_t` with `q_t ~ N(0, q·I)`, and
+ * observations `y_t = x_t + r_t` with `r_t ~ N(0, r·I)`.
+ */
+export interface KalmanModel {
+  /** `F_t`: `[B, T, D]` for `kalmanDiagonal` (one scalar model per channel), `[B, T, D, D]` for `kalmanDense`. */
+  readonly transition: Tensor;
+  /** `b_t`: `[B, T, D]`. */
+  readonly bias: Tensor;
+  /** `y_t`: `[B, T, D]`. */
+  readonly observation: Tensor;
+  /** `x_0`: `[B, D]`. */
+  readonly init: Tensor;
+  /** `q > 0`, the process-noise variance (ELK: 1). */
+  readonly processVariance: number;
+  /** `r > 0`, the observation-noise variance (ELK: σ² = 1/λ). */
+  readonly observationVariance: number;
+}
+
+/** Options of the Kalman primitives. */
+export interface KalmanOptions {
+  /** Return smoothed (RTS) instead of filtered moments. Default false. */
+  readonly smooth?: boolean;
+}
+
+/** Posterior moments from a Kalman primitive. */
+export interface KalmanMoments {
+  /** `[B, T, D]` means of `x_1..x_T`. */
+  readonly mean: Tensor;
+  /** Variances `[B, T, D]` (diagonal) or covariances `[B, T, D, D]` (dense). */
+  readonly covariance: Tensor;
+}
+
 /** Memory in use by a backend, for leak checks. */
 export interface BackendMemory {
   /** Live tensors (created and not yet disposed). */
@@ -174,6 +208,13 @@ export interface ComputeBackend {
    * `A`: `[B, T, D, D]`; `b`: `[B, T, D]`; `init`: `[B, D]`; returns `[B, T, D]`.
    */
   linearScanDense(A: Tensor, b: Tensor, init: Tensor, options?: ScanOptions): Tensor;
+  /**
+   * Parallel Kalman filter (or RTS smoother) with one scalar model per (batch, channel): the
+   * quasi-ELK step. Work O(T·D), depth O(log T).
+   */
+  kalmanDiagonal(model: KalmanModel, options?: KalmanOptions): KalmanMoments;
+  /** Parallel Kalman filter (or RTS smoother) with `D×D` transitions and covariances: the ELK step. */
+  kalmanDense(model: KalmanModel, options?: KalmanOptions): KalmanMoments;
 
   /** Releases pooled or cached resources (buffers, pipelines); live tensors stay valid. */
   trim?(): void;
