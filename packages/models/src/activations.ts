@@ -45,6 +45,7 @@ const TABLE: Readonly<Record<ActivationName, Activation>> = {
     name: 'relu',
     forward: (b, x) => b.unary('relu', x),
     derivative: (b, x) => b.unary('step', x),
+    // biome-ignore lint/complexity/useMathMinMax: NaN → 0 as in the backends' relu (Math.max gives NaN).
     scalar: (x) => (x > 0 ? x : 0),
   },
   linear: {

@@ -4,8 +4,9 @@
  */
 import { type BindContext, type BoundCell, type ComputeBackend, InvalidArgumentError, type Tensor, describeValue } from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
-import { type ForwardFn, checkContext, makeBoundCell, scaleRows, uploadOwned } from './bound.js';
+import { scaleRows } from './bound.js';
 import { diagonal, fieldName, randomOptions, readObject, transpose, uniform } from './host.js';
+import { type RnnCore, bindRnn, registerCore } from './rnn-core.js';
 import { type SizeHints, type TorchForm, kerasToTorch, readKerasWeights, readTorchWeights } from './rnn-weights.js';
 import type { ElmanSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
 
@@ -28,12 +29,13 @@ export class ElmanCell implements ModelCell {
   readonly inputSize: number;
   readonly hiddenSize: number;
   readonly activation: ActivationName;
-  private readonly params: ElmanParameters;
+  private readonly core: RnnCore;
   private readonly describe: () => ElmanSpec;
 
   /** Prefer the {@link elman} factories, which validate their input; `params` is trusted here. */
   constructor(params: ElmanParameters, describe: () => ElmanSpec) {
-    this.params = params;
+    this.core = elmanCore(params);
+    registerCore(this, this.core);
     this.describe = describe;
     this.inputSize = params.inputSize;
     this.hiddenSize = params.hiddenSize;
@@ -48,32 +50,44 @@ export class ElmanCell implements ModelCell {
 
   /** Uploads the weights and precomputes `W_ih·u_t + b_ih + b_hh` for every step. */
   bind(backend: ComputeBackend, context: BindContext): BoundCell {
-    checkContext(context, this.inputSize, this.kind);
-    const p = this.params;
-    const { inputSize: I, hiddenSize: H } = p;
-    const act = activation(p.activation, 'activation');
-    let xproj!: Tensor;
-    let whhT!: Tensor;
-    let whh!: Tensor;
-    let dWhh!: Tensor;
-    const owned = uploadOwned(backend, (own) => {
-      const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, context.dtype);
-      const bias = p.biasIh.map((v, i) => v + p.biasHh[i]);
-      xproj = own(backend.binary('add', backend.matmul(context.inputs!, up(transpose(p.weightIh, H, I), [I, H])), up(bias, [H])));
-      whhT = own(up(transpose(p.weightHh, H, H), [H, H]));
-      whh = own(up(p.weightHh, [H, H]));
-      dWhh = own(up(diagonal(p.weightHh, H), [H]));
-    });
-    const b = backend;
-    const forward: ForwardFn = (h, xp, want) => {
-      const a = b.binary('add', xp!, b.matmul(h, whhT));
-      const value = act.forward(b, a);
-      if (want === 'value') return { value };
-      const da = act.derivative(b, a, value);
-      return { value, jacobian: want === 'dense' ? scaleRows(b, da, whh) : b.binary('mul', da, dWhh) };
-    };
-    return makeBoundCell({ backend, kind: this.kind, stateSize: H, context, drive: xproj, owned, forward });
+    return bindRnn(this.core, backend, context);
   }
+}
+
+/** The Elman transition as a {@link RnnCore}: what `bind` runs, and the inner cell of an `ar` cell. */
+function elmanCore(p: ElmanParameters): RnnCore {
+  const { inputSize: I, hiddenSize: H } = p;
+  const act = activation(p.activation, 'activation');
+  const bias = p.biasIh.map((v, i) => v + p.biasHh[i]);
+  return {
+    kind: 'elman',
+    inputSize: I,
+    hiddenSize: H,
+    stateSize: H,
+    upload(backend, dtype, own, withInput) {
+      const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, dtype);
+      const keep = withInput ? own : <T extends Tensor>(t: T): T => t;
+      const wIhT = keep(up(transpose(p.weightIh, H, I), [I, H]));
+      const bIh = keep(up(bias, [H]));
+      const whhT = own(up(transpose(p.weightHh, H, H), [H, H]));
+      const whh = own(up(p.weightHh, [H, H]));
+      const dWhh = own(up(diagonal(p.weightHh, H), [H]));
+      const wIh = withInput ? own(up(p.weightIh, [H, I])) : null; // for ∂h'/∂x = diag(act') W_ih
+      const b = backend;
+      return {
+        project: (x) => b.binary('add', b.matmul(x, wIhT), bIh),
+        forward(h, xp, want, wantInput = false) {
+          const a = b.binary('add', xp, b.matmul(h, whhT));
+          const value = act.forward(b, a);
+          if (want === 'value') return { value };
+          const da = act.derivative(b, a, value);
+          const jacobian = want === 'dense' ? scaleRows(b, da, whh) : b.binary('mul', da, dWhh);
+          if (!wantInput || wIh === null) return { value, jacobian };
+          return { value, jacobian, inputJacobian: scaleRows(b, da, wIh) };
+        },
+      };
+    },
+  };
 }
 
 /** PyTorch `nn.RNN` (one layer) `state_dict` entries. */

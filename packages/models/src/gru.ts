@@ -19,7 +19,7 @@ import {
   describeValue,
 } from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
-import { type ForwardFn, type HostStep, checkContext, hostMatVec, makeBoundCell, scaleCols, scaleRows, sum, uploadOwned } from './bound.js';
+import { type HostStep, hostMatVec, scaleCols, scaleRows, sum } from './bound.js';
 import {
   concatArrays,
   diagonal,
@@ -33,6 +33,7 @@ import {
   transpose,
   uniform,
 } from './host.js';
+import { type RnnCore, bindRnn, hostProjector, registerCore } from './rnn-core.js';
 import { type SizeHints, kerasToTorch, readKerasWeights, readTorchWeights, sizesFrom } from './rnn-weights.js';
 import type { FlaxGruWeightsSpec, GruSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
 
@@ -75,12 +76,13 @@ export class GruCell implements ModelCell {
   readonly resetAfter: boolean;
   readonly activation: ActivationName;
   readonly recurrentActivation: ActivationName;
-  private readonly params: GruParameters;
+  private readonly core: RnnCore;
   private readonly describe: () => GruSpec;
 
   /** Prefer the {@link gru} factories, which validate their input; `params` is trusted here. */
   constructor(params: GruParameters, describe: () => GruSpec) {
-    this.params = params;
+    this.core = gruCore(params);
+    registerCore(this, this.core);
     this.describe = describe;
     this.inputSize = params.inputSize;
     this.hiddenSize = params.hiddenSize;
@@ -97,37 +99,46 @@ export class GruCell implements ModelCell {
 
   /** Uploads the weights and precomputes `W_ih·u_t + b` for every step. */
   bind(backend: ComputeBackend, context: BindContext): BoundCell {
-    checkContext(context, this.inputSize, this.kind);
-    const p = this.params;
-    const { inputSize: I, hiddenSize: H, resetAfter } = p;
-    const dtype = context.dtype;
-    const act = activation(p.activation, 'activation');
-    const ra = activation(p.recurrentActivation, 'recurrentActivation');
-    const wHr = rows(p.weightHh, H, 0, H);
-    const wHz = rows(p.weightHh, H, H, H);
-    const wHn = rows(p.weightHh, H, 2 * H, H);
-    // r and z recurrent biases (and b_hn when r is applied before the matmul) are constant per
-    // step, so they join the input projection.
-    const projBias = concatArrays([
-      p.biasIh.subarray(0, 2 * H).map((v, i) => v + p.biasHh[i]),
-      p.biasIh.subarray(2 * H).map((v, i) => v + (resetAfter ? 0 : p.biasHh[2 * H + i])),
-    ]);
-    let xproj!: Tensor;
-    let recT!: Tensor; // resetAfter: W_hhᵀ [H, 3H]; else [W_hr; W_hz]ᵀ [H, 2H]
-    let wnT!: Tensor; // resetAfter = false: W_hnᵀ [H, H]
-    let bHn!: Tensor; // resetAfter: b_hn [H]
-    let mR!: Tensor;
-    let mZ!: Tensor;
-    let mN!: Tensor;
-    let dR!: Tensor;
-    let dZ!: Tensor;
-    let dN!: Tensor;
-    let eT!: Tensor;
-    const owned = uploadOwned(backend, (own) => {
+    return bindRnn(this.core, backend, context);
+  }
+}
+
+/**
+ * The r/z recurrent biases (and `b_hn` when `resetAfter` is false) are constant per step, so they
+ * join the input projection: `[b_ir + b_hr, b_iz + b_hz, b_in (+ b_hn)]`.
+ */
+function projectionBias(p: GruParameters): Float64Array {
+  const H = p.hiddenSize;
+  return concatArrays([
+    p.biasIh.subarray(0, 2 * H).map((v, i) => v + p.biasHh[i]),
+    p.biasIh.subarray(2 * H).map((v, i) => v + (p.resetAfter ? 0 : p.biasHh[2 * H + i])),
+  ]);
+}
+
+/** The GRU transition as a {@link RnnCore}: what `bind` runs, and the inner cell of an `ar` cell. */
+function gruCore(p: GruParameters): RnnCore {
+  const { inputSize: I, hiddenSize: H, resetAfter } = p;
+  const projBias = projectionBias(p);
+  const act = activation(p.activation, 'activation');
+  const ra = activation(p.recurrentActivation, 'recurrentActivation');
+  return {
+    kind: 'gru',
+    inputSize: I,
+    hiddenSize: H,
+    stateSize: H,
+    host: () => ({ driveSize: 3 * H, project: hostProjector(p.weightIh, projBias, 3 * H, I), step: gruHostStep(p) }),
+    upload(backend, dtype, own, withInput) {
       const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, dtype);
-      xproj = own(
-        backend.binary('add', backend.matmul(context.inputs!, up(transpose(p.weightIh, 3 * H, I), [I, 3 * H])), up(projBias, [3 * H])),
-      );
+      const keep = withInput ? own : <T extends Tensor>(t: T): T => t;
+      const wHr = rows(p.weightHh, H, 0, H);
+      const wHz = rows(p.weightHh, H, H, H);
+      const wHn = rows(p.weightHh, H, 2 * H, H);
+      const wIhT = keep(up(transpose(p.weightIh, 3 * H, I), [I, 3 * H]));
+      const bIh = keep(up(projBias, [3 * H]));
+      let recT: Tensor; // resetAfter: W_hhᵀ [H, 3H]; else [W_hr; W_hz]ᵀ [H, 2H]
+      let wnT: Tensor | undefined; // resetAfter = false: W_hnᵀ [H, H]
+      let bHn: Tensor | undefined; // resetAfter: b_hn [H]
+      let eT: Tensor | undefined;
       if (resetAfter) {
         recT = own(up(transpose(p.weightHh, 3 * H, H), [H, 3 * H]));
         bHn = own(up(p.biasHh.slice(2 * H), [H]));
@@ -139,58 +150,73 @@ export class GruCell implements ModelCell {
         for (let i = 0; i < H; i++) for (let k = 0; k < H; k++) eTh[k * H + i] = wHn[i * H + k] * wHr[k * H + i];
         eT = own(up(eTh, [H, H]));
       }
-      mR = own(up(wHr, [H, H]));
-      mZ = own(up(wHz, [H, H]));
-      mN = own(up(wHn, [H, H]));
-      dR = own(up(diagonal(wHr, H), [H]));
-      dZ = own(up(diagonal(wHz, H), [H]));
-      dN = own(up(diagonal(wHn, H), [H]));
-    });
+      const mR = own(up(wHr, [H, H]));
+      const mZ = own(up(wHz, [H, H]));
+      const mN = own(up(wHn, [H, H]));
+      const dR = own(up(diagonal(wHr, H), [H]));
+      const dZ = own(up(diagonal(wHz, H), [H]));
+      const dN = own(up(diagonal(wHn, H), [H]));
+      // Input-weight blocks W_ir, W_iz, W_in [H, I] for ∂h'/∂x.
+      const wI = withInput ? [0, 1, 2].map((k) => own(up(rows(p.weightIh, I, k * H, H), [H, I]))) : null;
 
-    const b = backend;
-    const forward: ForwardFn = (h, xp, want) => {
-      const xRZ = b.slice(xp!, -1, 0, 2 * H);
-      const xN = b.slice(xp!, -1, 2 * H, H);
-      const rec = b.matmul(h, recT);
-      const aRZ = b.binary('add', xRZ, b.slice(rec, -1, 0, 2 * H));
-      const rz = ra.forward(b, aRZ);
-      const r = b.slice(rz, -1, 0, H);
-      const z = b.slice(rz, -1, H, H);
-      // resetAfter: hN = W_hn h + b_hn, multiplied by r; else r multiplies h before W_hn.
-      const hN = resetAfter ? b.binary('add', b.slice(rec, -1, 2 * H, H), bHn) : null;
-      const aN = b.binary('add', xN, hN ? b.binary('mul', r, hN) : b.matmul(b.binary('mul', r, h), wnT));
-      const n = act.forward(b, aN);
-      const hMinusN = b.binary('sub', h, n);
-      const value = b.binary('add', n, b.binary('mul', z, hMinusN));
-      if (want === 'value') return { value };
+      const b = backend;
+      return {
+        project: (x) => b.binary('add', b.matmul(x, wIhT), bIh),
+        forward(h, xp, want, wantInput = false) {
+          const xRZ = b.slice(xp, -1, 0, 2 * H);
+          const xN = b.slice(xp, -1, 2 * H, H);
+          const rec = b.matmul(h, recT);
+          const aRZ = b.binary('add', xRZ, b.slice(rec, -1, 0, 2 * H));
+          const rz = ra.forward(b, aRZ);
+          const r = b.slice(rz, -1, 0, H);
+          const z = b.slice(rz, -1, H, H);
+          // resetAfter: hN = W_hn h + b_hn, multiplied by r; else r multiplies h before W_hn.
+          const hN = resetAfter ? b.binary('add', b.slice(rec, -1, 2 * H, H), bHn!) : null;
+          const aN = b.binary('add', xN, hN ? b.binary('mul', r, hN) : b.matmul(b.binary('mul', r, h), wnT!));
+          const n = act.forward(b, aN);
+          const hMinusN = b.binary('sub', h, n);
+          const value = b.binary('add', n, b.binary('mul', z, hMinusN));
+          if (want === 'value') return { value };
 
-      const dRZ = ra.derivative(b, aRZ, rz);
-      const dr = b.slice(dRZ, -1, 0, H);
-      const dz = b.slice(dRZ, -1, H, H);
-      const gN = b.binary('mul', b.affine(z, -1, 1), act.derivative(b, aN, n)); // (1 − z) act'
-      const cZ = b.binary('mul', hMinusN, dz); // ∂h'/∂z ⊙ ra'
-      if (hN) {
-        // J = diag(c_n) W_hn + diag(c_r) W_hr + diag(c_z) W_hz + diag(z)
-        const cN = b.binary('mul', gN, r);
-        const cR = b.binary('mul', b.binary('mul', gN, hN), dr);
-        const jacobian =
-          want === 'dense'
-            ? sum(b, scaleRows(b, cN, mN), scaleRows(b, cR, mR), scaleRows(b, cZ, mZ), b.diagEmbed(z))
-            : sum(b, b.binary('mul', cN, dN), b.binary('mul', cR, dR), b.binary('mul', cZ, dZ), z);
-        return { value, jacobian };
-      }
-      // ∂aN/∂h = W_hn diag(r) + W_hn diag(q) W_hr with q = h ⊙ ra'(r-gate);
-      // J = diag(z) + diag(c_z) W_hz + diag(g_n) ∂aN/∂h.
-      const q = b.binary('mul', h, dr);
-      if (want === 'dense') {
-        const inner = b.binary('add', scaleCols(b, mN, r), b.matmul(scaleCols(b, mN, q), mR));
-        return { value, jacobian: sum(b, scaleRows(b, gN, inner), scaleRows(b, cZ, mZ), b.diagEmbed(z)) };
-      }
-      const innerDiag = b.binary('add', b.binary('mul', dN, r), b.matmul(q, eT));
-      return { value, jacobian: sum(b, b.binary('mul', gN, innerDiag), b.binary('mul', cZ, dZ), z) };
-    };
-    return makeBoundCell({ backend, kind: this.kind, stateSize: H, context, drive: xproj, owned, forward, hostStep: gruHostStep(p) });
-  }
+          const dRZ = ra.derivative(b, aRZ, rz);
+          const dr = b.slice(dRZ, -1, 0, H);
+          const dz = b.slice(dRZ, -1, H, H);
+          const gN = b.binary('mul', b.affine(z, -1, 1), act.derivative(b, aN, n)); // ∂h'/∂aN = (1 − z) act'
+          const cZ = b.binary('mul', hMinusN, dz); // ∂h'/∂aZ = (h − n) ra'
+          const withX = wantInput && wI !== null;
+          if (hN) {
+            // ∂h'/∂aR = c_r (diagonal); J = diag(c_n) W_hn + diag(c_r) W_hr + diag(c_z) W_hz + diag(z),
+            // ∂h'/∂x = diag(c_r) W_ir + diag(c_z) W_iz + diag(g_n) W_in.
+            const cN = b.binary('mul', gN, r);
+            const cR = b.binary('mul', b.binary('mul', gN, hN), dr);
+            const jacobian =
+              want === 'dense'
+                ? sum(b, scaleRows(b, cN, mN), scaleRows(b, cR, mR), scaleRows(b, cZ, mZ), b.diagEmbed(z))
+                : sum(b, b.binary('mul', cN, dN), b.binary('mul', cR, dR), b.binary('mul', cZ, dZ), z);
+            if (!withX) return { value, jacobian };
+            const inputJacobian = sum(b, scaleRows(b, cR, wI[0]), scaleRows(b, cZ, wI[1]), scaleRows(b, gN, wI[2]));
+            return { value, jacobian, inputJacobian };
+          }
+          // ∂aN/∂aR = W_hn diag(q) with q = h ⊙ ra'(r-gate), so ∂aN/∂h = W_hn diag(r) + W_hn diag(q) W_hr;
+          // J = diag(z) + diag(c_z) W_hz + diag(g_n) ∂aN/∂h, and
+          // ∂h'/∂x = diag(c_z) W_iz + diag(g_n) (W_in + W_hn diag(q) W_ir).
+          const q = b.binary('mul', h, dr);
+          let jacobian: Tensor;
+          if (want === 'dense') {
+            const inner = b.binary('add', scaleCols(b, mN, r), b.matmul(scaleCols(b, mN, q), mR));
+            jacobian = sum(b, scaleRows(b, gN, inner), scaleRows(b, cZ, mZ), b.diagEmbed(z));
+          } else {
+            const innerDiag = b.binary('add', b.binary('mul', dN, r), b.matmul(q, eT!));
+            jacobian = sum(b, b.binary('mul', gN, innerDiag), b.binary('mul', cZ, dZ), z);
+          }
+          if (!withX) return { value, jacobian };
+          const viaR = b.binary('add', wI[2], b.matmul(scaleCols(b, mN, q), wI[0]));
+          const inputJacobian = b.binary('add', scaleRows(b, cZ, wI[1]), scaleRows(b, gN, viaR));
+          return { value, jacobian, inputJacobian };
+        },
+      };
+    },
+  };
 }
 
 /**

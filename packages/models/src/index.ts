@@ -1,10 +1,11 @@
 /**
  * @pelk/models — recurrent cells for pelk, written once against the backend-neutral ops of
- * `ComputeBackend`: GRU, LSTM, Elman, Lorenz-96 and user-defined cells, each with analytic dense
+ * `ComputeBackend`: GRU, LSTM, Elman, Lorenz-96, autoregressive (`ar`) and user-defined cells, each with analytic dense
  * and diagonal Jacobians; weight importers (PyTorch, flax, Keras / tfjs-layers); and the
  * model-spec JSON format.
  */
 export { ACTIVATIONS, type Activation, type ActivationName, activation } from './activations.js';
+export { ArCell, type ArInnerCell, type ArNoise, type ArOptions, type ArReadout, ar } from './ar.js';
 export { CustomCell, type CustomCellOptions, type CustomStep, customCell } from './custom.js';
 export {
   ElmanCell,
@@ -28,6 +29,8 @@ export { Lorenz96Cell, type Lorenz96Options, lorenz96 } from './lorenz96.js';
 export { type KerasLstmConfig, LstmCell, type LstmParameters, type TorchLstmWeights, lstm } from './lstm.js';
 export { type ModelSpec, type ModelSpecData, type ModelSpecJson, readCellSpec, readModelSpec, writeModelSpec } from './spec.js';
 export type {
+  ArReadoutSpec,
+  ArSpec,
   CellSpec,
   ElmanSpec,
   FlaxDenseSpec,

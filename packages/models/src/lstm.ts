@@ -11,8 +11,9 @@
  */
 import type { BindContext, BoundCell, ComputeBackend, Tensor } from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
-import { type ForwardFn, checkContext, makeBoundCell, scaleRows, sum, uploadOwned } from './bound.js';
+import { scaleRows, sum } from './bound.js';
 import { diagonal, fieldName, randomOptions, readObject, rows, transpose, uniform } from './host.js';
+import { type RnnCore, bindRnn, registerCore } from './rnn-core.js';
 import { type SizeHints, type TorchForm, kerasToTorch, readKerasWeights, readTorchWeights } from './rnn-weights.js';
 import type { LstmSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
 
@@ -40,12 +41,13 @@ export class LstmCell implements ModelCell {
   readonly hiddenSize: number;
   readonly activation: ActivationName;
   readonly recurrentActivation: ActivationName;
-  private readonly params: LstmParameters;
+  private readonly core: RnnCore;
   private readonly describe: () => LstmSpec;
 
   /** Prefer the {@link lstm} factories, which validate their input; `params` is trusted here. */
   constructor(params: LstmParameters, describe: () => LstmSpec) {
-    this.params = params;
+    this.core = lstmCore(params);
+    registerCore(this, this.core);
     this.describe = describe;
     this.inputSize = params.inputSize;
     this.hiddenSize = params.hiddenSize;
@@ -61,67 +63,87 @@ export class LstmCell implements ModelCell {
 
   /** Uploads the weights and precomputes `W_ih·u_t + b_ih + b_hh` for every step. */
   bind(backend: ComputeBackend, context: BindContext): BoundCell {
-    checkContext(context, this.inputSize, this.kind);
-    const p = this.params;
-    const { inputSize: I, hiddenSize: H } = p;
-    const G = 4 * H;
-    const act = activation(p.activation, 'activation');
-    const ra = activation(p.recurrentActivation, 'recurrentActivation');
-    const gate = (k: number): Float64Array => rows(p.weightHh, H, k * H, H);
-    let xproj!: Tensor;
-    let whhT!: Tensor;
-    const m: Tensor[] = []; // W_hi, W_hf, W_hg, W_ho as [H, H]
-    const d: Tensor[] = []; // their diagonals
-    const owned = uploadOwned(backend, (own) => {
-      const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, context.dtype);
-      const bias = p.biasIh.map((v, i) => v + p.biasHh[i]);
-      xproj = own(backend.binary('add', backend.matmul(context.inputs!, up(transpose(p.weightIh, G, I), [I, G])), up(bias, [G])));
-      whhT = own(up(transpose(p.weightHh, G, H), [H, G]));
-      for (let k = 0; k < 4; k++) {
-        m.push(own(up(gate(k), [H, H])));
-        d.push(own(up(diagonal(gate(k), H), [H])));
-      }
-    });
-
-    const b = backend;
-    const forward: ForwardFn = (s, xp, want) => {
-      const h = b.slice(s, -1, 0, H);
-      const c = b.slice(s, -1, H, H);
-      const pre = b.binary('add', xp!, b.matmul(h, whhT));
-      const aIF = b.slice(pre, -1, 0, 2 * H);
-      const aG = b.slice(pre, -1, 2 * H, H);
-      const aO = b.slice(pre, -1, 3 * H, H);
-      const iF = ra.forward(b, aIF);
-      const i = b.slice(iF, -1, 0, H);
-      const f = b.slice(iF, -1, H, H);
-      const g = act.forward(b, aG);
-      const o = ra.forward(b, aO);
-      const c2 = b.binary('add', b.binary('mul', f, c), b.binary('mul', i, g));
-      const tc = act.forward(b, c2);
-      const value = b.concat([b.binary('mul', o, tc), c2], -1);
-      if (want === 'value') return { value };
-
-      const dIF = ra.derivative(b, aIF, iF);
-      const ci = b.binary('mul', g, b.slice(dIF, -1, 0, H)); // ∂c'/∂a_i
-      const cf = b.binary('mul', c, b.slice(dIF, -1, H, H)); // ∂c'/∂a_f
-      const cg = b.binary('mul', i, act.derivative(b, aG, g)); // ∂c'/∂a_g
-      const co = b.binary('mul', tc, ra.derivative(b, aO, o)); // ∂h'/∂a_o
-      const u = b.binary('mul', o, act.derivative(b, c2, tc)); // ∂h'/∂c'
-      if (want === 'dense') {
-        // ∂c'/∂h = Σ diag(c_k) W_hk;  ∂h'/∂h = diag(u) ∂c'/∂h + diag(c_o) W_ho;
-        // ∂h'/∂c = diag(u ⊙ f);  ∂c'/∂c = diag(f).
-        const jch = sum(b, scaleRows(b, ci, m[0]), scaleRows(b, cf, m[1]), scaleRows(b, cg, m[2]));
-        const jhh = b.binary('add', scaleRows(b, u, jch), scaleRows(b, co, m[3]));
-        const top = b.concat([jhh, b.diagEmbed(b.binary('mul', u, f))], -1);
-        const bottom = b.concat([jch, b.diagEmbed(f)], -1);
-        return { value, jacobian: b.concat([top, bottom], -2) };
-      }
-      const dch = sum(b, b.binary('mul', ci, d[0]), b.binary('mul', cf, d[1]), b.binary('mul', cg, d[2]));
-      const dhh = b.binary('add', b.binary('mul', u, dch), b.binary('mul', co, d[3]));
-      return { value, jacobian: b.concat([dhh, f], -1) };
-    };
-    return makeBoundCell({ backend, kind: this.kind, stateSize: 2 * H, context, drive: xproj, owned, forward });
+    return bindRnn(this.core, backend, context);
   }
+}
+
+/** The LSTM transition as a {@link RnnCore}: what `bind` runs, and the inner cell of an `ar` cell. */
+function lstmCore(p: LstmParameters): RnnCore {
+  const { inputSize: I, hiddenSize: H } = p;
+  const G = 4 * H;
+  const act = activation(p.activation, 'activation');
+  const ra = activation(p.recurrentActivation, 'recurrentActivation');
+  const bias = p.biasIh.map((v, i) => v + p.biasHh[i]);
+  return {
+    kind: 'lstm',
+    inputSize: I,
+    hiddenSize: H,
+    stateSize: 2 * H,
+    upload(backend, dtype, own, withInput) {
+      const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, dtype);
+      const keep = withInput ? own : <T extends Tensor>(t: T): T => t;
+      const wIhT = keep(up(transpose(p.weightIh, G, I), [I, G]));
+      const bIh = keep(up(bias, [G]));
+      const whhT = own(up(transpose(p.weightHh, G, H), [H, G]));
+      const m: Tensor[] = []; // W_hi, W_hf, W_hg, W_ho as [H, H]
+      const d: Tensor[] = []; // their diagonals
+      for (let k = 0; k < 4; k++) {
+        const gate = rows(p.weightHh, H, k * H, H);
+        m.push(own(up(gate, [H, H])));
+        d.push(own(up(diagonal(gate, H), [H])));
+      }
+      // W_ii, W_if, W_ig, W_io [H, I] for ∂[h', c']/∂x.
+      const wI = withInput ? [0, 1, 2, 3].map((k) => own(up(rows(p.weightIh, I, k * H, H), [H, I]))) : null;
+
+      const b = backend;
+      return {
+        project: (x) => b.binary('add', b.matmul(x, wIhT), bIh),
+        forward(s, xp, want, wantInput = false) {
+          const h = b.slice(s, -1, 0, H);
+          const c = b.slice(s, -1, H, H);
+          const pre = b.binary('add', xp, b.matmul(h, whhT));
+          const aIF = b.slice(pre, -1, 0, 2 * H);
+          const aG = b.slice(pre, -1, 2 * H, H);
+          const aO = b.slice(pre, -1, 3 * H, H);
+          const iF = ra.forward(b, aIF);
+          const i = b.slice(iF, -1, 0, H);
+          const f = b.slice(iF, -1, H, H);
+          const g = act.forward(b, aG);
+          const o = ra.forward(b, aO);
+          const c2 = b.binary('add', b.binary('mul', f, c), b.binary('mul', i, g));
+          const tc = act.forward(b, c2);
+          const value = b.concat([b.binary('mul', o, tc), c2], -1);
+          if (want === 'value') return { value };
+
+          const dIF = ra.derivative(b, aIF, iF);
+          const ci = b.binary('mul', g, b.slice(dIF, -1, 0, H)); // ∂c'/∂a_i
+          const cf = b.binary('mul', c, b.slice(dIF, -1, H, H)); // ∂c'/∂a_f
+          const cg = b.binary('mul', i, act.derivative(b, aG, g)); // ∂c'/∂a_g
+          const co = b.binary('mul', tc, ra.derivative(b, aO, o)); // ∂h'/∂a_o
+          const u = b.binary('mul', o, act.derivative(b, c2, tc)); // ∂h'/∂c'
+          let jacobian: Tensor;
+          if (want === 'dense') {
+            // ∂c'/∂h = Σ diag(c_k) W_hk;  ∂h'/∂h = diag(u) ∂c'/∂h + diag(c_o) W_ho;
+            // ∂h'/∂c = diag(u ⊙ f);  ∂c'/∂c = diag(f).
+            const jch = sum(b, scaleRows(b, ci, m[0]), scaleRows(b, cf, m[1]), scaleRows(b, cg, m[2]));
+            const jhh = b.binary('add', scaleRows(b, u, jch), scaleRows(b, co, m[3]));
+            const top = b.concat([jhh, b.diagEmbed(b.binary('mul', u, f))], -1);
+            const bottom = b.concat([jch, b.diagEmbed(f)], -1);
+            jacobian = b.concat([top, bottom], -2);
+          } else {
+            const dch = sum(b, b.binary('mul', ci, d[0]), b.binary('mul', cf, d[1]), b.binary('mul', cg, d[2]));
+            const dhh = b.binary('add', b.binary('mul', u, dch), b.binary('mul', co, d[3]));
+            jacobian = b.concat([dhh, f], -1);
+          }
+          if (!wantInput || wI === null) return { value, jacobian };
+          // The same chain with the input weights: ∂c'/∂x = Σ diag(c_k) W_ik, ∂h'/∂x = diag(u) ∂c'/∂x + diag(c_o) W_io.
+          const jcx = sum(b, scaleRows(b, ci, wI[0]), scaleRows(b, cf, wI[1]), scaleRows(b, cg, wI[2]));
+          const jhx = b.binary('add', scaleRows(b, u, jcx), scaleRows(b, co, wI[3]));
+          return { value, jacobian, inputJacobian: b.concat([jhx, jcx], -2) };
+        },
+      };
+    },
+  };
 }
 
 /** PyTorch `nn.LSTM` (one layer) `state_dict` entries. Biases may be omitted (`bias=False`). */

@@ -14,8 +14,13 @@
  *   tfjs-layers `getWeights()`; config fields `activation`, `recurrentActivation` (gru, lstm) and
  *   `resetAfter` (gru), all written explicitly.
  * - lorenz96: `{ dimension, forcing, dt, integrator }`.
+ * - ar: `{ inner: <gru | lstm | elman cell>, readout: { weight [2I, H], bias [2I], skip }, noise: 'softplus' }`,
+ *   with `"inputs": null` and the drivers in `"drivers"` (`[T]` numbers for a scalar value, `[T][I]`
+ *   otherwise). `readModelSpec` returns the drivers as `inputs` (`[T][I]`), the form `evaluate`
+ *   takes, and `writeModelSpec` writes them back under `drivers`.
  */
 import { InvalidArgumentError, assertPositiveInteger, describeValue } from '@pelk/core';
+import { type ArCell, arFromParts } from './ar.js';
 import { elmanFromKeras, elmanFromTorch } from './elman.js';
 import { gruFromFlax, gruFromKeras, gruFromTorch } from './gru.js';
 import { fieldName, readObject, readWeight, toNested } from './host.js';
@@ -29,7 +34,7 @@ export interface ModelSpec {
   /** Who computed `states` (fixtures). */
   readonly oracle?: string;
   readonly cell: ModelCell;
-  /** `[T][I]`, or `null` for autonomous cells. */
+  /** `[T][I]`, or `null` for autonomous cells. For an `ar` cell: its drivers, `[T][I]` (from the spec's `drivers`). */
   readonly inputs: number[][] | null;
   /** `s_0` (`[D]`), or `null` (zeros). */
   readonly initialState: number[] | null;
@@ -46,18 +51,23 @@ export interface ModelSpecJson {
   name?: string;
   oracle?: string;
   cell: CellSpec;
-  /** How the state is laid out: `'h'`, `'[h, c]'` (LSTM) or `'x'` (Lorenz-96). */
+  /** How the state is laid out: `'h'`, `'[h, c]'` (LSTM), `'x'` (Lorenz-96), `'[x, h]'` / `'[x, h, c]'` (ar). */
   stateLayout: string;
   steps: number;
+  /** `[T][I]`; `null` for autonomous cells and for `ar` cells (which take `drivers`). */
   inputs: number[][] | null;
+  /** `ar` cells only: one driver per step, `[T]` for a scalar value, else `[T][I]`. */
+  drivers?: number[] | number[][];
   initialState: number[] | null;
   states?: number[][];
 }
 
 /** The data {@link writeModelSpec} stores beside the cell. */
 export interface ModelSpecData {
-  /** `[T][I]`; `null` for autonomous cells. */
+  /** `[T][I]`; `null` for autonomous cells. For an `ar` cell, its drivers (`[T][I]`), unless `drivers` is given. */
   readonly inputs: number[][] | null;
+  /** `ar` cells only, instead of `inputs`: `[T]` drivers for a scalar value, else `[T][I]`. */
+  readonly drivers?: ArrayLike<number> | ReadonlyArray<ArrayLike<number>>;
   /** `s_0` (`[D]`) or `null`. */
   readonly initialState: number[] | null;
   /** Reference states `[T][D]`. */
@@ -68,9 +78,17 @@ export interface ModelSpecData {
   readonly steps?: number;
 }
 
-const CELL_TYPES = "one of 'gru', 'lstm', 'elman', 'lorenz96'";
+const CELL_TYPES = "one of 'gru', 'lstm', 'elman', 'lorenz96', 'ar'";
 
 const STATE_LAYOUT: Readonly<Record<string, string>> = { gru: 'h', elman: 'h', lstm: '[h, c]', lorenz96: 'x' };
+
+/** The `stateLayout` string of a cell: the value first for an `ar` cell (`'[x, h]'`, `'[x, h, c]'`). */
+function stateLayout(cell: ModelCell): string {
+  if (cell.kind !== 'ar') return STATE_LAYOUT[cell.kind];
+  return (cell as ArCell).inner.kind === 'lstm' ? '[x, h, c]' : '[x, h]';
+}
+
+const AR_INNER_TYPES = ['gru', 'lstm', 'elman'];
 
 function conventionError(type: string, convention: unknown, known: readonly string[]): InvalidArgumentError {
   return new InvalidArgumentError(
@@ -110,8 +128,14 @@ export function readCellSpec(value: unknown, field = 'cell'): ModelCell {
       throw conventionError(type, convention, ['torch', 'keras']);
     case 'lorenz96':
       return lorenz96FromObject(c, field);
-    case 'ar':
-      throw new InvalidArgumentError(fieldName(field, 'type'), CELL_TYPES, "'ar' (arrives with the ELK work)");
+    case 'ar': {
+      const innerField = fieldName(field, 'inner');
+      const innerType = readObject(c.inner, innerField).type;
+      if (!AR_INNER_TYPES.includes(innerType as string)) {
+        throw new InvalidArgumentError(fieldName(innerField, 'type'), "one of 'gru', 'lstm', 'elman' (the inner cell of an 'ar' cell)", describeValue(innerType));
+      }
+      return arFromParts(readCellSpec(c.inner, innerField), c.readout, c.noise, field);
+    }
     default:
       throw new InvalidArgumentError(fieldName(field, 'type'), CELL_TYPES, describeValue(type));
   }
@@ -123,16 +147,42 @@ function optionalString(value: unknown, field: string): string | undefined {
   return value;
 }
 
-/** Validates the data of a spec against the cell; returns fresh plain arrays. */
+function lengthOf(value: unknown): number {
+  return Array.isArray(value) || ArrayBuffer.isView(value) ? (value as ArrayLike<unknown>).length : 0;
+}
+
+/**
+ * Validates the data of a spec against the cell; returns fresh plain arrays. `writing`: the data
+ * of {@link writeModelSpec}, where an `ar` cell's drivers may come as `inputs` (`[T][I]`).
+ */
 function readData(
   cell: ModelCell,
-  o: { inputs?: unknown; initialState?: unknown; states?: unknown; steps?: unknown },
+  o: { inputs?: unknown; drivers?: unknown; initialState?: unknown; states?: unknown; steps?: unknown },
+  writing: boolean,
 ): { inputs: number[][] | null; initialState: number[] | null; states?: number[][]; steps: number } {
   const D = cell.stateSize;
   const I = cell.inputSize;
   let steps = o.steps === undefined ? undefined : assertPositiveInteger(o.steps, 'steps');
   let inputs: number[][] | null = null;
-  if (I > 0) {
+  const isAr = cell.kind === 'ar';
+  if (!isAr && o.drivers !== undefined) {
+    throw new InvalidArgumentError('drivers', `no drivers (only 'ar' cells take them; a '${cell.kind}' cell takes inputs)`, describeValue(o.drivers));
+  }
+  if (isAr && (!writing || o.drivers !== undefined || o.inputs === null || o.inputs === undefined)) {
+    // The spec form: inputs null, one driver per step (per emitted number) in `drivers`.
+    if (o.inputs !== null && o.inputs !== undefined) {
+      const why = writing ? 'null when drivers are given' : "null (an 'ar' spec gives its drivers in 'drivers')";
+      throw new InvalidArgumentError('inputs', why, describeValue(o.inputs));
+    }
+    if (o.drivers === null || o.drivers === undefined) {
+      throw new InvalidArgumentError('drivers', `${I === 1 ? '[T]' : `[T][${I}]`} numbers (an 'ar' cell takes one driver per step)`, describeValue(o.drivers));
+    }
+    const T = steps ?? lengthOf(o.drivers);
+    const data = readWeight(o.drivers, 'drivers', I === 1 ? [T] : [T, I]);
+    if (T < 1) throw new InvalidArgumentError('drivers', 'at least one step', 'none');
+    inputs = toNested(data, [T, I]) as number[][];
+    steps = T;
+  } else if (I > 0) {
     if (o.inputs === null || o.inputs === undefined) {
       throw new InvalidArgumentError('inputs', `[T][${I}] data (the '${cell.kind}' cell takes inputs)`, describeValue(o.inputs));
     }
@@ -175,10 +225,11 @@ export function readModelSpec(json: unknown): ModelSpec {
   const name = optionalString(o.name, 'name');
   const oracle = optionalString(o.oracle, 'oracle');
   const cell = readCellSpec(o.cell, 'cell');
-  if (o.stateLayout !== undefined && o.stateLayout !== STATE_LAYOUT[cell.kind]) {
-    throw new InvalidArgumentError('stateLayout', `'${STATE_LAYOUT[cell.kind]}' for a '${cell.kind}' cell`, describeValue(o.stateLayout));
+  const layout = stateLayout(cell);
+  if (o.stateLayout !== undefined && o.stateLayout !== layout) {
+    throw new InvalidArgumentError('stateLayout', `'${layout}' for this '${cell.kind}' cell`, describeValue(o.stateLayout));
   }
-  const data = readData(cell, o);
+  const data = readData(cell, o, false);
   return { ...(name !== undefined ? { name } : {}), ...(oracle !== undefined ? { oracle } : {}), cell, ...data, raw: json };
 }
 
@@ -195,20 +246,22 @@ export function readModelSpec(json: unknown): ModelSpec {
  */
 export function writeModelSpec(cell: ModelCell, data: ModelSpecData): ModelSpecJson {
   if (!cell || typeof (cell as Partial<ModelCell>).toSpec !== 'function') {
-    throw new InvalidArgumentError('cell', 'a gru, lstm, elman or lorenz96 cell of @pelk/models', describeValue(cell));
+    throw new InvalidArgumentError('cell', 'a gru, lstm, elman, lorenz96 or ar cell of @pelk/models', describeValue(cell));
   }
   const d = readObject(data, 'data');
   const name = optionalString(d.name, 'name');
   const oracle = optionalString(d.oracle, 'oracle');
   const spec = cell.toSpec();
-  const { inputs, initialState, states, steps } = readData(cell, d);
+  const { inputs, initialState, states, steps } = readData(cell, d, true);
+  const isAr = cell.kind === 'ar';
   return {
     ...(name !== undefined ? { name } : {}),
     ...(oracle !== undefined ? { oracle } : {}),
     cell: spec,
-    stateLayout: STATE_LAYOUT[spec.type],
+    stateLayout: stateLayout(cell),
     steps,
-    inputs,
+    inputs: isAr ? null : inputs,
+    ...(isAr ? { drivers: cell.inputSize === 1 ? inputs!.map((r) => r[0]) : inputs! } : {}),
     initialState,
     ...(states ? { states } : {}),
   };

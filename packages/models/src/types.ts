@@ -118,5 +118,24 @@ export interface Lorenz96Spec {
   integrator: 'rk4' | 'euler';
 }
 
+/** The readout of an `ar` cell: `[μ, ℓ] = W o + b`, `o = h' (+ x when skip)`. */
+export interface ArReadoutSpec {
+  /** `[2I, H]`: rows `0..I-1` give μ, rows `I..2I-1` give ℓ (`[2, H]` for a scalar value). */
+  weight: number[][];
+  /** `[2I]`: `[b_μ…, b_ℓ…]`. */
+  bias: number[];
+  /** Whether the readout sees `h' + x` (true) or `h'` (false). */
+  skip: boolean;
+}
+
+/** Autoregressive cell spec (FORMAT.md): an inner recurrent cell fed its own previous output. */
+export interface ArSpec {
+  type: 'ar';
+  inner: GruSpec | LstmSpec | ElmanSpec;
+  readout: ArReadoutSpec;
+  /** How a driver enters: `x' = μ + softplus(ℓ)·u_t`. */
+  noise: 'softplus';
+}
+
 /** The `cell` object of a model spec. */
-export type CellSpec = GruSpec | LstmSpec | ElmanSpec | Lorenz96Spec;
+export type CellSpec = GruSpec | LstmSpec | ElmanSpec | Lorenz96Spec | ArSpec;

@@ -1,0 +1,107 @@
+/**
+ * The part of a GRU, LSTM or Elman cell that other cells can reuse: a "core" that uploads the
+ * weights and returns a kernel which projects raw inputs (`W_ih x + b`) and runs one transition
+ * from a projection, with the Jacobian with respect to the state and, on request, with respect
+ * to the raw input. Each cell's own `bind` runs its core over the precomputed projection of the
+ * inputs; the autoregressive `ar` cell projects the value it emitted at the previous step instead,
+ * and needs the input Jacobian `∂h'/∂x` for the chain rule.
+ */
+import type { BindContext, BoundCell, ComputeBackend, DType, HostArray, Tensor } from '@pelk/core';
+import { type HostStep, type Want, checkContext, hostMatVec, makeBoundCell, uploadOwned } from './bound.js';
+import { transpose } from './host.js';
+
+/** One transition from a projection: the value and what was asked for. */
+export interface RnnStep {
+  /** Next state `[..., D]`. */
+  readonly value: Tensor;
+  /** `∂value/∂prev`: `[..., D, D]` (dense) or `[..., D]` (diagonal); absent for `want = 'value'`. */
+  readonly jacobian?: Tensor;
+  /**
+   * `∂value/∂x` with respect to the raw input `x` (before the projection), `[..., D, I]`; present
+   * when `wantInput` is set, `want` is not `'value'` and the kernel was uploaded `withInput`.
+   */
+  readonly inputJacobian?: Tensor;
+}
+
+/** A core's weights on a backend. */
+export interface RnnKernel {
+  /** The projection `[..., I]` → `[..., G]` that `forward` takes as its drive (biases folded in as the cell folds them). */
+  project(x: Tensor): Tensor;
+  /** One transition on any leading shape: `prev` `[..., D]`, `drive` `[..., G]` from {@link project}. */
+  forward(prev: Tensor, drive: Tensor, want: Want, wantInput?: boolean): RnnStep;
+}
+
+/** The same transition on host arrays, for fused sequential kernels. */
+export interface HostRnn {
+  /** Width `G` of the projection. */
+  readonly driveSize: number;
+  /** `out[outOff..outOff+G) = W_ih x + b` for `x = x[xOff..xOff+I)`, exactly as {@link RnnKernel.project}. */
+  project(x: HostArray, xOff: number, out: Float64Array, outOff: number): void;
+  /** One step from a projection row (see `BoundCellParts.hostStep`). */
+  readonly step: HostStep;
+}
+
+/** A GRU, LSTM or Elman transition, independent of how it is driven. */
+export interface RnnCore {
+  readonly kind: 'gru' | 'lstm' | 'elman';
+  readonly inputSize: number;
+  /** Size of the output `h` (the first `hiddenSize` entries of the state). */
+  readonly hiddenSize: number;
+  /** `D`: `H`, or `2H` for the LSTM (`[h, c]`). */
+  readonly stateSize: number;
+  /**
+   * Uploads the weights; call it inside the `build` of {@link uploadOwned}. Tensors the kernel needs
+   * afterwards pass through `own`. With `withInput` false, the projection weights are temporaries
+   * of that build (so `project` works only inside it, as a cell's `bind` needs) and
+   * `inputJacobian` is never produced; with `withInput` true they are owned, and so are the
+   * input-weight blocks the input Jacobian needs.
+   */
+  upload(backend: ComputeBackend, dtype: DType, own: <T extends Tensor>(t: T) => T, withInput: boolean): RnnKernel;
+  /** A host kernel (fused sequential path), when the cell has one. */
+  host?(): HostRnn;
+}
+
+const CORES = new WeakMap<object, RnnCore>();
+
+/** Records the core of a cell of this package (called from the cell constructors). */
+export function registerCore(cell: object, core: RnnCore): void {
+  CORES.set(cell, core);
+}
+
+/** The core of a GRU, LSTM or Elman cell of this package, or `undefined` for any other value. */
+export function coreOf(cell: unknown): RnnCore | undefined {
+  return cell !== null && typeof cell === 'object' ? CORES.get(cell) : undefined;
+}
+
+/**
+ * The `bind` of a recurrent cell: uploads the weights, projects all inputs once (`W_ih·u_t + b`
+ * for every `t`), and runs the core's transition over the projection.
+ */
+export function bindRnn(core: RnnCore, backend: ComputeBackend, context: BindContext): BoundCell {
+  checkContext(context, core.inputSize, core.kind);
+  let kernel!: RnnKernel;
+  let xproj!: Tensor;
+  const owned = uploadOwned(backend, (own) => {
+    kernel = core.upload(backend, context.dtype, own, false);
+    xproj = own(kernel.project(context.inputs!));
+  });
+  return makeBoundCell({
+    backend,
+    kind: core.kind,
+    stateSize: core.stateSize,
+    context,
+    drive: xproj,
+    owned,
+    forward: (prev, drive, want) => kernel.forward(prev, drive!, want),
+    hostStep: core.host?.().step,
+  });
+}
+
+/** Host projection `out = W x + bias` for `W` `[G, I]` (row-major), as `project` computes it. */
+export function hostProjector(weightIh: Float64Array, bias: Float64Array, G: number, I: number): HostRnn['project'] {
+  const wT = transpose(weightIh, G, I); // [I, G]
+  return (x, xOff, out, outOff) => {
+    hostMatVec(wT, G, 0, G, I, x, xOff, out, outOff);
+    for (let j = 0; j < G; j++) out[outOff + j] += bias[j];
+  };
+}
