@@ -439,6 +439,18 @@ export class CpuBackend implements ComputeBackend {
     return m;
   }
 
+  async sumSquaredDiff(a: Tensor, b: Tensor): Promise<number> {
+    const x = this.t(a, 'a').data;
+    const y = this.t(b, 'b').data;
+    if (x.length !== y.length) throw new ShapeError('sumSquaredDiff', `${x.length} elements`, String(y.length));
+    let s = 0;
+    for (let i = 0; i < x.length; i++) {
+      const d = x[i] - y[i];
+      s += d * d;
+    }
+    return s;
+  }
+
   sanitize(x: Tensor, bound: number): { value: Tensor; nonFinite: Promise<number> } {
     const src = this.t(x);
     const out = this.make(src.shape, src.dtype);

@@ -191,6 +191,8 @@ export interface ComputeBackend {
   maxAbsDiff(a: Tensor, b: Tensor): Promise<number>;
   /** `max |a|` over all elements (NaN if any element is NaN). */
   maxAbs(a: Tensor): Promise<number>;
+  /** `Σ (a − b)²` over all elements (the ELK merit is half of it for `a = s`, `b = f(s)`). */
+  sumSquaredDiff(a: Tensor, b: Tensor): Promise<number>;
   /**
    * Replaces NaN by 0 and clips to `[-bound, bound]` (±Infinity become ±bound). Returns the cleaned
    * tensor and how many elements were NaN or infinite.

@@ -2,10 +2,20 @@ import type { ComputeBackend, DType, HostArray, Tensor } from './backend.js';
 import type { BoundCell, Cell } from './cell.js';
 import { InvalidArgumentError, ResourceLimitError, ShapeError, UnknownMethodError, describeValue } from './errors.js';
 import { resolveBackend } from './registry.js';
+import { type ElkDamping, solveElk } from './solvers/elk.js';
 import { solveNewton } from './solvers/newton.js';
 import type { Problem, SolverOutput } from './solvers/problem.js';
 import { solveSequential } from './solvers/sequential.js';
-import { METHODS, type EvaluateOptions, type EvaluateResult, type InputsLike, type Method } from './types.js';
+import {
+  type EvaluateOptions,
+  type EvaluateResult,
+  type InputsLike,
+  type IterationInfo,
+  type KalmanMode,
+  METHODS,
+  type Method,
+  type MethodRun,
+} from './types.js';
 import { type HostTensor, assertPositiveInteger, assertPositiveNumber, toHostTensor } from './validate.js';
 
 /** Default stopping tolerances per dtype (ALGORITHMS.md §8). */
@@ -29,6 +39,49 @@ interface Plan {
   readonly maxIterations: number;
   readonly clip: number;
   readonly progressEvery: number;
+  readonly kalman: KalmanMode;
+  /** Fixed σ², or undefined for adaptive damping. */
+  readonly sigmaSq: number | undefined;
+  readonly allowSequential: boolean;
+}
+
+/**
+ * Adaptive damping, chosen from measurements (float64, zero initial guess, tolerance 1e-9; the
+ * stability benchmark reproduces them). No single fixed σ² serves both test problems: on the trained
+ * AR-GRU (T = 2,000) the best fixed σ² is 1e6 for ELK (76 iterations) and 1e2 for quasi-ELK (430),
+ * on Lorenz-96 (T = 400) 1e2 for ELK (139) and 10 for quasi-ELK (271), and each of these fails to
+ * converge in 1,000 iterations on the other problem. This schedule — σ² from 1, ×2 after a step
+ * that lowers the merit, ÷4 after a rejected one; a candidate is rejected when its merit jumps over
+ * 10× the current one or over 1e4× the initial guess's — converged in 56 / 143 (ELK) and 351 / 243
+ * (quasi-ELK) iterations, and in float32 too (54 / 142, 307 / 282). The ceiling matters: at 1e3 or
+ * 1e2 one of those eight runs stalls. quasi-ELK caps σ² at 300: its diagonal linearisation is too
+ * poor a model of coupled dynamics to take DEER-like steps on unstable models (uncapped, it needed
+ * ~1,460 iterations on the AR-GRU).
+ */
+export const ADAPTIVE_DAMPING = {
+  initial: 1,
+  min: 1e-12,
+  maxDense: 1e12,
+  maxDiagonal: 300,
+  grow: 2,
+  shrink: 4,
+  slack: 10,
+  ceiling: 1e4,
+} as const;
+
+/** The adaptive schedule for dense (ELK) or diagonal (quasi-ELK) Jacobians. */
+function adaptiveDamping(jacobian: 'dense' | 'diagonal'): ElkDamping {
+  const a = ADAPTIVE_DAMPING;
+  return {
+    mode: 'adaptive',
+    initial: a.initial,
+    min: a.min,
+    max: jacobian === 'dense' ? a.maxDense : a.maxDiagonal,
+    grow: a.grow,
+    shrink: a.shrink,
+    slack: a.slack,
+    ceiling: a.ceiling,
+  };
 }
 
 function isResult(x: unknown): x is EvaluateResult {
@@ -155,8 +208,37 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
     }
   }
 
-  checkMemory(method, batch, steps, D, cell, backend);
-  return { method, dtype, batch, steps, stateSize: D, batched, inputs, init, guess, tolerance, maxIterations, clip, progressEvery };
+  const kalman = options.kalman ?? 'filter';
+  if (kalman !== 'filter' && kalman !== 'smoother') {
+    throw new InvalidArgumentError('options.kalman', "'filter' or 'smoother'", describeValue(kalman));
+  }
+  const sigmaSq =
+    options.sigmaSq === undefined || options.sigmaSq === 'adaptive' ? undefined : assertPositiveNumber(options.sigmaSq, 'options.sigmaSq');
+  if (options.allowSequential !== undefined && typeof options.allowSequential !== 'boolean') {
+    throw new InvalidArgumentError('options.allowSequential', 'a boolean', describeValue(options.allowSequential));
+  }
+  const allowSequential = options.allowSequential ?? true;
+
+  // 'auto' may end on dense ELK only if that fits; quasi-ELK and sequential always fit when quasi-DEER does.
+  checkMemory(method === 'auto' ? 'quasi-deer' : method, batch, steps, D, cell, backend);
+  return {
+    method,
+    dtype,
+    batch,
+    steps,
+    stateSize: D,
+    batched,
+    inputs,
+    init,
+    guess,
+    tolerance,
+    maxIterations,
+    clip,
+    progressEvery,
+    kalman,
+    sigmaSq,
+    allowSequential,
+  };
 }
 
 /**
@@ -165,26 +247,40 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
  * methods: a few dozen `[B, T, max(D, I)]`-sized tensors for cell intermediates.
  */
 function checkMemory(method: Method, B: number, T: number, D: number, cell: Cell, backend: ComputeBackend): void {
+  const problem = memoryProblem(method, B, T, D, cell, backend);
+  if (problem) throw problem;
+}
+
+/**
+ * Estimates the elements a method keeps live and returns the error to throw when the backend
+ * says it cannot hold them. Dense methods keep `[B, T, D, D]` Jacobians plus their scan's working
+ * copy (DEER) or the Kalman elements and covariances (ELK, ~8 such tensors); diagonal and
+ * sequential methods a few dozen `[B, T, max(D, I)]`-sized tensors for cell intermediates.
+ */
+function memoryProblem(method: Method, B: number, T: number, D: number, cell: Cell, backend: ComputeBackend): ResourceLimitError | undefined {
   const { maxTensorElements, maxTotalElements } = backend.capabilities.limits;
   const width = Math.max(D, cell.inputSize) * 4; // gate pre-activations of an LSTM are 4·H wide
   const rowElements = B * T * width;
-  const largest = method === 'deer' ? Math.max(B * T * D * D, rowElements) : rowElements;
-  const total = method === 'deer' ? 3 * B * T * D * D + 8 * rowElements : 8 * rowElements;
+  const dense = method === 'deer' || method === 'elk';
+  const largest = dense ? Math.max(B * T * D * D, rowElements) : rowElements;
+  const total = (method === 'deer' ? 3 : method === 'elk' ? 8 : 0) * B * T * D * D + 8 * rowElements;
   const what = `method '${method}' with B=${B}, T=${T}, D=${D}`;
+  const advice = dense ? ` (use 'quasi-${method}', or a smaller T or batch)` : '';
   if (largest > maxTensorElements) {
-    throw new ResourceLimitError(
+    return new ResourceLimitError(
       'options.method',
       `a problem whose largest tensor fits backend '${backend.name}' (≤ ${maxTensorElements} elements)`,
-      `${what} needs a tensor of ${largest} elements${method === 'deer' ? " (use 'quasi-deer', or a smaller T or batch)" : ''}`,
+      `${what} needs a tensor of ${largest} elements${advice}`,
     );
   }
   if (total > maxTotalElements) {
-    throw new ResourceLimitError(
+    return new ResourceLimitError(
       'options.method',
       `a problem that fits backend '${backend.name}' (≤ ${maxTotalElements} live elements)`,
-      `${what} needs about ${total} elements${method === 'deer' ? " (use 'quasi-deer', or a smaller T or batch)" : ''}`,
+      `${what} needs about ${total} elements${advice}`,
     );
   }
+  return undefined;
 }
 
 /**
@@ -221,6 +317,7 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
   const owned: Tensor[] = [];
   let bound: BoundCell | undefined;
   let output: SolverOutput | undefined;
+  let methods: MethodRun[] = [];
   try {
     const inputTensor = pl.inputs ? backend.fromArray(pl.inputs.data, [B, T, cell.inputSize], dtype) : null;
     if (inputTensor) owned.push(inputTensor);
@@ -239,23 +336,15 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
       onIteration: options.onIteration,
       startedAt,
     };
-    if (pl.method === 'sequential') {
-      output = solveSequential(problem, pl.progressEvery);
-    } else {
-      const guess = initialGuessTensor(backend, pl);
-      output = await solveNewton(problem, guess, {
-        jacobian: pl.method === 'deer' ? 'dense' : 'diagonal',
-        tolerance: pl.tolerance,
-        maxIterations: pl.maxIterations,
-        clip: pl.clip,
-      });
-    }
+    const run = await solve(problem, pl, cell);
+    output = run.output;
+    methods = run.methods;
     // The certificate: the true residual of the returned states. A sequential trajectory satisfies
     // s_t = f(s_{t−1}) by construction, so only its finiteness is checked (NaN if it overflowed).
     const finalStates = output.states;
     const boundCell = bound;
     let residualP!: Promise<number>;
-    if (pl.method === 'sequential') {
+    if (methods[methods.length - 1].method === 'sequential') {
       residualP = backend.maxAbs(finalStates).then((m) => (Number.isFinite(m) ? 0 : Number.NaN));
     } else {
       backend.tidy(() => {
@@ -268,7 +357,7 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
     const states = pl.batched ? output.states : backend.reshape(output.states, shape);
     if (states !== output.states) backend.dispose(output.states);
     const elapsedMs = performance.now() - startedAt;
-    return makeResult(backend, pl, output, states, shape, residual, elapsedMs);
+    return makeResult(backend, pl, output, states, shape, residual, elapsedMs, methods);
   } catch (err) {
     if (output) backend.dispose(output.states);
     throw err;
@@ -278,6 +367,112 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
     // Pooled buffers served this evaluation's iterations; release them so nothing stays resident.
     backend.trim?.();
   }
+}
+
+type NewtonRunner = (
+  jacobian: 'dense' | 'diagonal',
+  guess: Tensor,
+  monitor?: (info: IterationInfo) => boolean,
+  problem?: Problem,
+) => Promise<SolverOutput>;
+type ElkRunner = (jacobian: 'dense' | 'diagonal', guess: Tensor, problem?: Problem) => Promise<SolverOutput>;
+
+/** Runs the requested method (for `auto`: the chain of methods) and says which ran and why. */
+async function solve(problem: Problem, pl: Plan, cell: Cell): Promise<{ output: SolverOutput; methods: MethodRun[] }> {
+  const { backend } = problem;
+  const newton: NewtonRunner = (jacobian, guess, monitor, p = problem) =>
+    solveNewton(p, guess, { jacobian, tolerance: pl.tolerance, maxIterations: pl.maxIterations, clip: pl.clip, monitor });
+  const elk: ElkRunner = (jacobian, guess, p = problem) =>
+    solveElk(p, guess, {
+      jacobian,
+      kalman: pl.kalman,
+      damping: pl.sigmaSq === undefined ? adaptiveDamping(jacobian) : { mode: 'fixed', sigmaSq: pl.sigmaSq },
+      tolerance: pl.tolerance,
+      maxIterations: pl.maxIterations,
+      clip: pl.clip,
+    });
+  const one = (method: Method, output: SolverOutput) => ({ output, methods: [{ method, iterations: output.iterations, reason: 'requested' }] });
+
+  switch (pl.method) {
+    case 'sequential':
+      return one('sequential', solveSequential(problem, pl.progressEvery));
+    case 'deer':
+    case 'quasi-deer':
+      return one(pl.method, await newton(pl.method === 'deer' ? 'dense' : 'diagonal', initialGuessTensor(backend, pl)));
+    case 'elk':
+    case 'quasi-elk':
+      return one(pl.method, await elk(pl.method === 'elk' ? 'dense' : 'diagonal', initialGuessTensor(backend, pl)));
+    case 'auto':
+      return solveAuto(problem, pl, cell, newton, elk);
+  }
+}
+
+/**
+ * Method `auto`:
+ * 1. If the backend evaluates sequentially faster than in parallel (`prefersSequential`, a CPU)
+ *    and `allowSequential` is not false: sequential.
+ * 2. Otherwise quasi-DEER, abandoned as soon as an iterate goes non-finite or its residual grows
+ *    three iterations in a row or to 1e3× its first value — the signs of an unstable linearisation.
+ * 3. Then quasi-ELK with adaptive damping from the same initial guess; if it stops without
+ *    converging, ELK with adaptive damping when its dense memory fits the backend.
+ * The result's `methods` lists each method that ran and why.
+ */
+async function solveAuto(
+  problem: Problem,
+  pl: Plan,
+  cell: Cell,
+  newton: NewtonRunner,
+  elk: ElkRunner,
+): Promise<{ output: SolverOutput; methods: MethodRun[] }> {
+  const { backend } = problem;
+  // Each method's progress reports and history records say which method produced them.
+  const as = (method: Method): Problem => ({
+    ...problem,
+    onIteration: problem.onIteration && ((info) => problem.onIteration?.({ ...info, method })),
+  });
+  const tag = (method: Method, out: SolverOutput): SolverOutput => ({ ...out, history: out.history.map((h) => ({ ...h, method })) });
+  if (pl.allowSequential && backend.capabilities.prefersSequential) {
+    const output = solveSequential(problem, pl.progressEvery);
+    return { output, methods: [{ method: 'sequential', iterations: 1, reason: `backend '${backend.name}' evaluates sequentially faster than in parallel` }] };
+  }
+  const methods: MethodRun[] = [];
+  let first = Number.NaN;
+  let rises = 0;
+  let last = Number.POSITIVE_INFINITY;
+  let why = '';
+  const monitor = (info: IterationInfo): boolean => {
+    if (Number.isNaN(first)) first = info.residual;
+    rises = info.residual > last ? rises + 1 : 0;
+    last = info.residual;
+    if (info.nonFinite > 0) why = `its iterate went non-finite at iteration ${info.iteration}`;
+    else if (rises >= 3) why = `its residual grew three iterations in a row (iteration ${info.iteration})`;
+    else if (info.residual > 1e3 * first) why = `its residual grew to over 1000× its first value (iteration ${info.iteration})`;
+    return why !== '';
+  };
+  const quasi = tag('quasi-deer', await newton('diagonal', initialGuessTensor(backend, pl), monitor, as('quasi-deer')));
+  methods.push({ method: 'quasi-deer', iterations: quasi.iterations, reason: 'parallel backend: quasi-DEER first (cheapest per iteration)' });
+  if (quasi.stopped) return { output: quasi, methods };
+  backend.dispose(quasi.states);
+  const stabilised = tag('quasi-elk', await elk('diagonal', initialGuessTensor(backend, pl), as('quasi-elk')));
+  methods.push({ method: 'quasi-elk', iterations: stabilised.iterations, reason: `quasi-DEER was abandoned: ${why || 'it reached the iteration cap'}` });
+  if (stabilised.stopped) return { output: withHistory(quasi, stabilised), methods };
+  if (memoryProblem('elk', pl.batch, pl.steps, pl.stateSize, cell, backend)) {
+    return { output: withHistory(quasi, stabilised), methods };
+  }
+  backend.dispose(stabilised.states);
+  const dense = tag('elk', await elk('dense', initialGuessTensor(backend, pl), as('elk')));
+  methods.push({ method: 'elk', iterations: dense.iterations, reason: 'quasi-ELK stopped without converging' });
+  return { output: withHistory(withHistory(quasi, stabilised), dense), methods };
+}
+
+/** `later`'s output with `earlier`'s history and counts prepended (for `auto`). */
+function withHistory(earlier: SolverOutput, later: SolverOutput): SolverOutput {
+  return {
+    ...later,
+    iterations: earlier.iterations + later.iterations,
+    history: [...earlier.history, ...later.history],
+    nonFiniteResets: earlier.nonFiniteResets + later.nonFiniteResets,
+  };
 }
 
 function initialGuessTensor(backend: ComputeBackend, pl: Plan): Tensor {
@@ -299,11 +494,12 @@ function makeResult(
   shape: number[],
   residual: number,
   elapsedMs: number,
+  methods: MethodRun[],
 ): EvaluateResult {
   const converged = out.stopped && Number.isFinite(residual);
   const read = (): Promise<HostArray> => backend.read(states);
   return {
-    method: pl.method,
+    method: methods[methods.length - 1].method,
     backend: backend.name,
     dtype: pl.dtype,
     states,
@@ -318,6 +514,7 @@ function makeResult(
       tolerance: pl.tolerance,
       maxIterations: pl.maxIterations,
     },
+    methods,
     read,
     toArray: async () => nest(await read(), shape),
     dispose: () => backend.dispose(states),

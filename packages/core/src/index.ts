@@ -33,7 +33,8 @@ export {
   UnknownMethodError,
   describeValue,
 } from './errors.js';
-export { DEFAULT_CLIP, DEFAULT_TOLERANCE, evaluate, nest } from './evaluate.js';
+export { ADAPTIVE_DAMPING, DEFAULT_CLIP, DEFAULT_TOLERANCE, evaluate, nest } from './evaluate.js';
+export type { ElkDamping } from './solvers/elk.js';
 export { type BackendFactory, registerBackend, registeredBackends, resolveBackend, unregisterBackend } from './registry.js';
 export {
   type EvaluateOptions,

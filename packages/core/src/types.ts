@@ -1,10 +1,24 @@
 import type { ComputeBackend, DType, HostArray, Tensor } from './backend.js';
 
-/** Solver methods. See ALGORITHMS.md in the repository for the math of each. */
-export type Method = 'sequential' | 'deer' | 'quasi-deer';
+/**
+ * Solver methods: `sequential`; DEER (Newton, dense Jacobians) and quasi-DEER (diagonal);
+ * ELK and quasi-ELK (Levenberg–Marquardt damping computed by a parallel Kalman pass); `auto`.
+ */
+export type Method = 'sequential' | 'deer' | 'quasi-deer' | 'elk' | 'quasi-elk' | 'auto';
 
 /** Every method {@link evaluate} accepts. */
-export const METHODS: readonly Method[] = ['sequential', 'deer', 'quasi-deer'];
+export const METHODS: readonly Method[] = ['sequential', 'deer', 'quasi-deer', 'elk', 'quasi-elk', 'auto'];
+
+/** Which Kalman pass computes an ELK step. */
+export type KalmanMode = 'filter' | 'smoother';
+
+/** One method run by `auto`, and why. */
+export interface MethodRun {
+  readonly method: Method;
+  readonly iterations: number;
+  /** Why this method ran (or why the previous one was abandoned). */
+  readonly reason: string;
+}
 
 /** Host data with an explicit shape, row-major. */
 export interface ShapedArray {
@@ -32,6 +46,14 @@ export interface IterationInfo {
   readonly elapsedMs: number;
   /** Sequential method only: the fraction of time steps done so far (its progress reports). */
   readonly fraction?: number;
+  /** ELK methods: the observation variance σ² = 1/λ this iteration's step used. */
+  readonly sigmaSq?: number;
+  /** ELK methods: the merit `½Σ‖s_t − f(s_{t−1})‖²` of this iteration's candidate. */
+  readonly merit?: number;
+  /** ELK with adaptive damping: whether the candidate was accepted (a rejected one is retried with more damping). */
+  readonly accepted?: boolean;
+  /** Method `auto`: which method produced this iteration. */
+  readonly method?: Method;
 }
 
 /** Options of {@link evaluate}. */
@@ -73,6 +95,26 @@ export interface EvaluateOptions {
   readonly progressEvery?: number;
   /** Cancels the evaluation; it then rejects with an `AbortError` and frees everything. */
   readonly signal?: AbortSignal;
+  /**
+   * ELK methods: `'filter'` (default) steps to the Kalman filter mean, as the published ELK code
+   * does — it converges fast on unstable models; `'smoother'` steps to the smoother mean, the exact
+   * Levenberg–Marquardt step (monotone in the damped objective, but it can stall on badly
+   * conditioned problems such as the trained AR-GRU).
+   */
+  readonly kalman?: KalmanMode;
+  /**
+   * ELK methods: the pseudo-observation variance σ² = 1/λ (λ is the Levenberg–Marquardt damping;
+   * larger σ² = less damping, σ² → ∞ is DEER), or `'adaptive'` (default): σ² starts at 1, doubles
+   * after each step that lowers the merit `½Σ‖r_t‖²`, and a step whose merit jumps over 10× (or over
+   * 1e4× the initial guess's) is rejected and retried from the last accepted iterate with σ² divided
+   * by 4 (quasi-ELK caps σ² at 300). See `ADAPTIVE_DAMPING` for the measurements behind it.
+   */
+  readonly sigmaSq?: number | 'adaptive';
+  /**
+   * Method `auto`: evaluate sequentially when the backend says that is faster (a CPU). Default
+   * `true`; `false` forces the parallel path (quasi-DEER, then quasi-ELK / ELK).
+   */
+  readonly allowSequential?: boolean;
 }
 
 /** The outcome of {@link evaluate}. The caller owns `states` and frees it with `dispose()`. */
@@ -104,6 +146,8 @@ export interface EvaluateResult {
     readonly tolerance: number;
     readonly maxIterations: number;
   };
+  /** The methods that ran, in order, and why: one entry, or several when `auto` switched methods. */
+  readonly methods: readonly MethodRun[];
   /** The states on the host, flat row-major. */
   read(): Promise<HostArray>;
   /** The states as nested arrays (`[T][D]` or `[B][T][D]`). */

@@ -9,6 +9,8 @@ export interface NewtonSettings {
   readonly tolerance: number;
   readonly maxIterations: number;
   readonly clip: number;
+  /** Called after each iteration; returning true abandons the run (method `auto` watches for divergence). */
+  readonly monitor?: (info: IterationInfo) => boolean;
 }
 
 /**
@@ -63,6 +65,7 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
         stopped = true;
         break;
       }
+      if (s.monitor?.(info)) break;
     }
     return { states, iterations: iteration, stopped, history, nonFiniteResets: resets };
   } catch (err) {
