@@ -12,10 +12,14 @@ const packageDirs = ['packages', 'apps'].flatMap((group) =>
     .map((d) => join(group, d.name)),
 );
 
+// CI sets PELK_TEST_REPORT to a path: the JSON reporter writes the totals there for `.ci/run`.
+const report = process.env.PELK_TEST_REPORT;
+
 export default defineConfig({
   resolve: { conditions },
   ssr: { resolve: { conditions, externalConditions: conditions } },
   test: {
+    reporters: report ? ['default', ['json', { outputFile: report }]] : ['default'],
     projects: packageDirs.map((dir) => ({
       extends: true,
       test: {

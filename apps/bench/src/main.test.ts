@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,13 +37,15 @@ describe('pelk eval', () => {
   afterEach(() => vi.restoreAllMocks());
 
   for (const name of ['gru-torch-small', 'lstm-torch-small', 'elman-torch-small', 'lorenz96-small']) {
-    for (const method of ['sequential', 'deer', 'quasi-deer']) {
+    for (const method of ['sequential', 'deer', 'quasi-deer', 'elk', 'quasi-elk', 'auto']) {
       it(`reproduces ${name} with ${method} (float64)`, async () => {
         const { code, out, err } = await pelk('eval', '--model', fixture(name), '--method', method, '--tol', '1e-11', '--json');
         expect(err).toBe('');
         expect(code).toBe(0);
         const summary = JSON.parse(out);
-        expect(summary).toMatchObject({ method, backend: 'cpu', dtype: 'float64', converged: true });
+        // On the CPU backend 'auto' evaluates sequentially, and says so.
+        expect(summary).toMatchObject({ method: method === 'auto' ? 'sequential' : method, backend: 'cpu', dtype: 'float64', converged: true });
+        if (method === 'auto') expect(summary.methods[0].reason).toMatch(/sequentially faster/);
         expect(summary.maxAbsErrorVsSpec).toBeLessThanOrEqual(1e-9);
         expect(Object.keys(summary)).toEqual(
           expect.arrayContaining(['method', 'backend', 'dtype', 'T', 'D', 'iterations', 'converged', 'residual', 'ms']),
@@ -76,6 +78,18 @@ describe('pelk eval', () => {
     expect(Math.abs(batch.data[2 * 4096 - 1] - spec.states[511][7])).toBeLessThan(1e-7);
   });
 
+  const shared = fileURLToPath(new URL('../../../../shared/fixtures/argru-sine-trained.json', import.meta.url));
+  // The trained AR-GRU carries the ELK authors' weights and lives outside the repository (CI has it).
+  it.skipIf(!existsSync(shared))('reproduces the trained AR-GRU with ELK and quasi-ELK (adaptive damping)', async () => {
+    for (const method of ['elk', 'quasi-elk']) {
+      const { code, out } = await pelk('eval', '--model', shared, '--method', method, '--tol', '1e-10', '--json');
+      expect(code).toBe(0);
+      const summary = JSON.parse(out);
+      expect(summary.converged).toBe(true);
+      expect(summary.maxAbsErrorVsSpec).toBeLessThanOrEqual(1e-7);
+    }
+  });
+
   it('turns bad input into one line and a non-zero exit, without a stack trace', async () => {
     const cases: [string[], RegExp][] = [
       [['eval', '--model', join(dir, 'missing.json')], /--model: expected a readable file/],
@@ -84,6 +98,8 @@ describe('pelk eval', () => {
       [['eval', '--model', fixture('gru-torch-small'), '--tol', '-1'], /--tol: expected a positive number/],
       [['eval', '--model', fixture('gru-torch-small'), '--out', join(dir, 'x.csv')], /--out: expected a path ending in .npy or .json/],
       [['eval', '--model', fixture('gru-torch-small'), '--backend', 'gpu'], /--backend/],
+      [['eval', '--model', fixture('gru-torch-small'), '--method', 'elk', '--sigma-sq', '0'], /--sigma-sq: expected a positive number/],
+      [['eval', '--model', fixture('gru-torch-small'), '--method', 'elk', '--kalman', 'rts'], /--kalman: expected 'filter' or 'smoother'/],
     ];
     for (const [args, message] of cases) {
       const { code, err } = await pelk(...args);

@@ -2,7 +2,8 @@
  * The `pelk` command-line tool (`pnpm pelk …` from the repository root).
  *
  *   pelk eval  --model FILE.json [--inputs FILE.npy] [--method M] [--backend B] [--dtype float64|float32]
- *              [--tol X] [--max-iters N] [--out FILE.npy|FILE.json] [--json]
+ *              [--tol X] [--max-iters N] [--kalman filter|smoother] [--sigma-sq X|adaptive]
+ *              [--out FILE.npy|FILE.json] [--json]
  *   pelk bench [--steps T] [--hidden D] [--methods …] [--dtypes …] [--runs N] [--warmup N] [--json FILE]
  *   pelk demo  [--steps T] [--hidden D] [--dtype …]
  *
@@ -14,10 +15,10 @@ import { BACKEND_NAMES } from './backends.js';
 import { formatBench, runBench } from './commands/bench.js';
 import { runDemo } from './commands/demo.js';
 import { formatSummary, runEval } from './commands/eval.js';
-import { parseDType, parseMethod, parseNonNegativeInt, parsePositive, parsePositiveInt } from './options.js';
+import { parseDType, parseKalman, parseMethod, parseNonNegativeInt, parsePositive, parsePositiveInt } from './options.js';
 
 const program = new Command('pelk')
-  .description('Parallel-in-time evaluation of nonlinear RNNs (DEER, quasi-DEER)')
+  .description('Parallel-in-time evaluation of nonlinear RNNs (DEER, quasi-DEER, ELK, quasi-ELK)')
   .exitOverride()
   .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'pelk: ')) });
 
@@ -26,11 +27,13 @@ program
   .description('evaluate a model-spec JSON (the shared fixtures format)')
   .requiredOption('--model <file>', 'model-spec JSON file')
   .option('--inputs <file>', 'inputs .npy, [T, I] or [B, T, I] (overrides the spec)')
-  .option('--method <method>', 'sequential | deer | quasi-deer', 'quasi-deer')
+  .option('--method <method>', 'sequential | deer | quasi-deer | elk | quasi-elk | auto', 'quasi-deer')
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
   .option('--dtype <dtype>', 'float64 | float32', 'float64')
   .option('--tol <x>', 'stopping tolerance on max |Δs|')
   .option('--max-iters <n>', 'iteration cap (default T + 1)')
+  .option('--kalman <mode>', 'ELK step: filter | smoother', 'filter')
+  .option('--sigma-sq <x>', "ELK damping: σ² = 1/λ, or 'adaptive'", 'adaptive')
   .option('--out <file>', 'write the states (.npy float64 or .json [T][D])')
   .option('--json', 'print a one-line JSON summary', false)
   .action(async (o) => {
@@ -42,6 +45,8 @@ program
       dtype: parseDType(o.dtype),
       tol: o.tol === undefined ? undefined : parsePositive(o.tol, '--tol'),
       maxIters: o.maxIters === undefined ? undefined : parsePositiveInt(o.maxIters, '--max-iters'),
+      kalman: parseKalman(o.kalman),
+      sigmaSq: o.sigmaSq === 'adaptive' ? 'adaptive' : parsePositive(o.sigmaSq, '--sigma-sq'),
       out: o.out,
       json: o.json,
     });

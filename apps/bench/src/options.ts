@@ -1,5 +1,5 @@
 /** Parsing of shared command-line values into typed, validated options. */
-import { type DType, InvalidArgumentError, METHODS, type Method, UnknownMethodError } from '@pelk/core';
+import { type DType, InvalidArgumentError, type KalmanMode, METHODS, type Method, UnknownMethodError } from '@pelk/core';
 
 /** `--method`. */
 export function parseMethod(value: string): Method {
@@ -37,4 +37,10 @@ export function parseNonNegativeInt(value: string, flag: string): number {
 /** A comma-separated list of positive integers such as `--T 1000,10000`. */
 export function parseIntList(value: string, flag: string): number[] {
   return value.split(',').map((v) => parsePositiveInt(v.trim(), flag));
+}
+
+/** `--kalman`. */
+export function parseKalman(value: string): KalmanMode {
+  if (value !== 'filter' && value !== 'smoother') throw new InvalidArgumentError('--kalman', "'filter' or 'smoother'", JSON.stringify(value));
+  return value;
 }

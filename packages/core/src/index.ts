@@ -41,8 +41,10 @@ export {
   type EvaluateResult,
   type InputsLike,
   type IterationInfo,
+  type KalmanMode,
   METHODS,
   type Method,
+  type MethodRun,
   type ShapedArray,
 } from './types.js';
 export {

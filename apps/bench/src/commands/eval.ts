@@ -4,7 +4,17 @@
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { extname } from 'node:path';
-import { type DType, type EvaluateOptions, InvalidArgumentError, type Method, type ShapedArray, evaluate, nest } from '@pelk/core';
+import {
+  type DType,
+  type EvaluateOptions,
+  InvalidArgumentError,
+  type KalmanMode,
+  type Method,
+  type MethodRun,
+  type ShapedArray,
+  evaluate,
+  nest,
+} from '@pelk/core';
 import { readModelSpec } from '@pelk/models';
 import { createBackend } from '../backends.js';
 import { readNpy, writeNpy } from '../io/npy.js';
@@ -18,6 +28,8 @@ export interface EvalCommandOptions {
   readonly dtype: DType;
   readonly tol?: number;
   readonly maxIters?: number;
+  readonly kalman?: KalmanMode;
+  readonly sigmaSq?: number | 'adaptive';
   readonly out?: string;
   readonly json: boolean;
 }
@@ -36,6 +48,8 @@ export interface EvalSummary {
   ms: number;
   /** `max |states − spec.states|` when the spec carries reference states and inputs were not overridden. */
   maxAbsErrorVsSpec?: number;
+  /** Method `auto`: the methods that ran and why. */
+  methods?: MethodRun[];
 }
 
 function readText(path: string, flag: string): string {
@@ -83,6 +97,8 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
     dtype: o.dtype,
     tolerance: o.tol,
     maxIterations: o.maxIters,
+    kalman: o.kalman,
+    sigmaSq: o.sigmaSq,
     initialState: spec.initialState ?? undefined,
     steps: spec.cell.inputSize === 0 ? spec.steps : undefined,
   };
@@ -101,6 +117,7 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
       converged: result.converged,
       residual: result.residual,
       ms: Math.round(result.diagnostics.elapsedMs * 1000) / 1000,
+      ...(o.method === 'auto' ? { methods: [...result.methods] } : {}),
     };
     if (spec.states && o.inputs === undefined) {
       const ref = spec.states.flat();
@@ -132,6 +149,7 @@ export function formatSummary(s: EvalSummary): string {
     `method ${s.method} on ${s.backend} (${s.dtype}), ${s.B ? `B=${s.B}, ` : ''}T=${s.T}, D=${s.D}`,
     `${s.converged ? 'converged' : 'NOT converged'} after ${s.iterations} iteration${s.iterations === 1 ? '' : 's'}, residual ${s.residual.toExponential(2)}, ${s.ms.toFixed(1)} ms`,
   ];
+  if (s.methods) for (const m of s.methods) lines.push(`  ran ${m.method} (${m.iterations} iterations): ${m.reason}`);
   if (s.maxAbsErrorVsSpec !== undefined) lines.push(`max |states − spec states| = ${s.maxAbsErrorVsSpec.toExponential(2)}`);
   return lines.join('\n');
 }
