@@ -5,6 +5,7 @@
  *              [--tol X] [--max-iters N] [--kalman filter|smoother] [--sigma-sq X|adaptive]
  *              [--out FILE.npy|FILE.json] [--json]
  *   pelk bench [--steps T] [--hidden D] [--methods …] [--dtypes …] [--runs N] [--warmup N] [--json FILE]
+ *   pelk bench --suite stability [--quick] [--out-dir DIR]
  *   pelk demo  [--steps T] [--hidden D] [--dtype …]
  *
  * Errors print one line (`pelk: …`) and exit non-zero; set PELK_DEBUG=1 for a stack trace.
@@ -14,6 +15,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { BACKEND_NAMES } from './backends.js';
 import { formatBench, runBench } from './commands/bench.js';
 import { runDemo } from './commands/demo.js';
+import { formatStability, runStability } from './commands/stability.js';
 import { formatSummary, runEval } from './commands/eval.js';
 import { parseDType, parseKalman, parseMethod, parseNonNegativeInt, parsePositive, parsePositiveInt } from './options.js';
 
@@ -68,7 +70,15 @@ program
   .option('--runs <n>', 'timed runs (the median is reported)', '3')
   .option('--quick', 'a run of well under a minute (T=10,000, DEER T=1,000, one timed run)', false)
   .option('--json <file>', 'write the results and the machine description as JSON')
+  .addOption(new Option('--suite <name>', 'gru: time the methods on a GRU; stability: the ELK paper\'s stability experiments').choices(['gru', 'stability']).default('gru'))
+  .option('--out-dir <dir>', 'stability suite: folder for its JSON and SVG plots', 'bench-results')
+  .option('--fixture <file>', 'stability suite: the trained AR-GRU fixture (default ../shared/fixtures/argru-sine-trained.json)')
   .action(async (o) => {
+    if (o.suite === 'stability') {
+      const report = await runStability({ backend: o.backend, quick: o.quick, outDir: o.outDir, fixture: o.fixture });
+      process.stdout.write(`${formatStability(report)}\n\nwrote ${o.outDir}/stability.json and SVG plots\n`);
+      return;
+    }
     const report = await runBench({
       backend: o.backend,
       steps: o.quick ? 10_000 : parsePositiveInt(o.steps, '--steps'),

@@ -104,10 +104,11 @@ export interface EvaluateOptions {
   readonly kalman?: KalmanMode;
   /**
    * ELK methods: the pseudo-observation variance σ² = 1/λ (λ is the Levenberg–Marquardt damping;
-   * larger σ² = less damping, σ² → ∞ is DEER), or `'adaptive'` (default): σ² starts at 1, doubles
-   * after each step that lowers the merit `½Σ‖r_t‖²`, and a step whose merit jumps over 10× (or over
-   * 1e4× the initial guess's) is rejected and retried from the last accepted iterate with σ² divided
-   * by 4 (quasi-ELK caps σ² at 300). See `ADAPTIVE_DAMPING` for the measurements behind it.
+   * larger σ² = less damping, σ² → ∞ is DEER), or `'adaptive'` (default): σ² starts at 1, grows
+   * ×1.5 after each step that lowers the merit `½Σ‖r_t‖²`, and a step whose merit jumps over 3× (or
+   * over 1e4× the initial guess's) is rejected and retried from the last accepted iterate with σ²
+   * divided by 4; a stalled run restarts from its best iterate (quasi-ELK caps σ² at 300). See
+   * `ADAPTIVE_DAMPING` for the measurements behind it.
    */
   readonly sigmaSq?: number | 'adaptive';
   /**

@@ -10,8 +10,13 @@ export type ElkDamping =
       readonly mode: 'adaptive';
       /** σ² of the first step. */
       readonly initial: number;
-      /** Bounds of σ²; a rejection below `min` ends the run (stalled). */
+      /**
+       * Bounds of σ². When rejections push σ² below `min` the run has stalled: it restarts from the
+       * lowest-merit iterate seen, with σ² back at `initial` and capped at the σ² that produced
+       * that iterate (at most `restarts` times; then it ends unconverged).
+       */
       readonly min: number;
+      readonly restarts: number;
       readonly max: number;
       /** σ² is multiplied by `grow` after a step that lowered the merit and divided by `shrink` after a rejected one. */
       readonly grow: number;
@@ -70,6 +75,15 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
   let accepted: Linearization | undefined;
   let startMerit = Number.POSITIVE_INFINITY;
   let sigmaSq = s.damping.mode === 'fixed' ? s.damping.sigmaSq : s.damping.initial;
+  let sigmaMax = s.damping.mode === 'fixed' ? sigmaSq : s.damping.max;
+  // The lowest-merit iterate so far (a copy), where a stalled run restarts.
+  let best: { states: Tensor; merit: number; sigmaSq: number } | undefined;
+  let restarts = 0;
+  const remember = (lin: Linearization, sigma: number) => {
+    if (s.damping.mode === 'fixed' || (best && best.merit <= lin.merit)) return;
+    if (best) backend.dispose(best.states);
+    best = { states: backend.tidy(() => backend.affine(lin.states, 1, 0)), merit: lin.merit, sigmaSq: sigma };
+  };
   let stopped = false;
   let iteration = 0;
   const free = (lin: Linearization | undefined) => {
@@ -94,6 +108,7 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
   try {
     accepted = await linearize(guess);
     startMerit = accepted.merit;
+    remember(accepted, sigmaSq);
     while (iteration < s.maxIterations) {
       checkAbort(p.signal, iteration);
       iteration++;
@@ -126,7 +141,8 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
         s.damping.mode === 'fixed' ||
         (Number.isFinite(lin.merit) && lin.merit < s.damping.slack * from.merit && lin.merit < s.damping.ceiling * startMerit);
       if (ok) {
-        if (s.damping.mode === 'adaptive' && lin.merit < from.merit) sigmaSq = Math.min(s.damping.max, sigmaSq * s.damping.grow);
+        remember(lin, sigmaUsed);
+        if (s.damping.mode === 'adaptive' && lin.merit < from.merit) sigmaSq = Math.min(sigmaMax, sigmaSq * s.damping.grow);
         free(from);
         accepted = lin;
       } else {
@@ -153,14 +169,25 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
         stopped = true;
         break;
       }
-      // Stalled: even the strongest damping allowed does not lower the merit.
-      if (s.damping.mode === 'adaptive' && sigmaSq < s.damping.min) break;
+      // Stalled: strong damping does not bring the merit back. Restart from the best iterate with
+      // σ² capped where that iterate was produced, or give up.
+      if (s.damping.mode === 'adaptive' && sigmaSq < s.damping.min) {
+        if (!best || restarts >= s.damping.restarts) break;
+        restarts++;
+        free(accepted);
+        accepted = undefined;
+        accepted = await linearize(backend.tidy(() => backend.affine(best!.states, 1, 0)));
+        sigmaSq = s.damping.initial;
+        sigmaMax = Math.max(s.damping.initial, best.sigmaSq);
+      }
     }
     const states = accepted.states;
     backend.dispose([accepted.jacobian, accepted.offset]);
+    if (best) backend.dispose(best.states);
     return { states, iterations: iteration, stopped, history, nonFiniteResets: resets };
   } catch (err) {
     free(accepted);
+    if (best) backend.dispose(best.states);
     throw err;
   }
 }
