@@ -16,6 +16,18 @@ function runLabel(r: StabilityRun): string {
   return `${r.method} ${r.kalman} ${sigma}`;
 }
 
+/** A title drawn inside the SVG (Plot's own `title` and swatch legends produce HTML, not SVG). */
+function titleMark(text: string) {
+  return Plot.text([text], { frameAnchor: 'top-left', dy: -46, fontSize: 13, fontWeight: 'bold', textAnchor: 'start' });
+}
+
+/** A legend drawn as SVG text in the right margin, one coloured row per series. */
+function legendMarks(labels: readonly string[]) {
+  return labels.map((label, i) =>
+    Plot.text([label], { frameAnchor: 'top-right', textAnchor: 'start', dx: 12, dy: 6 + i * 15, fill: (d: string) => d, fontSize: 11 }),
+  );
+}
+
 function svgText(node: Element): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n${node.outerHTML.replace('<svg ', '<svg xmlns="http://www.w3.org/2000/svg" ')}\n`;
 }
@@ -43,14 +55,18 @@ export function residualPlot(problem: string, runs: StabilityRun[], summary: Sta
   );
   const svg = Plot.plot({
     document: documentForPlots(),
-    width: 900,
-    height: 480,
-    marginRight: 20,
-    title: `${problem}: residual per iteration (float64)`,
-    x: { label: 'iteration', grid: true },
-    y: { type: 'log', label: 'residual max_t ‖s_t − f(s_t−1)‖∞ (clipped to [1e-16, 1e10])', grid: true },
-    color: { legend: true, scheme: 'tableau10' },
-    marks: [Plot.line(data, { x: 'iteration', y: 'residual', stroke: 'run', strokeWidth: 1.5 })],
+    width: 960,
+    height: 500,
+    marginTop: 64,
+    marginRight: 210,
+    x: { label: 'iteration →', grid: true },
+    y: { type: 'log', label: '↑ residual max_t ‖s_t − f(s_t−1)‖∞ (clipped to [1e-16, 1e10])', grid: true },
+    color: { scheme: 'tableau10' },
+    marks: [
+      titleMark(`${problem}: residual per iteration (float64)`),
+      Plot.line(data, { x: 'iteration', y: 'residual', stroke: 'run', strokeWidth: 1.5 }),
+      ...legendMarks([...new Set(data.map((d) => d.run))]),
+    ],
   });
   return svgText(svg as unknown as Element);
 }
@@ -72,13 +88,16 @@ export function iterationsVsSigmaPlot(problem: string, runs: StabilityRun[], cap
     .map((r) => ({ iterations: r.iterations, variant: `${r.method} ${r.kalman}` }));
   const svg = Plot.plot({
     document: documentForPlots(),
-    width: 900,
-    height: 420,
-    title: `${problem}: iterations to converge vs fixed σ² (dashed: adaptive damping; × = not converged within ${cap})`,
-    x: { type: 'log', label: 'σ² = 1/λ (fixed)', grid: true },
-    y: { type: 'log', label: 'iterations', grid: true },
-    color: { legend: true, scheme: 'tableau10' },
+    width: 960,
+    height: 440,
+    marginTop: 64,
+    marginRight: 160,
+    x: { type: 'log', label: 'σ² = 1/λ (fixed) →', grid: true },
+    y: { type: 'log', label: '↑ iterations', grid: true },
+    color: { scheme: 'tableau10' },
     marks: [
+      titleMark(`${problem}: iterations to converge vs fixed σ² (dashed: adaptive damping; × = not converged within ${cap})`),
+      ...legendMarks([...new Set([...data, ...adaptive].map((d) => d.variant))]),
       Plot.line(
         data.filter((d) => d.converged),
         { x: 'sigmaSq', y: 'iterations', stroke: 'variant', marker: 'circle' },
