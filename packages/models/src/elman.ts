@@ -4,9 +4,9 @@
  */
 import { type BindContext, type BoundCell, type ComputeBackend, InvalidArgumentError, type Tensor, describeValue } from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
-import { scaleRows } from './bound.js';
+import { type HostStep, hostMatVec, scaleRows } from './bound.js';
 import { diagonal, fieldName, randomOptions, readObject, transpose, uniform } from './host.js';
-import { type RnnCore, bindRnn, registerCore } from './rnn-core.js';
+import { type RnnCore, bindRnn, hostProjector, registerCore } from './rnn-core.js';
 import { type SizeHints, type TorchForm, kerasToTorch, readKerasWeights, readTorchWeights } from './rnn-weights.js';
 import type { ElmanSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
 
@@ -64,6 +64,7 @@ function elmanCore(p: ElmanParameters): RnnCore {
     inputSize: I,
     hiddenSize: H,
     stateSize: H,
+    host: () => ({ driveSize: H, project: hostProjector(p.weightIh, bias, H, I), step: elmanHostStep(p) }),
     upload(backend, dtype, own, withInput) {
       const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, dtype);
       const keep = withInput ? own : <T extends Tensor>(t: T): T => t;
@@ -87,6 +88,18 @@ function elmanCore(p: ElmanParameters): RnnCore {
         },
       };
     },
+  };
+}
+
+/** The fused host kernel of one Elman step: `h' = act(drive + W_hh h)`. */
+function elmanHostStep(p: ElmanParameters): HostStep {
+  const H = p.hiddenSize;
+  const Wt = transpose(p.weightHh, H, H);
+  const act = activation(p.activation, 'activation').scalar;
+  const rec = new Float64Array(H);
+  return (prev, prevOff, drive, driveOff, out, outOff) => {
+    hostMatVec(Wt, H, 0, H, H, prev, prevOff, rec, 0);
+    for (let i = 0; i < H; i++) out[outOff + i] = act(drive![driveOff + i] + rec[i]);
   };
 }
 

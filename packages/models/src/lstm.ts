@@ -11,9 +11,9 @@
  */
 import type { BindContext, BoundCell, ComputeBackend, Tensor } from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
-import { scaleRows, sum } from './bound.js';
+import { type HostStep, hostMatVec, scaleRows, sum } from './bound.js';
 import { diagonal, fieldName, randomOptions, readObject, rows, transpose, uniform } from './host.js';
-import { type RnnCore, bindRnn, registerCore } from './rnn-core.js';
+import { type RnnCore, bindRnn, hostProjector, registerCore } from './rnn-core.js';
 import { type SizeHints, type TorchForm, kerasToTorch, readKerasWeights, readTorchWeights } from './rnn-weights.js';
 import type { LstmSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
 
@@ -79,6 +79,7 @@ function lstmCore(p: LstmParameters): RnnCore {
     inputSize: I,
     hiddenSize: H,
     stateSize: 2 * H,
+    host: () => ({ driveSize: G, project: hostProjector(p.weightIh, bias, G, I), step: lstmHostStep(p) }),
     upload(backend, dtype, own, withInput) {
       const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, dtype);
       const keep = withInput ? own : <T extends Tensor>(t: T): T => t;
@@ -169,6 +170,28 @@ export interface KerasLstmConfig extends SizeOptions {
 }
 
 /** @internal */
+/** The fused host kernel of one LSTM step on the packed state `[h, c]`. */
+function lstmHostStep(p: LstmParameters): HostStep {
+  const H = p.hiddenSize;
+  const G = 4 * H;
+  const Wt = transpose(p.weightHh, G, H); // [H, 4H]
+  const act = activation(p.activation, 'activation').scalar;
+  const ra = activation(p.recurrentActivation, 'recurrentActivation').scalar;
+  const pre = new Float64Array(G);
+  return (prev, prevOff, drive, driveOff, out, outOff) => {
+    hostMatVec(Wt, G, 0, G, H, prev, prevOff, pre, 0); // W_hh h (h is the first H entries)
+    for (let k = 0; k < H; k++) {
+      const i = ra(drive![driveOff + k] + pre[k]);
+      const f = ra(drive![driveOff + H + k] + pre[H + k]);
+      const g = act(drive![driveOff + 2 * H + k] + pre[2 * H + k]);
+      const o = ra(drive![driveOff + 3 * H + k] + pre[3 * H + k]);
+      const c = f * prev[prevOff + H + k] + i * g;
+      out[outOff + k] = o * act(c);
+      out[outOff + H + k] = c;
+    }
+  };
+}
+
 export function lstmFromTorch(weights: unknown, hints: SizeHints, prefix: string, hintField: string): LstmCell {
   const { form, spec } = readTorchWeights(weights, 4, hints, prefix, hintField);
   const { inputSize, hiddenSize } = form;
