@@ -24,8 +24,12 @@ export interface Measurement {
   residual: number;
   /** `max |states − sequential states|` on the same backend and dtype (0 for sequential itself). */
   maxAbsDiffVsSequential?: number;
-  /** Set instead of timings when the backend refused the problem (e.g. memory). */
+  /** Set instead of timings when the backend refused the problem (e.g. memory), or the suite skipped it. */
   refused?: string;
+  /** Peak resident set size of the process during the timed runs, MiB (sampled each iteration). */
+  peakRssMiB?: number;
+  /** Peak bytes the backend reported live during the timed runs, MiB (sampled each iteration). */
+  peakBackendMiB?: number;
 }
 
 /** Median of a non-empty list. */
@@ -92,21 +96,34 @@ export async function measure(req: TimingRequest): Promise<{ measurement: Measur
     residual: Number.NaN,
   };
   let states: HostArray | undefined;
+  let peakRss = 0;
+  let peakBackend = 0;
+  const sample = () => {
+    peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    peakBackend = Math.max(peakBackend, req.backend.memory().bytes);
+  };
   for (let run = 0; run < req.warmup + req.runs; run++) {
     let result: Awaited<ReturnType<typeof evaluate>>;
+    const timed = run >= req.warmup;
     try {
       result = await evaluate(req.cell, req.inputs, {
         ...req.options,
         backend: req.backend,
         method: req.method,
         dtype: req.dtype,
-        onIteration: req.onIteration ? (info) => req.onIteration?.(info, run) : undefined,
+        onIteration: (info) => {
+          if (timed) sample();
+          req.onIteration?.(info, run);
+        },
       });
     } catch (err) {
       if (err instanceof PelkError && err.code === 'RESOURCE_LIMIT') return { measurement: { ...base, refused: err.message } };
       throw err;
     }
-    if (run >= req.warmup) base.runsMs.push(result.diagnostics.elapsedMs);
+    if (timed) {
+      sample();
+      base.runsMs.push(result.diagnostics.elapsedMs);
+    }
     base.iterations = result.iterations;
     base.converged = result.converged;
     base.residual = result.residual;
@@ -118,6 +135,8 @@ export async function measure(req: TimingRequest): Promise<{ measurement: Measur
   base.minMs = Math.min(...base.runsMs);
   base.maxMs = Math.max(...base.runsMs);
   base.usPerStep = (base.medianMs * 1000) / T;
+  base.peakRssMiB = Math.round((peakRss / 2 ** 20) * 10) / 10;
+  base.peakBackendMiB = Math.round((peakBackend / 2 ** 20) * 10) / 10;
   if (req.reference && states) base.maxAbsDiffVsSequential = maxAbsDiff(states, req.reference);
   return { measurement: base, states };
 }

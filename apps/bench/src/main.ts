@@ -4,18 +4,20 @@
  *   pelk eval  --model FILE.json [--inputs FILE.npy] [--method M] [--backend B] [--dtype float64|float32]
  *              [--tol X] [--max-iters N] [--kalman filter|smoother] [--sigma-sq X|adaptive]
  *              [--out FILE.npy|FILE.json] [--json]
- *   pelk bench [--steps T] [--hidden D] [--methods …] [--dtypes …] [--runs N] [--warmup N] [--json FILE]
- *   pelk bench --suite stability [--quick] [--out-dir DIR]
+ *   pelk bench [--suite gru,scaling,stability,peers|all] [--quick] [--out-dir DIR] [suite options…]
  *   pelk demo  [--steps T] [--hidden D] [--dtype …]
  *
  * Errors print one line (`pelk: …`) and exit non-zero; set PELK_DEBUG=1 for a stack trace.
  */
-import { PelkError } from '@pelk/core';
+import { InvalidArgumentError, PelkError } from '@pelk/core';
 import { Command, CommanderError, Option } from 'commander';
 import { BACKEND_NAMES } from './backends.js';
-import { formatBench, runBench } from './commands/bench.js';
+import { formatBench, gruFiles, runBench } from './commands/bench.js';
 import { runDemo } from './commands/demo.js';
-import { formatStability, runStability } from './commands/stability.js';
+import { formatPeers, peersFiles, runPeers } from './commands/peers.js';
+import { formatScaling, runScaling, scalingFiles } from './commands/scaling.js';
+import { formatStability, runStability, stabilityFiles } from './commands/stability.js';
+import { writeHtmlReport, writeOutputs } from './report.js';
 import { formatSummary, runEval } from './commands/eval.js';
 import { parseDType, parseKalman, parseMethod, parseNonNegativeInt, parsePositive, parsePositiveInt } from './options.js';
 
@@ -55,44 +57,73 @@ program
     process.stdout.write(`${o.json ? JSON.stringify(summary) : formatSummary(summary)}\n`);
   });
 
+const SUITES = ['gru', 'scaling', 'stability', 'peers'] as const;
+
 program
   .command('bench')
-  .description('time sequential, quasi-DEER and DEER on a GRU (warm-up, then the median of several runs)')
+  .description('benchmark suites: gru (default), scaling, stability, peers, or all — JSON, SVG plots and an HTML report')
+  .option('--suite <names>', `comma-separated: ${SUITES.join(', ')}, or all`, 'gru')
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
-  .option('--steps <T>', 'sequence length', '100000')
-  .option('--deer-steps <T>', "sequence length for 'deer' (its dense scan costs O(T·D³))", '10000')
-  .option('--hidden <D>', 'GRU hidden size', '64')
-  .option('--input <I>', 'GRU input size', '8')
-  .option('--batch <B>', 'batch size', '1')
-  .option('--methods <list>', 'comma-separated methods', 'sequential,quasi-deer,deer')
-  .option('--dtypes <list>', 'comma-separated dtypes', 'float64,float32')
-  .option('--warmup <n>', 'untimed warm-up runs', '1')
-  .option('--runs <n>', 'timed runs (the median is reported)', '3')
-  .option('--quick', 'a run of well under a minute (T=10,000, DEER T=1,000, one timed run)', false)
-  .option('--json <file>', 'write the results and the machine description as JSON')
-  .addOption(new Option('--suite <name>', 'gru: time the methods on a GRU; stability: the ELK paper\'s stability experiments').choices(['gru', 'stability']).default('gru'))
-  .option('--out-dir <dir>', 'stability suite: folder for its JSON and SVG plots', 'bench-results')
-  .option('--fixture <file>', 'stability suite: the trained AR-GRU fixture (default ../shared/fixtures/argru-sine-trained.json)')
+  .option('--out-dir <dir>', 'folder for each suite\'s JSON and SVG plots and index.html', 'bench-results')
+  .option('--quick', 'small sizes: each suite in well under a minute (stability: a few minutes)', false)
+  .option('--steps <T>', 'gru: sequence length', '100000')
+  .option('--deer-steps <T>', "gru: sequence length for 'deer' (its dense scan costs O(T·D³))", '10000')
+  .option('--hidden <D>', 'gru: hidden size', '64')
+  .option('--input <I>', 'gru: input size', '8')
+  .option('--batch <B>', 'gru: batch size', '1')
+  .option('--methods <list>', 'gru: comma-separated methods', 'sequential,quasi-deer,deer')
+  .option('--dtypes <list>', 'gru and scaling: comma-separated dtypes (scaling uses the first)', 'float64,float32')
+  .option('--warmup <n>', 'gru: untimed warm-up runs', '1')
+  .option('--runs <n>', 'gru: timed runs (the median is reported)', '3')
+  .option('--budget <seconds>', 'scaling: skip configurations predicted to take longer', '120')
+  .option('--json <file>', 'gru: also write its results here')
+  .option('--fixture <file>', 'stability: the trained AR-GRU fixture (default ../shared/fixtures/argru-sine-trained.json)')
   .action(async (o) => {
-    if (o.suite === 'stability') {
-      const report = await runStability({ backend: o.backend, quick: o.quick, outDir: o.outDir, fixture: o.fixture });
-      process.stdout.write(`${formatStability(report)}\n\nwrote ${o.outDir}/stability.json and SVG plots\n`);
-      return;
+    const names = String(o.suite) === 'all' ? [...SUITES] : String(o.suite).split(',');
+    for (const n of names) {
+      if (!(SUITES as readonly string[]).includes(n)) {
+        throw new InvalidArgumentError('--suite', `a comma-separated list of ${SUITES.join(', ')}, or all`, JSON.stringify(n));
+      }
     }
-    const report = await runBench({
-      backend: o.backend,
-      steps: o.quick ? 10_000 : parsePositiveInt(o.steps, '--steps'),
-      deerSteps: o.quick ? 1_000 : parsePositiveInt(o.deerSteps, '--deer-steps'),
-      hidden: parsePositiveInt(o.hidden, '--hidden'),
-      input: parsePositiveInt(o.input, '--input'),
-      batch: parsePositiveInt(o.batch, '--batch'),
-      methods: String(o.methods).split(',').map(parseMethod),
-      dtypes: String(o.dtypes).split(',').map((d) => parseDType(d, '--dtypes')),
-      warmup: o.quick ? 1 : parseNonNegativeInt(o.warmup, '--warmup'),
-      runs: o.quick ? 1 : parsePositiveInt(o.runs, '--runs'),
-      json: o.json,
-    });
-    process.stdout.write(`${formatBench(report)}\n`);
+    const dtypes = String(o.dtypes).split(',').map((d) => parseDType(d, '--dtypes'));
+    const quick = Boolean(o.quick);
+    for (const suite of names) {
+      let files: Record<string, string>;
+      let text: string;
+      if (suite === 'gru') {
+        const report = await runBench({
+          backend: o.backend,
+          steps: quick ? 10_000 : parsePositiveInt(o.steps, '--steps'),
+          deerSteps: quick ? 1_000 : parsePositiveInt(o.deerSteps, '--deer-steps'),
+          hidden: parsePositiveInt(o.hidden, '--hidden'),
+          input: parsePositiveInt(o.input, '--input'),
+          batch: parsePositiveInt(o.batch, '--batch'),
+          methods: String(o.methods).split(',').map(parseMethod),
+          dtypes,
+          warmup: quick ? 1 : parseNonNegativeInt(o.warmup, '--warmup'),
+          runs: quick ? 1 : parsePositiveInt(o.runs, '--runs'),
+          json: o.json,
+        });
+        text = formatBench(report);
+        files = gruFiles(report, text);
+      } else if (suite === 'scaling') {
+        const report = await runScaling({ backend: o.backend, quick, dtype: dtypes[0], budgetSeconds: parsePositive(o.budget, '--budget') });
+        text = formatScaling(report);
+        files = scalingFiles(report, text);
+      } else if (suite === 'stability') {
+        const report = await runStability({ backend: o.backend, quick, fixture: o.fixture });
+        text = formatStability(report);
+        files = stabilityFiles(report);
+      } else {
+        const report = await runPeers({ quick });
+        text = formatPeers(report);
+        files = peersFiles(report, text);
+      }
+      writeOutputs(o.outDir, files);
+      process.stdout.write(`${suite}:\n${text}\n\n`);
+    }
+    const index = writeHtmlReport(o.outDir);
+    process.stdout.write(`wrote ${o.outDir}/ (JSON, SVG) and ${index}\n`);
   });
 
 program

@@ -18,13 +18,13 @@ function runLabel(r: StabilityRun): string {
 
 /** A title drawn inside the SVG (Plot's own `title` and swatch legends produce HTML, not SVG). */
 function titleMark(text: string) {
-  return Plot.text([text], { frameAnchor: 'top-left', dy: -46, fontSize: 13, fontWeight: 'bold', textAnchor: 'start' });
+  return Plot.text([text], { frameAnchor: 'top-left', dy: -46, fontSize: 13, fontWeight: 'bold', textAnchor: 'start', facet: 'super' });
 }
 
 /** A legend drawn as SVG text in the right margin, one coloured row per series. */
 function legendMarks(labels: readonly string[]) {
   return labels.map((label, i) =>
-    Plot.text([label], { frameAnchor: 'top-right', textAnchor: 'start', dx: 12, dy: 6 + i * 15, fill: (d: string) => d, fontSize: 11 }),
+    Plot.text([label], { frameAnchor: 'top-right', textAnchor: 'start', dx: 12, dy: 6 + i * 15, fill: (d: string) => d, fontSize: 11, facet: 'super' }),
   );
 }
 
@@ -107,6 +107,102 @@ export function iterationsVsSigmaPlot(problem: string, runs: StabilityRun[], cap
         { x: 'sigmaSq', y: 'iterations', stroke: 'variant', symbol: 'times', r: 5 },
       ),
       Plot.ruleY(adaptive, { y: 'iterations', stroke: 'variant', strokeDasharray: '6,4' }),
+    ],
+  });
+  return svgText(svg as unknown as Element);
+}
+
+/** An in-figure title and legend (Plot's own are HTML), for every chart. */
+function framed(title: string, labels: readonly string[]) {
+  return [titleMark(title), ...legendMarks(labels)];
+}
+
+/** A measurement row as the scaling plots read it. */
+export interface TimingPoint {
+  readonly method: string;
+  readonly B: number;
+  readonly D: number;
+  readonly T: number;
+  readonly medianMs: number;
+  readonly peakRssMiB?: number;
+  readonly refused?: string;
+}
+
+/**
+ * Wall time against sequence length (log–log), one panel per state size D, one line per method,
+ * for one batch size.
+ *
+ * @example
+ * ```ts
+ * writeFileSync('scaling-B1.svg', scalingTimePlot(report.results, 1, 'cpu float64'));
+ * ```
+ */
+export function scalingTimePlot(points: readonly TimingPoint[], batch: number, subtitle: string): string {
+  const data = points.filter((p) => p.B === batch && !p.refused);
+  const svg = Plot.plot({
+    document: documentForPlots(),
+    width: 960,
+    height: 380,
+    marginTop: 64,
+    marginRight: 130,
+    x: { type: 'log', label: 'sequence length T →', grid: true },
+    y: { type: 'log', label: '↑ median wall time (ms)', grid: true },
+    fx: { label: 'state size D' },
+    color: { scheme: 'tableau10' },
+    marks: [
+      ...framed(`GRU, batch ${batch}: time vs T per method (${subtitle})`, [...new Set(data.map((d) => d.method))]),
+      Plot.frame({ stroke: '#ddd' }),
+      Plot.line(data, { x: 'T', y: 'medianMs', fx: 'D', stroke: 'method', marker: 'circle' }),
+    ],
+  });
+  return svgText(svg as unknown as Element);
+}
+
+/** Peak resident memory against state size D at the largest T every method reached, per method. */
+export function scalingMemoryPlot(points: readonly TimingPoint[], subtitle: string): string {
+  const measured = points.filter((p) => !p.refused && p.peakRssMiB !== undefined);
+  const data = measured.filter((p) => p.B === Math.min(...measured.map((m) => m.B)));
+  // For each (method, D): the largest T measured.
+  const best = new Map<string, TimingPoint>();
+  for (const p of data) {
+    const key = `${p.method}|${p.D}`;
+    const prev = best.get(key);
+    if (!prev || p.T > prev.T) best.set(key, p);
+  }
+  const rows = [...best.values()].map((p) => ({ ...p, label: `${p.method}` }));
+  const svg = Plot.plot({
+    document: documentForPlots(),
+    width: 960,
+    height: 400,
+    marginTop: 64,
+    marginRight: 130,
+    x: { type: 'log', base: 2, label: 'state size D →', grid: true },
+    y: { label: '↑ peak RSS of the process (MiB), at the largest T measured', grid: true },
+    color: { scheme: 'tableau10' },
+    marks: [
+      ...framed(`GRU: peak memory vs D (${subtitle})`, [...new Set(rows.map((r) => r.label))]),
+      Plot.line(rows, { x: 'D', y: 'peakRssMiB', stroke: 'label', marker: 'circle' }),
+      Plot.text(rows, { x: 'D', y: 'peakRssMiB', text: (d: TimingPoint) => `T=${d.T}`, dy: -8, fontSize: 9, fill: '#666' }),
+    ],
+  });
+  return svgText(svg as unknown as Element);
+}
+
+/** Horizontal bars of µs per step (log scale), one per labelled implementation or method. */
+export function barsPlot(title: string, rows: readonly { label: string; usPerStep: number }[]): string {
+  const svg = Plot.plot({
+    document: documentForPlots(),
+    width: 960,
+    height: 90 + rows.length * 28,
+    marginTop: 64,
+    marginLeft: 300,
+    marginRight: 80,
+    x: { type: 'log', label: 'µs per step (log scale) →', grid: true },
+    y: { label: null, domain: rows.map((r) => r.label) },
+    marks: [
+      Plot.text([title], { frameAnchor: 'top-left', dx: -290, dy: -46, fontSize: 13, fontWeight: 'bold', textAnchor: 'start' }),
+      Plot.barX(rows, { x1: 0.1, x2: 'usPerStep', y: 'label', fill: '#4e79a7' }),
+      Plot.text(rows, { x: 'usPerStep', y: 'label', text: (d: { usPerStep: number }) => d.usPerStep.toFixed(1), dx: 6, textAnchor: 'start' }),
     ],
   });
   return svgText(svg as unknown as Element);

@@ -3,12 +3,13 @@
  * each result against the sequential answer, prints a table and optionally writes JSON.
  */
 import { renameSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
 import type { DType, HostArray, Method } from '@pelk/core';
 import { gru } from '@pelk/models';
 import { createBackend } from '../backends.js';
 import { randomInputs } from '../data.js';
 import { type Measurement, formatMs, measure, table } from '../harness.js';
+import { type MachineDescription, machineDescription } from '../machine.js';
+import { barsPlot } from '../plots.js';
 import { ProgressLine } from '../progress.js';
 
 /** Options of {@link runBench}. */
@@ -32,7 +33,7 @@ export interface BenchOptions {
 export interface BenchReport {
   readonly kind: 'pelk-bench';
   readonly date: string;
-  readonly machine: { cpu: string; cores: number; node: string; platform: string; backend: string; device: string };
+  readonly machine: MachineDescription;
   readonly config: Omit<BenchOptions, 'json' | 'quiet'>;
   readonly results: Measurement[];
 }
@@ -90,14 +91,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   const report: BenchReport = {
     kind: 'pelk-bench',
     date: new Date().toISOString(),
-    machine: {
-      cpu: cpus()[0]?.model ?? 'unknown',
-      cores: cpus().length,
-      node: process.version,
-      platform: `${process.platform}-${process.arch}`,
-      backend: backend.name,
-      device: backend.capabilities.device,
-    },
+    machine: machineDescription(backend),
     config: {
       backend: o.backend,
       steps: o.steps,
@@ -118,6 +112,18 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     renameSync(tmp, o.json);
   }
   return report;
+}
+
+/** The suite's files: JSON, the text table, and a bar chart of µs per step. */
+export function gruFiles(report: BenchReport, text: string): Record<string, string> {
+  const rows = report.results
+    .filter((m) => !m.refused)
+    .map((m) => ({ label: `${m.method} ${m.dtype} (T=${m.T.toLocaleString('en-US')})`, usPerStep: m.usPerStep }));
+  return {
+    'gru.json': `${JSON.stringify(report, null, 2)}\n`,
+    'gru.txt': `${text}\n`,
+    'gru.svg': barsPlot(`GRU D=${report.config.hidden}, B=${report.config.batch}: µs per step (median), backend ${report.machine.backend}`, rows),
+  };
 }
 
 /** The results as a text table. */

@@ -4,7 +4,7 @@
  * filter and smoother steps) need, for a sweep of fixed σ² and for adaptive damping; JSON results
  * and SVG plots of the residual against the iteration and of iterations against σ².
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Cell, type ComputeBackend, type KalmanMode, type Method, type ShapedArray, evaluate } from '@pelk/core';
@@ -20,8 +20,6 @@ export interface StabilityOptions {
   readonly backend: string;
   /** Small sizes and sweep (a few minutes); otherwise T = 2,000 and 10,000 for the AR-GRU. */
   readonly quick: boolean;
-  /** Folder for `stability.json` and the SVGs. */
-  readonly outDir: string;
   readonly quiet?: boolean;
   /** Path of `argru-sine-trained.json` (default: `../shared/fixtures` beside the repository). */
   readonly fixture?: string;
@@ -113,12 +111,12 @@ async function problems(backend: ComputeBackend, o: StabilityOptions, log: (s: s
 }
 
 /**
- * Runs the suite, writes `stability.json`, `stability-<problem>.svg` (residual vs iteration) and
- * `stability-sweep-<problem>.svg` (iterations vs σ²) into `outDir`, and returns the report.
+ * Runs the suite and returns its report; {@link stabilityFiles} gives its JSON and its plots
+ * (residual vs iteration, iterations vs σ², per problem).
  *
  * @example
  * ```ts
- * const report = await runStability({ backend: 'cpu', quick: true, outDir: 'bench-results' });
+ * const report = await runStability({ backend: 'cpu', quick: true });
  * ```
  */
 export async function runStability(o: StabilityOptions): Promise<StabilityReport> {
@@ -184,7 +182,6 @@ export async function runStability(o: StabilityOptions): Promise<StabilityReport
     runs,
     summary: summarize(runs),
   };
-  writeOutputs(o.outDir, report);
   return report;
 }
 
@@ -213,21 +210,15 @@ function summarize(runs: StabilityRun[]): StabilitySummary[] {
   return out;
 }
 
-/** Writes each file to a temporary name and renames it, so an interrupted run leaves no half-written file. */
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
-
-function writeOutputs(dir: string, report: StabilityReport): void {
-  mkdirSync(dir, { recursive: true });
-  writeAtomic(join(dir, 'stability.json'), `${JSON.stringify(report, null, 1)}\n`);
+/** The suite's files: JSON, and per problem the residual and σ²-sweep plots. */
+export function stabilityFiles(report: StabilityReport): Record<string, string> {
+  const files: Record<string, string> = { 'stability.json': `${JSON.stringify(report, null, 1)}\n`, 'stability.txt': `${formatStability(report)}\n` };
   for (const problem of [...new Set(report.runs.map((r) => r.problem))]) {
     const runs = report.runs.filter((r) => r.problem === problem);
-    writeAtomic(join(dir, `stability-${problem}.svg`), residualPlot(problem, runs, report.summary));
-    writeAtomic(join(dir, `stability-sweep-${problem}.svg`), iterationsVsSigmaPlot(problem, runs, report.maxIterations));
+    files[`stability-${problem}.svg`] = residualPlot(problem, runs, report.summary);
+    files[`stability-sweep-${problem}.svg`] = iterationsVsSigmaPlot(problem, runs, report.maxIterations);
   }
+  return files;
 }
 
 /** The summary as a text table. */
