@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { formatBench, runBench } from './bench.js';
+import { formatBench, gruFiles, runBench } from './bench.js';
 import { runDemo } from './demo.js';
 
 describe('pelk bench', () => {
@@ -35,6 +35,9 @@ describe('pelk bench', () => {
     expect(JSON.parse(readFileSync(json, 'utf8')).machine.node).toBe(process.version);
     expect(readdirSync(dir)).toEqual(['bench.json']); // no temporary file left behind
     expect(formatBench(report)).toContain('µs/step');
+    const files = gruFiles(report, formatBench(report));
+    expect(Object.keys(files).sort()).toEqual(['gru.json', 'gru.svg', 'gru.txt']);
+    expect(files['gru.svg']).toContain('µs per step');
   });
 
   it('the demo reports all three methods agreeing', async () => {

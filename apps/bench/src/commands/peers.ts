@@ -16,6 +16,8 @@ import { barsPlot } from '../plots.js';
 export interface PeersOptions {
   readonly quick: boolean;
   readonly quiet?: boolean;
+  /** Sequence length; default 200 (quick) or 2,000. */
+  readonly steps?: number;
 }
 
 /** One implementation's timing. */
@@ -58,7 +60,7 @@ export async function runPeers(o: PeersOptions): Promise<PeersReport> {
   };
   const D = 64;
   const I = 8;
-  const T = o.quick ? 200 : 2000;
+  const T = o.steps ?? (o.quick ? 200 : 2000);
   const runs = o.quick ? 1 : 3;
   const inputs = randomInputs(1, T, I, 7) as ShapedArray & { data: Float64Array };
   const x = Float32Array.from(inputs.data);

@@ -1,8 +1,8 @@
 /**
  * `pelk bench --suite scaling`: time and memory against the sequence length T and the state size D
  * for a GRU, batch 1 and 16, for every method — the ELK paper's Fig. 2 / 6 on pelk's backends.
- * Long configurations are predicted from the previous T (time grows linearly in T) and skipped
- * when they would exceed the time budget; configurations the backend refuses (memory) are listed
+ * Long configurations are predicted from the last one measured (time grows linearly in B·T and
+ * with D² — D³ for DEER and ELK) and skipped when they would exceed the time budget; configurations the backend refuses (memory) are listed
  * as refused. Each result is checked against sequential on the same backend.
  */
 import type { DType, HostArray, Method } from '@pelk/core';
@@ -22,6 +22,8 @@ export interface ScalingOptions {
   /** Largest predicted wall time of one configuration (warm-up + timed runs), seconds. */
   readonly budgetSeconds: number;
   readonly quiet?: boolean;
+  /** Replaces the grid (tests use a tiny one). */
+  readonly grid?: ScalingGrid;
 }
 
 /** The suite's grid. */
@@ -69,31 +71,34 @@ export function scalingGrid(quick: boolean): ScalingGrid {
  */
 export async function runScaling(o: ScalingOptions): Promise<ScalingReport> {
   const backend = await createBackend(o.backend);
-  const grid = scalingGrid(o.quick);
+  const grid = o.grid ?? scalingGrid(o.quick);
   const results: Measurement[] = [];
   const log = (line: string) => {
     if (!o.quiet) process.stderr.write(`${line}\n`);
   };
+  // Per method: the last measured (or predicted) seconds per run at some (B, T, D), to predict the
+  // next configuration — linear in B·T, and in D² (D³ for the dense methods, whose work is O(T·D³)).
+  const seen = new Map<Method, { work: number; seconds: number }>();
+  const work = (method: Method, B: number, T: number, D: number) => B * T * D ** (method === 'deer' || method === 'elk' ? 3 : 2);
   for (const B of grid.batch) {
     for (const D of grid.hidden) {
       const cell = gru.random({ inputSize: 4, hiddenSize: D, seed: 1 });
-      // Per method: the last measured (or predicted) seconds per run at some T, to predict the next
-      // T; or the T at which the backend refused it.
-      const last = new Map<Method, { T: number; seconds: number } | { refusedAt: number }>();
+      // Per method, for this (B, D): the T at which the backend refused it.
+      const last = new Map<Method, { refusedAt: number }>();
       for (const T of grid.steps) {
         const inputs = randomInputs(B, T, 4, 7);
         let reference: HostArray | undefined;
         for (const method of grid.methods) {
-          const prior = last.get(method);
+          const refusedAt = last.get(method)?.refusedAt;
           const base = { method, dtype: o.dtype, B, T, D, runsMs: [], medianMs: Number.NaN, minMs: Number.NaN, maxMs: Number.NaN, usPerStep: Number.NaN, iterations: 0, converged: false, residual: Number.NaN };
-          if (prior && 'refusedAt' in prior) {
-            results.push({ ...base, refused: `skipped: refused (memory) at T=${prior.refusedAt}` });
+          if (refusedAt !== undefined) {
+            results.push({ ...base, refused: `skipped: refused (memory) at T=${refusedAt}` });
             continue;
           }
-          const predicted = prior ? ((prior.seconds * T) / prior.T) * (grid.warmup + grid.runs) : 0;
+          const prior = seen.get(method);
+          const predicted = prior ? ((prior.seconds * work(method, B, T, D)) / prior.work) * (grid.warmup + grid.runs) : 0;
           if (predicted > o.budgetSeconds) {
             results.push({ ...base, refused: `skipped: predicted ${Math.round(predicted)} s > budget ${o.budgetSeconds} s` });
-            last.set(method, { T, seconds: predicted / (grid.warmup + grid.runs) });
             continue;
           }
           const progress = new ProgressLine(`${method} B=${B} D=${D} T=${T}`, o.quiet);
@@ -115,7 +120,8 @@ export async function runScaling(o: ScalingOptions): Promise<ScalingReport> {
             measurement.maxAbsDiffVsSequential = 0;
           }
           results.push(measurement);
-          last.set(method, measurement.refused ? { refusedAt: T } : { T, seconds: measurement.medianMs / 1000 });
+          if (measurement.refused) last.set(method, { refusedAt: T });
+          else seen.set(method, { work: work(method, B, T, D), seconds: measurement.medianMs / 1000 });
           log(
             `B=${B} D=${D} T=${T} ${method}: ${measurement.refused ? 'refused (memory)' : `${formatMs(measurement.medianMs)}, ${measurement.iterations} it`}`,
           );
