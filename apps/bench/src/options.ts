@@ -34,11 +34,6 @@ export function parseNonNegativeInt(value: string, flag: string): number {
   return n;
 }
 
-/** A comma-separated list of positive integers such as `--T 1000,10000`. */
-export function parseIntList(value: string, flag: string): number[] {
-  return value.split(',').map((v) => parsePositiveInt(v.trim(), flag));
-}
-
 /** `--kalman`. */
 export function parseKalman(value: string): KalmanMode {
   if (value !== 'filter' && value !== 'smoother') throw new InvalidArgumentError('--kalman', "'filter' or 'smoother'", JSON.stringify(value));
