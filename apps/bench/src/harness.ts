@@ -28,7 +28,10 @@ export interface Measurement {
   refused?: string;
   /** Peak resident set size of the process during the timed runs, MiB (sampled each iteration). */
   peakRssMiB?: number;
-  /** Peak bytes the backend reported live during the timed runs, MiB (sampled each iteration). */
+  /**
+   * Peak bytes of live tensors during the timed runs, MiB: the backend's own high-water mark where
+   * it keeps one (the CPU backend does), else sampled at each iteration (a lower bound).
+   */
   peakBackendMiB?: number;
 }
 
@@ -100,11 +103,13 @@ export async function measure(req: TimingRequest): Promise<{ measurement: Measur
   let peakBackend = 0;
   const sample = () => {
     peakRss = Math.max(peakRss, process.memoryUsage().rss);
-    peakBackend = Math.max(peakBackend, req.backend.memory().bytes);
+    const m = req.backend.memory();
+    peakBackend = Math.max(peakBackend, m.peakBytes ?? m.bytes);
   };
   for (let run = 0; run < req.warmup + req.runs; run++) {
     let result: Awaited<ReturnType<typeof evaluate>>;
     const timed = run >= req.warmup;
+    if (timed) req.backend.resetPeakMemory?.();
     try {
       result = await evaluate(req.cell, req.inputs, {
         ...req.options,

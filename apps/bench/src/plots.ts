@@ -125,6 +125,7 @@ export interface TimingPoint {
   readonly T: number;
   readonly medianMs: number;
   readonly peakRssMiB?: number;
+  readonly peakBackendMiB?: number;
   readonly refused?: string;
 }
 
@@ -158,31 +159,27 @@ export function scalingTimePlot(points: readonly TimingPoint[], batch: number, s
   return svgText(svg as unknown as Element);
 }
 
-/** Peak resident memory against state size D at the largest T every method reached, per method. */
+/**
+ * Peak memory of live tensors against state size D, one line per method, at the smallest T of the
+ * grid (the one every method reaches), batch 1.
+ */
 export function scalingMemoryPlot(points: readonly TimingPoint[], subtitle: string): string {
-  const measured = points.filter((p) => !p.refused && p.peakRssMiB !== undefined);
-  const data = measured.filter((p) => p.B === Math.min(...measured.map((m) => m.B)));
-  // For each (method, D): the largest T measured.
-  const best = new Map<string, TimingPoint>();
-  for (const p of data) {
-    const key = `${p.method}|${p.D}`;
-    const prev = best.get(key);
-    if (!prev || p.T > prev.T) best.set(key, p);
-  }
-  const rows = [...best.values()].map((p) => ({ ...p, label: `${p.method}` }));
+  const measured = points.filter((p) => !p.refused && p.peakBackendMiB !== undefined);
+  const B = Math.min(...measured.map((m) => m.B));
+  const T = Math.min(...measured.map((m) => m.T));
+  const rows = measured.filter((p) => p.B === B && p.T === T);
   const svg = Plot.plot({
     document: documentForPlots(),
     width: 960,
     height: 400,
     marginTop: 64,
     marginRight: 130,
-    x: { type: 'log', base: 2, label: 'state size D →', grid: true },
-    y: { label: '↑ peak RSS of the process (MiB), at the largest T measured', grid: true },
+    x: { type: 'log', base: 2, label: 'state size D →', grid: true, ticks: [...new Set(rows.map((r) => r.D))] },
+    y: { type: 'log', label: '↑ peak memory of live tensors (MiB)', grid: true },
     color: { scheme: 'tableau10' },
     marks: [
-      ...framed(`GRU: peak memory vs D (${subtitle})`, [...new Set(rows.map((r) => r.label))]),
-      Plot.line(rows, { x: 'D', y: 'peakRssMiB', stroke: 'label', marker: 'circle' }),
-      Plot.text(rows, { x: 'D', y: 'peakRssMiB', text: (d: TimingPoint) => `T=${d.T}`, dy: -8, fontSize: 9, fill: '#666' }),
+      ...framed(`GRU, B=${B}, T=${T}: peak tensor memory vs D (${subtitle})`, [...new Set(rows.map((r) => r.method))]),
+      Plot.line(rows, { x: 'D', y: 'peakBackendMiB', stroke: 'method', marker: 'circle' }),
     ],
   });
   return svgText(svg as unknown as Element);

@@ -59,6 +59,7 @@ export class CpuBackend implements ComputeBackend {
   private readonly scopes: Scope[] = [];
   private liveTensors = 0;
   private liveBytes = 0;
+  private peakBytes = 0;
 
   constructor(options: CpuBackendOptions = {}) {
     const maxTotal = options.maxTotalElements ?? 2 ** 29;
@@ -85,6 +86,7 @@ export class CpuBackend implements ComputeBackend {
   private track(t: CpuTensor): CpuTensor {
     this.liveTensors++;
     this.liveBytes += t.storage.data.byteLength;
+    if (this.liveBytes > this.peakBytes) this.peakBytes = this.liveBytes;
     const scope = this.scopes[this.scopes.length - 1];
     scope?.push(t);
     return t;
@@ -162,7 +164,11 @@ export class CpuBackend implements ComputeBackend {
   }
 
   memory(): BackendMemory {
-    return { tensors: this.liveTensors, bytes: this.liveBytes };
+    return { tensors: this.liveTensors, bytes: this.liveBytes, peakBytes: this.peakBytes };
+  }
+
+  resetPeakMemory(): void {
+    this.peakBytes = this.liveBytes;
   }
 
   trim(): void {

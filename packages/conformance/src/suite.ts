@@ -185,12 +185,17 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
             expect(await nonFinite).toBe(2);
           });
 
-          it('tidy frees intermediates and keeps what it returns', () => {
+          it('tidy frees intermediates and keeps what it returns; the peak-memory mark (if kept) sees them', () => {
+            backend.resetPeakMemory?.();
+            const startBytes = backend.memory().bytes;
             const before = backend.memory().tensors;
             const kept = backend.tidy(() => backend.unary('exp', backend.fill([3, 3], 1, dtype)));
             expect(backend.memory().tensors).toBe(before + 1);
             backend.dispose(kept);
             expect(backend.memory().tensors).toBe(before);
+            const peak = backend.memory().peakBytes;
+            // Two 3×3 tensors were alive at once inside the scope.
+            if (peak !== undefined) expect(peak).toBeGreaterThanOrEqual(startBytes + 2 * 9 * (dtype === 'float64' ? 8 : 4));
           });
         });
 

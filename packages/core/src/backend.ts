@@ -115,6 +115,8 @@ export interface BackendMemory {
   readonly tensors: number;
   /** Bytes held by live tensors. */
   readonly bytes: number;
+  /** Most bytes held by live tensors at once since the last `resetPeakMemory()`, where the backend tracks it. */
+  readonly peakBytes?: number;
 }
 
 /**
@@ -144,6 +146,8 @@ export interface ComputeBackend {
   keep<T extends Tensor>(t: T): T;
   /** Live tensors and bytes. */
   memory(): BackendMemory;
+  /** Starts a new high-water mark for `memory().peakBytes` (benchmarks call it before a run). */
+  resetPeakMemory?(): void;
 
   // ---- shape ops ----------------------------------------------------------------------------
   /** Same data, new shape (a view where possible). One entry may be -1. */

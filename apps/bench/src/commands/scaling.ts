@@ -144,9 +144,10 @@ export function formatScaling(report: ScalingReport): string {
     m.refused ? '' : String(m.iterations),
     m.refused ? '' : m.converged ? 'yes' : 'NO',
     m.maxAbsDiffVsSequential === undefined ? '—' : m.maxAbsDiffVsSequential.toExponential(1),
+    m.peakBackendMiB === undefined ? '' : String(m.peakBackendMiB),
     m.peakRssMiB === undefined ? '' : String(m.peakRssMiB),
   ]);
-  return table(['B', 'D', 'T', 'method', 'median', 'µs/step', 'iters', 'conv.', 'max|Δ| vs seq', 'peak RSS MiB'], rows);
+  return table(['B', 'D', 'T', 'method', 'median', 'µs/step', 'iters', 'conv.', 'max|Δ| vs seq', 'peak tensors MiB', 'peak RSS MiB'], rows);
 }
 
 /** The suite's files: JSON, the text table, time-vs-T plots per batch size and a memory-vs-D plot. */
