@@ -29,8 +29,9 @@ export interface Measurement {
   /** Peak resident set size of the process during the timed runs, MiB (sampled each iteration). */
   peakRssMiB?: number;
   /**
-   * Peak bytes of live tensors during the timed runs, MiB: the backend's own high-water mark where
-   * it keeps one (the CPU backend does), else sampled at each iteration (a lower bound).
+   * Peak bytes held by the backend during the timed runs (tensors and primitives' scratch), MiB:
+   * the backend's own high-water mark where it keeps one (the CPU backend does), else live tensors
+   * sampled at each iteration (a lower bound).
    */
   peakBackendMiB?: number;
 }

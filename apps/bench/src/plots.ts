@@ -175,10 +175,10 @@ export function scalingMemoryPlot(points: readonly TimingPoint[], subtitle: stri
     marginTop: 64,
     marginRight: 130,
     x: { type: 'log', base: 2, label: 'state size D →', grid: true, ticks: [...new Set(rows.map((r) => r.D))] },
-    y: { type: 'log', label: '↑ peak memory of live tensors (MiB)', grid: true },
+    y: { type: 'log', label: '↑ peak backend memory: tensors + scratch (MiB)', grid: true },
     color: { scheme: 'tableau10' },
     marks: [
-      ...framed(`GRU, B=${B}, T=${T}: peak tensor memory vs D (${subtitle})`, [...new Set(rows.map((r) => r.method))]),
+      ...framed(`GRU, B=${B}, T=${T}: peak backend memory vs D (${subtitle})`, [...new Set(rows.map((r) => r.method))]),
       Plot.line(rows, { x: 'D', y: 'peakBackendMiB', stroke: 'method', marker: 'circle' }),
     ],
   });

@@ -171,6 +171,11 @@ export class CpuBackend implements ComputeBackend {
     this.peakBytes = this.liveBytes;
   }
 
+  /** Counts a primitive's scratch space (work arrays outside tensors) in the peak-memory mark. */
+  private noteWorkspace(bytes: number): void {
+    if (this.liveBytes + bytes > this.peakBytes) this.peakBytes = this.liveBytes + bytes;
+  }
+
   trim(): void {
     this.pool.clear();
   }
@@ -492,6 +497,7 @@ export class CpuBackend implements ComputeBackend {
     const wb = this.pool.take(tb.dtype, n);
     const ws = this.pool.take(tb.dtype, n);
     const res = this.pool.take(tb.dtype, n);
+    this.noteWorkspace(4 * wa.byteLength);
     for (let bi = 0; bi < B; bi++) {
       const off = bi * n;
       copyTime(ta.data, off, wa, T, D, options.reverse);
@@ -519,6 +525,7 @@ export class CpuBackend implements ComputeBackend {
     const res = this.pool.take(tb.dtype, n);
     const tmpM = this.pool.take(tb.dtype, D * D);
     const tmpV = this.pool.take(tb.dtype, D);
+    this.noteWorkspace(wA.byteLength + 3 * wb.byteLength);
     for (let bi = 0; bi < B; bi++) {
       copyTime(tA.data, bi * n * D, wA, T, D * D, options.reverse);
       copyTime(tb.data, bi * n, wb, T, D, options.reverse);
@@ -538,6 +545,7 @@ export class CpuBackend implements ComputeBackend {
     const noise = { q: model.processVariance, r: model.observationVariance };
     const work = Array.from({ length: 7 }, () => this.pool.take(dtype, T * D));
     const zero = this.pool.take(dtype, D);
+    this.noteWorkspace(7 * work[0].byteLength);
     for (let b = 0; b < B; b++) {
       const off = b * T * D;
       scalarFilter(F, bias, y, off, init, b * D, noise, T, D, work, mean.data, variance.data, off);
@@ -555,6 +563,7 @@ export class CpuBackend implements ComputeBackend {
     const cov = this.make([B, T, D, D], dtype);
     const noise = { q: model.processVariance, r: model.observationVariance };
     const work = denseKalmanWork(T, D);
+    this.noteWorkspace(Object.values(work).reduce((n, a) => n + a.byteLength, 0));
     for (let b = 0; b < B; b++) {
       const off = b * T * D;
       denseFilter(F, bias, y, off, init, b * D, noise, T, D, work, mean.data, cov.data, off);

@@ -115,7 +115,10 @@ export interface BackendMemory {
   readonly tensors: number;
   /** Bytes held by live tensors. */
   readonly bytes: number;
-  /** Most bytes held by live tensors at once since the last `resetPeakMemory()`, where the backend tracks it. */
+  /**
+   * Most bytes held at once since the last `resetPeakMemory()` — live tensors plus the scratch
+   * space of primitives — where the backend tracks it.
+   */
   readonly peakBytes?: number;
 }
 

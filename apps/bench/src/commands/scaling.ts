@@ -147,7 +147,7 @@ export function formatScaling(report: ScalingReport): string {
     m.peakBackendMiB === undefined ? '' : String(m.peakBackendMiB),
     m.peakRssMiB === undefined ? '' : String(m.peakRssMiB),
   ]);
-  return table(['B', 'D', 'T', 'method', 'median', 'µs/step', 'iters', 'conv.', 'max|Δ| vs seq', 'peak tensors MiB', 'peak RSS MiB'], rows);
+  return table(['B', 'D', 'T', 'method', 'median', 'µs/step', 'iters', 'conv.', 'max|Δ| vs seq', 'peak backend MiB', 'peak RSS MiB'], rows);
 }
 
 /** The suite's files: JSON, the text table, time-vs-T plots per batch size and a memory-vs-D plot. */
