@@ -50,7 +50,7 @@ export interface ScalingReport {
 /** Quick: well under a minute here. Full: the paper's grid up to T = 1,000,000 where the budget allows. */
 export function scalingGrid(quick: boolean): ScalingGrid {
   return quick
-    ? { steps: [500, 2000], hidden: [4, 8], batch: [1, 4], methods: ['sequential', 'quasi-deer', 'deer', 'quasi-elk', 'elk'], warmup: 0, runs: 1 }
+    ? { steps: [500, 2000], hidden: [4, 8], batch: [1, 4], methods: ['sequential', 'quasi-deer', 'deer', 'quasi-elk', 'elk'], warmup: 1, runs: 1 }
     : {
         steps: [1_000, 10_000, 100_000, 1_000_000],
         hidden: [8, 16, 32, 64],
