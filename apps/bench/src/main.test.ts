@@ -103,12 +103,15 @@ describe('pelk eval', () => {
       [['bench', '--suite', 'speed'], /--suite: expected a comma-separated list of gru, scaling, stability, peers, or all/],
       [['bench', '--methods', 'newton'], /options.method: expected one of/],
       [['bench', '--backend', 'gpu'], /--backend/],
+      [['bench', '--methods', 'deer', '--hidden', '600', '--deer-steps', '1000', '--dtypes', 'float64', '--out-dir', join(dir, 'b')], /options.method: expected a problem that fits backend 'cpu'/],
     ];
     for (const [args, message] of cases) {
       const { code, err } = await pelk(...args);
       expect(code, args.join(' ')).toBeGreaterThan(0);
       expect(err).toMatch(message);
-      expect(err.trim().split('\n')).toHaveLength(1);
+      // One error line (progress lines of a started bench may precede it on stderr).
+      expect(err.trim().split('\n').filter((l) => l.startsWith('pelk: '))).toHaveLength(1);
+      expect(err.trim().split('\n').filter((l) => !l.startsWith('pelk bench: ') && !l.startsWith('pelk: '))).toHaveLength(0);
       expect(err).not.toMatch(/\n\s+at /);
     }
     const bad = join(dir, 'bad.json');

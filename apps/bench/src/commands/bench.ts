@@ -3,7 +3,7 @@
  * each result against the sequential answer, prints a table and optionally writes JSON.
  */
 import { renameSync, writeFileSync } from 'node:fs';
-import type { DType, HostArray, Method } from '@pelk/core';
+import { type DType, type HostArray, type Method, evaluate } from '@pelk/core';
 import { gru } from '@pelk/models';
 import { createBackend } from '../backends.js';
 import { randomInputs } from '../data.js';
@@ -55,6 +55,15 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     if (!o.quiet) process.stderr.write(`${line}\n`);
   };
   log(`pelk bench: GRU D=${o.hidden}, input ${o.input}, B=${o.batch}, T=${o.steps} on ${backend.name} (${backend.capabilities.device})`);
+  // Sizes the backend cannot hold are bad input here: probe each parallel method (the backend
+  // refuses before allocating, or the probe runs one iteration) before any long run starts.
+  for (const dtype of o.dtypes) {
+    for (const method of o.methods.filter((m) => m !== 'sequential')) {
+      const T = method === 'deer' && o.deerSteps ? o.deerSteps : o.steps;
+      const probe = await evaluate(cell, randomInputs(o.batch, T, o.input, 7), { backend, method, dtype, maxIterations: 1 });
+      probe.dispose();
+    }
+  }
   for (const dtype of o.dtypes) {
     const references = new Map<number, HostArray>();
     // Sequential first: it is the reference for the others.
