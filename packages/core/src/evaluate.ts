@@ -344,12 +344,15 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
     const run = await solve(problem, pl, cell);
     output = run.output;
     methods = run.methods;
-    // The certificate: the true residual of the returned states. A sequential trajectory satisfies
-    // s_t = f(s_{t−1}) by construction, so only its finiteness is checked (NaN if it overflowed).
+    // The certificate: the true residual of the returned states — reused when the solver has it
+    // (ELK), else computed. A sequential trajectory satisfies s_t = f(s_{t−1}) by construction, so
+    // only its finiteness is checked (NaN if it overflowed).
     const finalStates = output.states;
     const boundCell = bound;
     let residualP!: Promise<number>;
-    if (methods[methods.length - 1].method === 'sequential') {
+    if (output.residual !== undefined) {
+      residualP = Promise.resolve(output.residual);
+    } else if (methods[methods.length - 1].method === 'sequential') {
       residualP = backend.maxAbs(finalStates).then((m) => (Number.isFinite(m) ? 0 : Number.NaN));
     } else {
       backend.tidy(() => {

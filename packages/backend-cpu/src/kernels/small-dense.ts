@@ -68,18 +68,19 @@ export function luFactor(a: Float64Array, off: number, piv: Int32Array, D: numbe
   }
 }
 
+/** Swaps rows `k` and `p` of the `[·, nrhs]` block at `bOff` (the LU row permutation). */
+function swapRows(b: Float64Array, bOff: number, nrhs: number, k: number, p: number): void {
+  if (p === k) return;
+  for (let c = 0; c < nrhs; c++) {
+    const t = b[bOff + k * nrhs + c];
+    b[bOff + k * nrhs + c] = b[bOff + p * nrhs + c];
+    b[bOff + p * nrhs + c] = t;
+  }
+}
+
 /** Solves `A X = B` in place on `B` (`[D, nrhs]` row-major at `bOff`) with `A`'s LU factors. */
 export function luSolve(lu: Float64Array, off: number, piv: Int32Array, D: number, b: Float64Array, bOff: number, nrhs: number): void {
-  for (let k = 0; k < D; k++) {
-    const p = piv[k];
-    if (p !== k) {
-      for (let c = 0; c < nrhs; c++) {
-        const t = b[bOff + k * nrhs + c];
-        b[bOff + k * nrhs + c] = b[bOff + p * nrhs + c];
-        b[bOff + p * nrhs + c] = t;
-      }
-    }
-  }
+  for (let k = 0; k < D; k++) swapRows(b, bOff, nrhs, k, piv[k]);
   for (let r = 1; r < D; r++) {
     for (let k = 0; k < r; k++) {
       const f = lu[off + r * D + k];
@@ -117,16 +118,7 @@ export function luSolveTransposed(lu: Float64Array, off: number, piv: Int32Array
       for (let c = 0; c < nrhs; c++) b[bOff + r * nrhs + c] -= f * b[bOff + k * nrhs + c];
     }
   }
-  for (let k = D - 1; k >= 0; k--) {
-    const p = piv[k];
-    if (p !== k) {
-      for (let c = 0; c < nrhs; c++) {
-        const t = b[bOff + k * nrhs + c];
-        b[bOff + k * nrhs + c] = b[bOff + p * nrhs + c];
-        b[bOff + p * nrhs + c] = t;
-      }
-    }
-  }
+  for (let k = D - 1; k >= 0; k--) swapRows(b, bOff, nrhs, k, piv[k]);
 }
 
 /** Makes the D×D block at `off` exactly symmetric (covariances drift by rounding otherwise). */

@@ -184,7 +184,7 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
     const states = accepted.states;
     backend.dispose([accepted.jacobian, accepted.offset]);
     if (best) backend.dispose(best.states);
-    return { states, iterations: iteration, stopped, history, nonFiniteResets: resets };
+    return { states, iterations: iteration, stopped, history, nonFiniteResets: resets, residual: accepted.residual };
   } catch (err) {
     free(accepted);
     if (best) backend.dispose(best.states);

@@ -27,6 +27,8 @@ export interface SolverOutput {
   readonly stopped: boolean;
   readonly history: IterationInfo[];
   readonly nonFiniteResets: number;
+  /** The true residual of `states`, when the solver already computed it (ELK linearises its final iterate). */
+  readonly residual?: number;
 }
 
 /** Throws {@link AbortError} when the signal has fired. */
