@@ -11,7 +11,7 @@
  */
 import { InvalidArgumentError, PelkError } from '@pelk/core';
 import { Command, CommanderError, Option } from 'commander';
-import { BACKEND_NAMES } from './backends.js';
+import { BACKEND_NAMES, TFJS_BACKEND_NAMES, backendSpec, defaultDTypes, releaseBackends } from './backends.js';
 import { formatBench, gruFiles, runBench } from './commands/bench.js';
 import { runDemo } from './commands/demo.js';
 import { formatPeers, peersFiles, runPeers } from './commands/peers.js';
@@ -33,7 +33,8 @@ program
   .option('--inputs <file>', 'inputs .npy, [T, I] or [B, T, I] (overrides the spec)')
   .option('--method <method>', 'sequential | deer | quasi-deer | elk | quasi-elk | auto', 'quasi-deer')
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
-  .option('--dtype <dtype>', 'float64 | float32', 'float64')
+  .addOption(new Option('--tfjs-backend <name>', 'with --backend tfjs: the tfjs backend (default: tensorflow if tfjs-node is installed, else wasm, else cpu)').choices(TFJS_BACKEND_NAMES))
+  .option('--dtype <dtype>', 'float64 | float32 (default: float64 on cpu, float32 on tfjs and webgpu)')
   .option('--tol <x>', 'stopping tolerance on max |Δs|')
   .option('--max-iters <n>', 'iteration cap (default T + 1)')
   .option('--kalman <mode>', 'ELK step: filter | smoother', 'filter')
@@ -45,8 +46,8 @@ program
       model: o.model,
       inputs: o.inputs,
       method: parseMethod(o.method),
-      backend: o.backend,
-      dtype: parseDType(o.dtype),
+      backend: backendSpec(o.backend, o.tfjsBackend),
+      dtype: o.dtype === undefined ? defaultDTypes(o.backend)[0] : parseDType(o.dtype),
       tol: o.tol === undefined ? undefined : parsePositive(o.tol, '--tol'),
       maxIters: o.maxIters === undefined ? undefined : parsePositiveInt(o.maxIters, '--max-iters'),
       kalman: parseKalman(o.kalman),
@@ -64,6 +65,7 @@ program
   .description('benchmark suites: gru (default), scaling, stability, peers, or all — JSON, SVG plots and an HTML report')
   .option('--suite <names>', `comma-separated: ${SUITES.join(', ')}, or all`, 'gru')
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
+  .addOption(new Option('--tfjs-backend <name>', 'with --backend tfjs: the tfjs backend (default: tensorflow if tfjs-node is installed, else wasm, else cpu)').choices(TFJS_BACKEND_NAMES))
   .option('--out-dir <dir>', 'folder for each suite\'s JSON and SVG plots and index.html', 'bench-results')
   .option('--quick', 'small sizes: each suite in well under a minute (stability: a few minutes)', false)
   .option('--steps <T>', 'gru: sequence length', '100000')
@@ -72,7 +74,7 @@ program
   .option('--input <I>', 'gru: input size', '8')
   .option('--batch <B>', 'gru: batch size', '1')
   .option('--methods <list>', 'gru: comma-separated methods', 'sequential,quasi-deer,deer')
-  .option('--dtypes <list>', 'gru and scaling: comma-separated dtypes (scaling uses the first)', 'float64,float32')
+  .option('--dtypes <list>', 'gru and scaling: comma-separated dtypes (scaling uses the first; default float64,float32 on cpu, float32 elsewhere)')
   .option('--warmup <n>', 'gru: untimed warm-up runs', '1')
   .option('--runs <n>', 'gru: timed runs (the median is reported)', '3')
   .option('--budget <seconds>', 'scaling: skip configurations predicted to take longer', '120')
@@ -85,14 +87,15 @@ program
         throw new InvalidArgumentError('--suite', `a comma-separated list of ${SUITES.join(', ')}, or all`, JSON.stringify(n));
       }
     }
-    const dtypes = String(o.dtypes).split(',').map((d) => parseDType(d, '--dtypes'));
+    const backend = backendSpec(o.backend, o.tfjsBackend);
+    const dtypes = o.dtypes === undefined ? defaultDTypes(o.backend) : String(o.dtypes).split(',').map((d) => parseDType(d, '--dtypes'));
     const quick = Boolean(o.quick);
     for (const suite of names) {
       let files: Record<string, string>;
       let text: string;
       if (suite === 'gru') {
         const report = await runBench({
-          backend: o.backend,
+          backend,
           steps: quick ? 10_000 : parsePositiveInt(o.steps, '--steps'),
           deerSteps: quick ? 1_000 : parsePositiveInt(o.deerSteps, '--deer-steps'),
           hidden: parsePositiveInt(o.hidden, '--hidden'),
@@ -107,11 +110,11 @@ program
         text = formatBench(report);
         files = gruFiles(report, text);
       } else if (suite === 'scaling') {
-        const report = await runScaling({ backend: o.backend, quick, dtype: dtypes[0], budgetSeconds: parsePositive(o.budget, '--budget') });
+        const report = await runScaling({ backend, quick, dtype: dtypes[0], budgetSeconds: parsePositive(o.budget, '--budget') });
         text = formatScaling(report);
         files = scalingFiles(report, text);
       } else if (suite === 'stability') {
-        const report = await runStability({ backend: o.backend, quick, fixture: o.fixture });
+        const report = await runStability({ backend, quick, fixture: o.fixture });
         text = formatStability(report);
         files = stabilityFiles(report);
       } else {
@@ -130,19 +133,20 @@ program
   .command('demo')
   .description('GRU, D=64, T=100,000: sequential vs quasi-DEER vs DEER on the default backend')
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
+  .addOption(new Option('--tfjs-backend <name>', 'with --backend tfjs: the tfjs backend (default: tensorflow if tfjs-node is installed, else wasm, else cpu)').choices(TFJS_BACKEND_NAMES))
   .option('--steps <T>', 'sequence length', '100000')
   .option('--deer-steps <T>', 'steps for DEER when the backend refuses the full length', '10000')
   .option('--hidden <D>', 'GRU hidden size', '64')
   .option('--input <I>', 'GRU input size', '8')
-  .option('--dtype <dtype>', 'float64 | float32', 'float64')
+  .option('--dtype <dtype>', 'float64 | float32 (default: float64 on cpu, float32 on tfjs and webgpu)')
   .action(async (o) => {
     const text = await runDemo({
-      backend: o.backend,
+      backend: backendSpec(o.backend, o.tfjsBackend),
       steps: parsePositiveInt(o.steps, '--steps'),
       deerSteps: parsePositiveInt(o.deerSteps, '--deer-steps'),
       hidden: parsePositiveInt(o.hidden, '--hidden'),
       input: parsePositiveInt(o.input, '--input'),
-      dtype: parseDType(o.dtype),
+      dtype: o.dtype === undefined ? defaultDTypes(o.backend)[0] : parseDType(o.dtype),
     });
     process.stdout.write(`${text}\n`);
   });
@@ -151,8 +155,10 @@ program
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     await program.parseAsync(argv, { from: 'user' });
+    await releaseBackends();
     return 0;
   } catch (err) {
+    await releaseBackends().catch(() => {});
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
     if (err instanceof PelkError) {
       process.stderr.write(`pelk: ${err.message.split('\n').join('\n  ')}\n`);

@@ -38,6 +38,11 @@ export interface ConformanceOptions {
   readonly dtypes?: readonly DType[];
   /** Methods to test; default: all of them. */
   readonly methods?: readonly Method[];
+  /**
+   * Per-test time limit in ms (default 60,000). Backends that run each op with a high fixed
+   * cost (tfjs's `cpu`, a software GPU) need more for the dense-ELK fixture runs.
+   */
+  readonly timeoutMs?: number;
 }
 
 const PARALLEL: readonly Method[] = ['deer', 'quasi-deer'];
@@ -69,7 +74,7 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
   const parallel = PARALLEL.filter((m) => methods.includes(m));
   const elkMethods = ELK_METHODS.filter((m) => methods.includes(m));
 
-  describe(`conformance: ${options.name}`, () => {
+  describe(`conformance: ${options.name}`, { timeout: options.timeoutMs ?? 60_000 }, () => {
     beforeAll(async () => {
       backend = await options.createBackend();
     });

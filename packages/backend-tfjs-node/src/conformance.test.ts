@@ -1,0 +1,7 @@
+/** The conformance suite on TensorFlow.js's `cpu` and `wasm` backends (float32). */
+import { defineConformanceSuite } from '@pelk/conformance';
+import { createTfjsBackend } from './runtime.js';
+
+for (const tfBackend of ['cpu', 'wasm'] as const) {
+  defineConformanceSuite({ name: `tfjs-${tfBackend}`, createBackend: () => createTfjsBackend({ backend: tfBackend }), dtypes: ['float32'], timeoutMs: 300_000 });
+}

@@ -1,0 +1,83 @@
+/**
+ * A work-efficient associative scan as a tfjs tensor program (odd–even recursion, Blelloch's
+ * "contract, recurse, expand"): combine neighbouring pairs, scan the half-length sequence, then
+ * fill in the even positions. Work O(T) combines, depth O(log T) levels, each level a constant
+ * number of tfjs ops over the whole batch — no per-step loop. Elements are tuples of tensors whose
+ * axis 1 is time (`[B, T, ...]`), so every channel and batch entry is scanned at once.
+ */
+import type * as tfc from '@tensorflow/tfjs-core';
+
+export type Tf = typeof tfc;
+
+/** A tensor's shape as a plain array (tfjs types it per rank). */
+export function dims(x: tfc.Tensor): number[] {
+  return x.shape as number[];
+}
+/** One scan element per time step: tensors with time on axis 1. */
+export type Element = readonly tfc.Tensor[];
+/** The associative operator: `combine(earlier, later)`. */
+export type Combine = (earlier: Element, later: Element) => Element;
+
+/** `x[:, start : start + count]` along the time axis. */
+export function sliceTime(tf: Tf, x: tfc.Tensor, start: number, count: number): tfc.Tensor {
+  const begin = dims(x).map((_, k) => (k === 1 ? start : 0));
+  const size = dims(x).map((d, k) => (k === 1 ? count : d));
+  return tf.slice(x, begin, size);
+}
+
+/** `x[:, start :: 2]`, `count` entries along the time axis. */
+function everyOther(tf: Tf, x: tfc.Tensor, start: number, count: number): tfc.Tensor {
+  const begin = dims(x).map((_, k) => (k === 1 ? start : 0));
+  const end = dims(x).map((d, k) => (k === 1 ? start + 2 * count - 1 : d));
+  const strides = dims(x).map((_, k) => (k === 1 ? 2 : 1));
+  return tf.stridedSlice(x, begin, end, strides);
+}
+
+/** Interleaves `even` (length `ne`) and `odd` (length `no`, `ne − no ∈ {0, 1}`) along time. */
+function interleave(tf: Tf, even: tfc.Tensor, odd: tfc.Tensor): tfc.Tensor {
+  const ne = dims(even)[1];
+  const no = dims(odd)[1];
+  const paired = ne === no ? even : sliceTime(tf, even, 0, no);
+  const rest = dims(even).slice(2);
+  const both = tf.reshape(tf.stack([paired, odd], 2), [dims(even)[0], 2 * no, ...rest]);
+  return ne === no ? both : tf.concat([both, sliceTime(tf, even, no, 1)], 1);
+}
+
+/**
+ * Inclusive scan of `elements` under `combine`: entry t of the result is
+ * `e_0 ∘ e_1 ∘ … ∘ e_t`. Call inside `tf.tidy`; the intermediates are ordinary tensors.
+ *
+ * @example
+ * ```ts
+ * // prefix sums along time
+ * const [s] = associativeScan(tf, [x], ([a], [b]) => [tf.add(a, b)]);
+ * ```
+ */
+export function associativeScan(tf: Tf, elements: Element, combine: Combine): Element {
+  const T = dims(elements[0])[1];
+  if (T <= 1) return elements;
+  const half = Math.floor(T / 2);
+  const evens = elements.map((e) => everyOther(tf, e, 0, half));
+  const odds = elements.map((e) => everyOther(tf, e, 1, half));
+  // prefix[k] = e_0 ∘ … ∘ e_{2k+1}: the odd outputs.
+  const prefix = associativeScan(tf, combine(evens, odds), combine);
+  const nEven = T - half;
+  let evenOut: Element;
+  if (nEven > 1) {
+    // out[2k] = prefix[k − 1] ∘ e_{2k} for k ≥ 1; out[0] = e_0.
+    const later = elements.map((e) => everyOther(tf, e, 2, nEven - 1));
+    const filled = combine(
+      prefix.map((p) => sliceTime(tf, p, 0, nEven - 1)),
+      later,
+    );
+    evenOut = elements.map((e, i) => tf.concat([sliceTime(tf, e, 0, 1), filled[i]], 1));
+  } else {
+    evenOut = elements.map((e) => sliceTime(tf, e, 0, 1));
+  }
+  return evenOut.map((e, i) => interleave(tf, e, prefix[i]));
+}
+
+/** Time-reverses every tensor of an element. */
+export function reverseTime(tf: Tf, xs: Element): tfc.Tensor[] {
+  return xs.map((x) => tf.reverse(x, 1));
+}

@@ -1,0 +1,7 @@
+/**
+ * @pelk/backend-webgpu — pelk on WebGPU (browsers, and Node through Dawn's `webgpu` package):
+ * WGSL scans and Kalman passes, tfjs-backend-webgpu for dense algebra.
+ */
+export { createWebGpuBackend, type WebGpuBackendOptions } from './runtime.js';
+export { WebGpuBackend, type WebGpuLimitsOptions } from './webgpu-backend.js';
+export { DEFAULT_CHUNK, DEFAULT_DENSE_CHUNK, type KernelOptions, denseScan, diagonalScan, kalmanDiagonal, reduceLevels } from './kernels/index.js';

@@ -1,0 +1,89 @@
+/// <reference types="@webgpu/types" />
+import { type KalmanModel, type KalmanMoments, type KalmanOptions, PelkError, type ScanOptions, type Tensor } from '@pelk/core';
+import { TfjsBackend, type TfjsLimitsOptions } from '@pelk/backend-tfjs-node';
+import type { WebGPUBackend as TfWebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import type * as tfc from '@tensorflow/tfjs-core';
+import { type KernelOptions, denseScan, diagonalScan, kalmanDiagonal } from './kernels/index.js';
+
+/** Options of the WebGPU backend's kernels and limits. */
+export interface WebGpuLimitsOptions extends TfjsLimitsOptions {
+  /** Time steps per chunk of the scan kernels (tests force tiny values to exercise every level). */
+  readonly chunk?: number;
+}
+
+/**
+ * pelk on WebGPU: the TensorFlow.js backend's ops on `@tensorflow/tfjs-backend-webgpu`, with the
+ * sequence primitives replaced by pelk's own WGSL kernels — the diagonal and dense linear scans and
+ * the scalar Kalman filter/smoother (work-efficient reduce-then-scan, a fixed number of dispatches
+ * per call). The dense Kalman passes (ELK) are the shared tfjs tensor programs. float32 only.
+ *
+ * Create it with {@link createWebGpuBackend}; release the device with {@link WebGpuBackend.destroy}.
+ *
+ * @example
+ * ```ts
+ * const backend = await createWebGpuBackend();
+ * const result = await evaluate(cell, inputs, { backend, method: 'quasi-deer' });
+ * result.dispose();
+ * await backend.destroy();
+ * ```
+ */
+export class WebGpuBackend extends TfjsBackend {
+  override readonly name: string = 'webgpu';
+  /** The tfjs WebGPU backend object (its `device` is the GPUDevice pelk's kernels run on). */
+  readonly gpu: TfWebGPUBackend;
+  private readonly kernelOptions: KernelOptions;
+  private lostReason: string | null = null;
+
+  constructor(tf: typeof tfc, gpu: TfWebGPUBackend, options: WebGpuLimitsOptions, device: string) {
+    super(tf, 'webgpu', options, device);
+    this.gpu = gpu;
+    this.kernelOptions = options.chunk === undefined ? {} : { chunk: options.chunk };
+    gpu.device.lost.then((info) => {
+      this.lostReason = `${info.reason}: ${info.message}`;
+    });
+  }
+
+  /** Throws a typed error once the device is lost (driver reset, `destroy()`, …). */
+  private checkDevice(): void {
+    if (this.lostReason !== null) {
+      throw new PelkError('BACKEND_UNAVAILABLE', `the WebGPU device was lost (${this.lostReason}); create a new backend`);
+    }
+  }
+
+  override fromArray(data: ArrayLike<number>, shape: readonly number[], dtype: 'float32' | 'float64'): Tensor {
+    this.checkDevice();
+    return super.fromArray(data, shape, dtype);
+  }
+
+  override linearScanDiagonal(a: Tensor, b: Tensor, init: Tensor, options: ScanOptions = {}): Tensor {
+    const [ta, tb, ti] = this.checkScan('linearScanDiagonal', a, b, init, false);
+    return this.p(this.tf.tidy(() => diagonalScan(this.gpu, ta, tb, this.as2d(ti, tb), options.reverse === true, this.kernelOptions)));
+  }
+
+  override linearScanDense(A: Tensor, b: Tensor, init: Tensor, options: ScanOptions = {}): Tensor {
+    const [tA, tb, ti] = this.checkScan('linearScanDense', A, b, init, true);
+    return this.p(this.tf.tidy(() => denseScan(this.gpu, tA, tb, this.as2d(ti, tb), options.reverse === true, this.kernelOptions)));
+  }
+
+  override kalmanDiagonal(model: KalmanModel, options: KalmanOptions = {}): KalmanMoments {
+    const m = this.checkKalman(model, false);
+    const out = this.tf.tidy(() => {
+      const { mean, variance } = kalmanDiagonal(this.gpu, m.F, m.bias, m.y, this.as2d(m.init, m.bias), m.q, m.r, options.smooth === true, this.kernelOptions);
+      return { mean, variance };
+    });
+    return { mean: this.p(out.mean), covariance: this.p(out.variance) };
+  }
+
+  /** `init` as `[B, D]` (the kernels take exactly that shape). */
+  private as2d(init: tfc.Tensor, b: tfc.Tensor): tfc.Tensor {
+    return init.rank === 2 ? init : this.tf.reshape(init, [b.shape[0] as number, b.shape[2] as number]);
+  }
+
+  /** Removes tfjs's webgpu backend and destroys the device (Dawn keeps Node alive while one lives). */
+  async destroy(): Promise<void> {
+    const device = this.gpu.device;
+    await device.queue.onSubmittedWorkDone();
+    if (this.tf.engine().registryFactory.webgpu) this.tf.engine().removeBackend('webgpu');
+    device.destroy();
+  }
+}
