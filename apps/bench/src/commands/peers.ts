@@ -1,10 +1,13 @@
 /**
  * `pelk bench --suite peers`: pelk against the recurrent layers JavaScript users run today —
- * `tf.layers.gru` from TensorFlow.js on its `cpu` and `wasm` backends — with the same weights and
- * inputs (the layer's weights are imported with `gru.keras`), checking that the trajectories agree.
- * TensorFlow.js is loaded only when this suite runs.
+ * `tf.layers.gru` from TensorFlow.js — with the same weights and inputs (the layer's weights are
+ * imported with `gru.keras`), on the same tfjs backend: for each of tfjs `wasm` and `cpu`,
+ * tf.layers.gru against pelk's sequential, quasi-DEER and DEER on `@pelk/backend-tfjs-node` with that
+ * tfjs backend, plus pelk on its CPU backend for reference; the trajectories are checked to agree.
+ * It also splits one quasi-DEER and one DEER iteration on each tfjs backend into its parts (cell,
+ * Jacobian, scan). TensorFlow.js is loaded only when this suite runs.
  */
-import type { ShapedArray } from '@pelk/core';
+import type { BoundCell, ComputeBackend, Method, ShapedArray } from '@pelk/core';
 import { gru } from '@pelk/models';
 import { createBackend } from '../backends.js';
 import { randomInputs } from '../data.js';
@@ -16,22 +19,46 @@ import { barsPlot } from '../plots.js';
 export interface PeersOptions {
   readonly quick: boolean;
   readonly quiet?: boolean;
-  /** Sequence length; default 200 (quick) or 2,000. */
-  readonly steps?: number;
+  /** Sequence lengths; default [200] (quick) or [1,000, 10,000]. */
+  readonly steps?: readonly number[];
+  /** tfjs backends to compare on; default ['wasm', 'cpu']. */
+  readonly tfjsBackends?: readonly ('wasm' | 'cpu')[];
+  /** pelk methods on the tfjs backends; default sequential, quasi-deer, deer. */
+  readonly methods?: readonly Method[];
 }
 
 /** One implementation's timing. */
 export interface PeerResult {
-  /** e.g. `tf.layers.gru (tfjs wasm)` or `pelk sequential (cpu)`. */
+  /** e.g. `tf.layers.gru`, `pelk quasi-deer` or `pelk sequential (pelk cpu backend)`. */
   readonly implementation: string;
+  /** The tfjs backend it ran on (`wasm`, `cpu`), or `pelk-cpu` for pelk's own CPU backend. */
+  readonly on: string;
   readonly T: number;
   readonly D: number;
   readonly medianMs: number;
+  readonly runs: number;
   readonly usPerStep: number;
+  /** Solver iterations (pelk's parallel methods). */
+  readonly iterations?: number;
   /** `max |states − tf.layers.gru states|` (float32). */
   readonly maxAbsDiffVsLayer: number;
-  /** How many times faster than `tf.layers.gru` on the tfjs `wasm` backend. */
-  speedupVsWasm?: number;
+  /** How many times faster than `tf.layers.gru` on the same tfjs backend and T (pelk-cpu rows: vs the wasm layer). */
+  speedupVsLayer?: number;
+  /** Refusal message when the backend cannot hold the problem. */
+  readonly refused?: string;
+}
+
+/** Where one solver iteration's time goes on a tfjs backend (ms, medians). */
+export interface IterationProfile {
+  readonly on: string;
+  readonly T: number;
+  readonly method: 'quasi-deer' | 'deer';
+  /** The cell alone: `f(s_{t−1})` for all t. */
+  readonly cellMs: number;
+  /** Cell and Jacobian together (`linearize`) minus the cell alone. */
+  readonly jacobianMs: number;
+  /** The linear-recurrence scan. */
+  readonly scanMs: number;
 }
 
 /** The JSON the suite writes. */
@@ -41,11 +68,15 @@ export interface PeersReport {
   readonly machine: MachineDescription;
   readonly tfjsVersion: string;
   readonly results: PeerResult[];
+  readonly profiles: IterationProfile[];
 }
 
+/** A tf.layers.gru run predicted to take longer than this is timed once, without a full-length warm-up. */
+const LONG_RUN_MS = 20_000;
+
 /**
- * Times tf.layers.gru (tfjs cpu and wasm) and pelk (sequential and quasi-DEER, CPU backend, float32)
- * on one GRU (D = 64, input 8) after a warm-up, median of the timed runs.
+ * Times tf.layers.gru and pelk on one GRU (D = 64, input 8, float32) on each tfjs backend, after a
+ * warm-up, median of the timed runs.
  *
  * @example
  * ```ts
@@ -60,12 +91,11 @@ export async function runPeers(o: PeersOptions): Promise<PeersReport> {
   };
   const D = 64;
   const I = 8;
-  const T = o.steps ?? (o.quick ? 200 : 2000);
+  const Ts = o.steps ?? (o.quick ? [200] : [1000, 10_000]);
   const runs = o.quick ? 1 : 3;
-  const inputs = randomInputs(1, T, I, 7) as ShapedArray & { data: Float64Array };
-  const x = Float32Array.from(inputs.data);
+  const methods = o.methods ?? (['sequential', 'quasi-deer', 'deer'] as const);
   const results: PeerResult[] = [];
-  let layerStates: Float32Array | undefined;
+  const profiles: IterationProfile[] = [];
   // Seeded weights (normal, scaled like Glorot initialisation), set on every layer.
   const scaled = (rows: number, cols: number, seed: number, scale: number) => Float32Array.from(randomInputs(1, rows, cols, seed).data, (v) => v * scale);
   const weights = {
@@ -73,43 +103,6 @@ export async function runPeers(o: PeersOptions): Promise<PeersReport> {
     recurrentKernel: scaled(D, 3 * D, 12, Math.sqrt(2 / (4 * D))),
     bias: scaled(1, 3 * D, 13, 0.1),
   };
-
-  for (const tfBackend of ['wasm', 'cpu'] as const) {
-    await tf.setBackend(tfBackend);
-    await tf.ready();
-    // tf.layers.gru's defaults: resetAfter false, hardSigmoid gates, tanh candidate.
-    const layer = tf.layers.gru({ units: D, returnSequences: true, inputShape: [null, I], name: `peer_gru_${tfBackend}` });
-    const input = tf.tensor3d(x, [1, T, I]);
-    tf.dispose(layer.apply(input) as import('@tensorflow/tfjs').Tensor); // builds the layer
-    const w = [tf.tensor2d(weights.kernel, [I, 3 * D]), tf.tensor2d(weights.recurrentKernel, [D, 3 * D]), tf.tensor1d(weights.bias)];
-    layer.setWeights(w);
-    tf.dispose(w);
-    const times: number[] = [];
-    let out: Float32Array | undefined;
-    for (let run = 0; run < 1 + runs; run++) {
-      const t0 = performance.now();
-      const y = layer.apply(input) as import('@tensorflow/tfjs').Tensor;
-      out = (await y.data()) as Float32Array;
-      const ms = performance.now() - t0;
-      y.dispose();
-      if (run > 0) times.push(ms);
-    }
-    input.dispose();
-    layer.dispose();
-    tf.disposeVariables(); // variable names are global in tfjs: free them before the next layer
-    layerStates ??= out;
-    const ms = median(times);
-    results.push({
-      implementation: `tf.layers.gru (tfjs ${tfBackend})`,
-      T,
-      D,
-      medianMs: ms,
-      usPerStep: (ms * 1000) / T,
-      maxAbsDiffVsLayer: out && layerStates ? maxAbsDiff(out, layerStates) : Number.NaN,
-    });
-    log(`tf.layers.gru on tfjs ${tfBackend}: ${(ms / 1000).toFixed(2)} s`);
-  }
-
   // pelk with the layer's weights: tf.layers.gru is Keras' GRU with resetAfter false and hardSigmoid gates.
   const cell = gru.keras({
     kernel: { data: weights.kernel, shape: [I, 3 * D] },
@@ -119,49 +112,186 @@ export async function runPeers(o: PeersOptions): Promise<PeersReport> {
     activation: 'tanh',
     recurrentActivation: 'hardSigmoid',
   });
-  const backend = await createBackend('cpu');
-  for (const method of ['sequential', 'quasi-deer'] as const) {
-    const { measurement, states } = await measure({ backend, cell, inputs, method, dtype: 'float32', warmup: 1, runs });
-    results.push(peerFrom(`pelk ${method} (cpu backend, float32)`, measurement, states, layerStates!));
-    log(`pelk ${method}: ${(measurement.medianMs / 1000).toFixed(2)} s`);
+
+  /** Times tf.layers.gru on the active tfjs backend; returns the median and the states. */
+  async function timeLayer(tfBackend: string, T: number, inputs: ShapedArray): Promise<{ ms: number; runs: number; states: Float32Array }> {
+    const layer = tf.layers.gru({ units: D, returnSequences: true, inputShape: [null, I], name: `peer_gru_${tfBackend}_${T}` });
+    const input = tf.tensor3d(Float32Array.from(inputs.data), [1, T, I]);
+    // Builds the layer (and warms tfjs's kernels up) on a short prefix.
+    const warm = tf.slice(input, [0, 0, 0], [1, Math.min(T, 50), I]);
+    tf.dispose([layer.apply(warm) as import('@tensorflow/tfjs').Tensor, warm]);
+    const w = [tf.tensor2d(weights.kernel, [I, 3 * D]), tf.tensor2d(weights.recurrentKernel, [D, 3 * D]), tf.tensor1d(weights.bias)];
+    layer.setWeights(w);
+    tf.dispose(w);
+    const times: number[] = [];
+    let states: Float32Array = new Float32Array(0);
+    for (let run = 0; run < 1 + runs; run++) {
+      const t0 = performance.now();
+      const y = layer.apply(input) as import('@tensorflow/tfjs').Tensor;
+      states = (await y.data()) as Float32Array;
+      const ms = performance.now() - t0;
+      y.dispose();
+      // The first full run is a warm-up, unless it is long: then it is the one measurement.
+      if (run > 0 || ms > LONG_RUN_MS) times.push(ms);
+      if (ms > LONG_RUN_MS) break;
+    }
+    input.dispose();
+    layer.dispose();
+    tf.disposeVariables(); // variable names are global in tfjs: free them before the next layer
+    return { ms: median(times), runs: times.length, states };
   }
-  const wasm = results.find((r) => r.implementation.includes('wasm'))!.medianMs;
-  for (const r of results) r.speedupVsWasm = Number((wasm / r.medianMs).toPrecision(2));
-  return { kind: 'pelk-peers', date: new Date().toISOString(), machine: machineDescription(backend), tfjsVersion: tf.version.tfjs, results };
+
+  let cpuBackend: ComputeBackend | undefined;
+  for (const T of Ts) {
+    const inputs = randomInputs(1, T, I, 7) as ShapedArray & { data: Float64Array };
+    let wasmLayerMs = Number.NaN;
+    let reference: Float32Array | undefined;
+    for (const tfBackend of o.tfjsBackends ?? (['wasm', 'cpu'] as const)) {
+      // Creating pelk's backend selects the tfjs backend for the layer too (one active tfjs backend).
+      const backend = await createBackend(`tfjs:${tfBackend}`);
+      const layer = await timeLayer(tfBackend, T, inputs);
+      reference ??= layer.states;
+      if (tfBackend === 'wasm') wasmLayerMs = layer.ms;
+      results.push({
+        implementation: 'tf.layers.gru',
+        on: tfBackend,
+        T,
+        D,
+        medianMs: layer.ms,
+        runs: layer.runs,
+        usPerStep: (layer.ms * 1000) / T,
+        maxAbsDiffVsLayer: maxAbsDiff(layer.states, reference),
+        speedupVsLayer: 1,
+      });
+      log(`T=${T} tf.layers.gru on tfjs ${tfBackend}: ${(layer.ms / 1000).toFixed(2)} s`);
+      for (const method of methods) {
+        const { measurement, states } = await measure({ backend, cell, inputs, method, dtype: 'float32', warmup: 1, runs });
+        const row = peerFrom(`pelk ${method}`, tfBackend, measurement, states, layer.states);
+        row.speedupVsLayer = ratio(layer.ms, measurement.medianMs);
+        results.push(row);
+        log(`T=${T} pelk ${method} on tfjs ${tfBackend}: ${measurement.refused ? 'refused' : `${(measurement.medianMs / 1000).toFixed(3)} s`}`);
+      }
+      if (T === Ts[Ts.length - 1]) {
+        for (const method of ['quasi-deer', 'deer'] as const) profiles.push(await profileIteration(backend, cell, inputs, method, tfBackend));
+      }
+    }
+    cpuBackend ??= await createBackend('cpu');
+    for (const method of ['sequential', 'quasi-deer'] as const) {
+      const { measurement, states } = await measure({ backend: cpuBackend, cell, inputs, method, dtype: 'float32', warmup: 1, runs });
+      const row = peerFrom(`pelk ${method}`, 'pelk-cpu', measurement, states, reference!);
+      row.speedupVsLayer = ratio(wasmLayerMs, measurement.medianMs);
+      results.push(row);
+      log(`T=${T} pelk ${method} on pelk's cpu backend: ${(measurement.medianMs / 1000).toFixed(3)} s`);
+    }
+  }
+  return {
+    kind: 'pelk-peers',
+    date: new Date().toISOString(),
+    machine: machineDescription(cpuBackend!),
+    tfjsVersion: tf.version.tfjs,
+    results,
+    profiles,
+  };
 }
 
-function peerFrom(implementation: string, m: Measurement, states: ArrayLike<number> | undefined, layer: Float32Array): PeerResult {
+function ratio(reference: number, ms: number): number {
+  return Number.isFinite(reference) && ms > 0 ? Number((reference / ms).toPrecision(3)) : Number.NaN;
+}
+
+/**
+ * Times the parts of one solver iteration at random states (median of 3): the cell alone, the
+ * cell with its Jacobian, and the scan, each forced to finish by reading one element back.
+ */
+async function profileIteration(
+  backend: ComputeBackend,
+  cell: ReturnType<typeof gru.keras>,
+  inputs: ShapedArray,
+  method: 'quasi-deer' | 'deer',
+  on: string,
+): Promise<IterationProfile> {
+  const [, T, I] = [1, inputs.shape[0], inputs.shape[1]];
+  const D = cell.stateSize;
+  const kind = method === 'deer' ? 'dense' : 'diagonal';
+  const x = backend.fromArray(Float32Array.from(inputs.data), [1, T, I], 'float32');
+  const prev = backend.fromArray(Float32Array.from(randomInputs(1, T, D, 5).data, (v) => 0.5 * Math.tanh(v)), [1, T, D], 'float32');
+  const init = backend.fill([1, D], 0, 'float32');
+  let bound: BoundCell | undefined;
+  try {
+    bound = cell.bind(backend, { dtype: 'float32', inputs: x, batch: 1, steps: T });
+    const b = bound;
+    const time = async (fn: () => import('@pelk/core').Tensor): Promise<number> => {
+      const samples: number[] = [];
+      for (let k = 0; k < 4; k++) {
+        const t0 = performance.now();
+        const out = fn();
+        await backend.maxAbs(backend.tidy(() => backend.slice(out, 1, 0, 1)));
+        samples.push(performance.now() - t0);
+        backend.dispose(out);
+      }
+      return median(samples.slice(1));
+    };
+    const cellMs = await time(() => b.apply(prev));
+    const linearizeMs = await time(() => backend.tidy(() => b.linearize(prev, kind).jacobian));
+    const lin = b.linearize(prev, kind);
+    const scanMs = await time(() => (kind === 'dense' ? backend.linearScanDense(lin.jacobian, lin.value, init) : backend.linearScanDiagonal(lin.jacobian, lin.value, init)));
+    backend.dispose([lin.value, lin.jacobian]);
+    return { on, T, method, cellMs, jacobianMs: Math.max(0, linearizeMs - cellMs), scanMs };
+  } finally {
+    bound?.dispose();
+    backend.dispose([x, prev, init]);
+  }
+}
+
+function peerFrom(implementation: string, on: string, m: Measurement, states: ArrayLike<number> | undefined, layer: Float32Array): PeerResult {
   return {
     implementation,
+    on,
     T: m.T,
     D: m.D,
     medianMs: m.medianMs,
+    runs: m.runsMs.length,
     usPerStep: m.usPerStep,
+    iterations: m.iterations,
     maxAbsDiffVsLayer: states ? maxAbsDiff(states, layer) : Number.NaN,
+    ...(m.refused ? { refused: m.refused } : {}),
   };
 }
 
-/** The results as a text table. */
+/** The results as a text table, then the per-iteration profiles. */
 export function formatPeers(report: PeersReport): string {
-  return table(
-    ['implementation', 'T', 'median', 'µs/step', '× vs tfjs wasm', 'max|Δ| vs layer'],
+  const main = table(
+    ['implementation', 'on', 'T', 'median', 'runs', 'µs/step', 'iters', '× vs tf.layers.gru', 'max|Δ| vs layer'],
     report.results.map((r) => [
       r.implementation,
+      r.on === 'pelk-cpu' ? "pelk's cpu backend" : `tfjs ${r.on}`,
       String(r.T),
-      `${(r.medianMs / 1000).toFixed(3)} s`,
-      r.usPerStep.toFixed(1),
-      `${r.speedupVsWasm}×`,
-      r.maxAbsDiffVsLayer.toExponential(1),
+      r.refused ? 'refused' : `${(r.medianMs / 1000).toFixed(3)} s`,
+      String(r.runs),
+      r.refused ? '' : r.usPerStep.toFixed(1),
+      r.iterations ? String(r.iterations) : '',
+      r.refused ? '' : `${r.speedupVsLayer}×${r.on === 'pelk-cpu' ? ' (vs wasm)' : ''}`,
+      r.refused ? '' : r.maxAbsDiffVsLayer.toExponential(1),
     ]),
   );
+  if (report.profiles.length === 0) return main;
+  const parts = table(
+    ['one iteration of', 'on', 'T', 'cell', 'Jacobian', 'scan'],
+    report.profiles.map((p) => [p.method, `tfjs ${p.on}`, String(p.T), `${p.cellMs.toFixed(1)} ms`, `${p.jacobianMs.toFixed(1)} ms`, `${p.scanMs.toFixed(1)} ms`]),
+  );
+  return `${main}\n\n${parts}`;
 }
 
-/** The suite's files: JSON, the text table and a bar chart of µs per step. */
+/** The suite's files: JSON, the text table and a bar chart of µs per step per T. */
 export function peersFiles(report: PeersReport, text: string): Record<string, string> {
-  const rows = report.results.map((r) => ({ label: r.implementation, usPerStep: r.usPerStep }));
-  return {
+  const files: Record<string, string> = {
     'peers.json': `${JSON.stringify(report, null, 2)}\n`,
     'peers.txt': `${text}\n`,
-    'peers.svg': barsPlot(`GRU D=64, T=${report.results[0]?.T}: µs per step, same weights and inputs`, rows),
   };
+  for (const T of [...new Set(report.results.map((r) => r.T))]) {
+    const rows = report.results
+      .filter((r) => r.T === T && !r.refused)
+      .map((r) => ({ label: `${r.implementation} (${r.on === 'pelk-cpu' ? 'pelk cpu' : `tfjs ${r.on}`})`, usPerStep: r.usPerStep }));
+    files[`peers-T${T}.svg`] = barsPlot(`GRU D=64, T=${T}: µs per step, same weights and inputs`, rows);
+  }
+  return files;
 }

@@ -35,16 +35,26 @@ describe('scaling suite', () => {
 
 describe('peers suite', () => {
   it('runs tf.layers.gru and pelk on the same weights and inputs, and they agree', async () => {
-    const report = await runPeers({ quick: true, quiet: true, steps: 16 });
-    expect(report.results.map((r) => r.implementation)).toEqual([
-      'tf.layers.gru (tfjs wasm)',
-      'tf.layers.gru (tfjs cpu)',
-      'pelk sequential (cpu backend, float32)',
-      'pelk quasi-deer (cpu backend, float32)',
+    const report = await runPeers({ quick: true, quiet: true, steps: [16] });
+    expect(report.results.map((r) => `${r.implementation} on ${r.on}`)).toEqual([
+      'tf.layers.gru on wasm',
+      'pelk sequential on wasm',
+      'pelk quasi-deer on wasm',
+      'pelk deer on wasm',
+      'tf.layers.gru on cpu',
+      'pelk sequential on cpu',
+      'pelk quasi-deer on cpu',
+      'pelk deer on cpu',
+      'pelk sequential on pelk-cpu',
+      'pelk quasi-deer on pelk-cpu',
     ]);
-    for (const r of report.results) expect(r.maxAbsDiffVsLayer).toBeLessThanOrEqual(1e-4);
-    expect(formatPeers(report)).toContain('× vs tfjs wasm');
-    expect(peersFiles(report, '')['peers.svg']).toContain('<svg');
+    // float32 trajectories of the same GRU: agreement to float32 rounding over 16 steps.
+    for (const r of report.results) expect(r.maxAbsDiffVsLayer).toBeLessThanOrEqual(1e-5);
+    for (const r of report.results) expect(r.speedupVsLayer).toBeGreaterThan(0);
+    expect(report.profiles.map((p) => `${p.method} on ${p.on}`)).toEqual(['quasi-deer on wasm', 'deer on wasm', 'quasi-deer on cpu', 'deer on cpu']);
+    for (const p of report.profiles) expect(p.cellMs + p.scanMs).toBeGreaterThan(0);
+    expect(formatPeers(report)).toContain('× vs tf.layers.gru');
+    expect(peersFiles(report, '')['peers-T16.svg']).toContain('<svg');
   }, 120_000);
 });
 

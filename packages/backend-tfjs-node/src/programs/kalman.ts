@@ -77,7 +77,7 @@ function smoothDiagonal(tf: Tf, m: KalmanInputs, mean: tfc.Tensor, variance: tfc
   const b = tf.concat([tf.concat([g, L], 2), tf.concat([last(mean), last(variance)], 2)], 1);
   const [ra, rb] = reverseTime(tf, [a, b]);
   const [, s] = associativeScan(tf, [ra, rb], ([a1, b1], [a2, b2]) => [tf.mul(a2, a1), tf.add(tf.mul(a2, b1), b2)]);
-  const both = tf.reverse(s, 1);
+  const [both] = reverseTime(tf, [s]);
   return { mean: tf.slice(both, [0, 0, 0], [B, T, D]), covariance: tf.slice(both, [0, 0, D], [B, T, D]) };
 }
 
@@ -150,5 +150,6 @@ function smoothDense(tf: Tf, m: KalmanInputs, mean: tfc.Tensor, cov: tfc.Tensor,
     tf.add(matVec(tf, E2, g1), g2),
     tf.add(symmetrize(tf, tf.matMul(tf.matMul(E2, L1), E2, false, true)), L2),
   ]);
-  return { mean: tf.reverse(gs, 1), covariance: tf.reverse(Ls, 1) };
+  const [smoothedMean, smoothedCov] = reverseTime(tf, [gs, Ls]);
+  return { mean: smoothedMean, covariance: smoothedCov };
 }

@@ -22,7 +22,7 @@ export function diagonalRecurrence(tf: Tf, a: tfc.Tensor, b: tfc.Tensor, init: t
     const [ta, tb] = reverse ? reverseTime(tf, [a, b]) : [a, b];
     const first = tf.add(tf.mul(sliceTime(tf, ta, 0, 1), tf.reshape(init, [dims(ta)[0], 1, dims(ta)[2]])), sliceTime(tf, tb, 0, 1));
     const [, s] = associativeScan(tf, [ta, withFirstStep(tf, tb, first)], ([a1, b1], [a2, b2]) => [tf.mul(a2, a1), tf.add(tf.mul(a2, b1), b2)]);
-    return reverse ? tf.reverse(s, 1) : s;
+    return reverse ? reverseTime(tf, [s])[0] : s;
   });
 }
 
@@ -35,6 +35,6 @@ export function denseRecurrence(tf: Tf, A: tfc.Tensor, b: tfc.Tensor, init: tfc.
       tf.matMul(A2, A1),
       tf.add(matVec(tf, A2, b1), b2),
     ]);
-    return reverse ? tf.reverse(s, 1) : s;
+    return reverse ? reverseTime(tf, [s])[0] : s;
   });
 }

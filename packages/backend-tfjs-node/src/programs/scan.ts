@@ -18,19 +18,37 @@ export type Element = readonly tfc.Tensor[];
 /** The associative operator: `combine(earlier, later)`. */
 export type Combine = (earlier: Element, later: Element) => Element;
 
+/**
+ * tfjs's `cpu` backend copies any non-contiguous slice element by element (≈ 1 µs each), while
+ * its `gather` is a tight loop; elsewhere (wasm, webgpu, tensorflow) slices of reshaped views are
+ * the fast path and `stridedSlice`/`reverse` the slow ones (measured: wasm, [1, 10⁴, 64]:
+ * stridedSlice 118 ms, reverse 66 ms, reshape + slice 3.5 ms). So time-axis selection gathers on
+ * `cpu` and slices elsewhere.
+ */
+function gathers(tf: Tf): boolean {
+  return tf.getBackend() === 'cpu';
+}
+
 /** `x[:, start : start + count]` along the time axis. */
 export function sliceTime(tf: Tf, x: tfc.Tensor, start: number, count: number): tfc.Tensor {
-  const begin = dims(x).map((_, k) => (k === 1 ? start : 0));
-  const size = dims(x).map((d, k) => (k === 1 ? count : d));
+  const shape = dims(x);
+  if (gathers(tf) && shape[0] > 1) return tf.gather(x, tf.range(start, start + count, 1, 'int32'), 1);
+  const begin = shape.map((_, k) => (k === 1 ? start : 0));
+  const size = shape.map((d, k) => (k === 1 ? count : d));
   return tf.slice(x, begin, size);
 }
 
-/** `x[:, start :: 2]`, `count` entries along the time axis. */
-function everyOther(tf: Tf, x: tfc.Tensor, start: number, count: number): tfc.Tensor {
-  const begin = dims(x).map((_, k) => (k === 1 ? start : 0));
-  const end = dims(x).map((d, k) => (k === 1 ? start + 2 * count - 1 : d));
-  const strides = dims(x).map((_, k) => (k === 1 ? 2 : 1));
-  return tf.stridedSlice(x, begin, end, strides);
+/** `x[:, first + 2k]` for `k < count` (needs `first + 2·count − 1 ≤ T`). */
+function everyOther(tf: Tf, x: tfc.Tensor, first: number, count: number): tfc.Tensor {
+  const shape = dims(x);
+  if (gathers(tf)) return tf.gather(x, tf.range(first, first + 2 * count - 1, 2, 'int32'), 1);
+  // A window of `count` consecutive pairs, viewed as [B, count, 2, ...], and one phase of it.
+  const fits = first + 2 * count <= shape[1];
+  const window = sliceTime(tf, x, fits ? first : first - 1, 2 * count);
+  const rest = shape.slice(2);
+  const pairs = tf.reshape(window, [shape[0], count, 2, ...rest]);
+  const phase = tf.slice(pairs, [0, 0, fits ? 0 : 1, ...rest.map(() => 0)], [shape[0], count, 1, ...rest]);
+  return tf.reshape(phase, [shape[0], count, ...rest]);
 }
 
 /** Interleaves `even` (length `ne`) and `odd` (length `no`, `ne − no ∈ {0, 1}`) along time. */
@@ -77,7 +95,10 @@ export function associativeScan(tf: Tf, elements: Element, combine: Combine): El
   return evenOut.map((e, i) => interleave(tf, e, prefix[i]));
 }
 
-/** Time-reverses every tensor of an element. */
+/** Time-reverses every tensor of an element (a gather: tfjs's `reverse` is slow on cpu and wasm). */
 export function reverseTime(tf: Tf, xs: Element): tfc.Tensor[] {
-  return xs.map((x) => tf.reverse(x, 1));
+  if (xs.length === 0) return [];
+  const T = dims(xs[0])[1];
+  const order = tf.range(T - 1, -1, -1, 'int32');
+  return xs.map((x) => tf.gather(x, order, 1));
 }
