@@ -39,6 +39,8 @@ const importOptional = (specifier: string): Promise<unknown> => import(/* @vite-
 
 /** Imports the first provider of `name` that loads; returns why each failed otherwise. */
 async function loadProvider(name: string): Promise<string | null> {
+  // Already registered (the caller imported the package, as browser bundles must): nothing to load.
+  if (tf.findBackendFactory(name)) return null;
   const providers = PROVIDERS[name];
   if (!providers) {
     return tf.findBackendFactory(name) ? null : `no tfjs backend named '${name}' is registered (import its package first)`;

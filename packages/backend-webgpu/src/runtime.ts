@@ -19,7 +19,7 @@ const NO_ADAPTER_HINT =
   'without a GPU, use SwiftShader (Debian: `apt-get install chromium`, then set VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json); ' +
   'in a browser, use one with WebGPU enabled';
 
-// A variable specifier keeps bundlers from resolving the optional Node-only peer up front.
+// A variable specifier keeps bundlers from resolving the optional, Node-only `webgpu` peer up front.
 const importOptional = (specifier: string): Promise<unknown> => import(/* @vite-ignore */ specifier);
 
 /** `navigator.gpu`, or Dawn through the `webgpu` package (installing the globals tfjs expects). */
@@ -61,7 +61,8 @@ export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): P
   }
   const adapter = await gpu.requestAdapter();
   if (!adapter) throw new BackendUnavailableError([{ name: 'webgpu', reason: NO_ADAPTER_HINT }]);
-  await importOptional('@tensorflow/tfjs-backend-webgpu');
+  // A literal specifier so bundlers include it (it is a required peer); it registers tfjs's 'webgpu'.
+  await import('@tensorflow/tfjs-backend-webgpu');
   if (!(await tf.setBackend('webgpu'))) {
     throw new BackendUnavailableError([{ name: 'webgpu', reason: 'an adapter was found but tfjs could not start its webgpu backend on it' }]);
   }

@@ -9,7 +9,7 @@
  * GPU sees; what remains is float32 rounding of O(log T) combines per output (the conformance
  * suite's scan bound, 64·ε·log2(T + 1)·scale, and 16× that for the Kalman passes).
  */
-import { type EvaluateOptions, type Method, type Tensor, evaluate } from '@pelk/core';
+import { evaluate, type Method, type Tensor } from '@pelk/core';
 import { readModelSpec } from '@pelk/models';
 import * as tf from '@tensorflow/tfjs-core';
 import { createWebGpuBackend } from '../../runtime.js';
@@ -108,13 +108,12 @@ async function kalman(backend: WebGpuBackend, T: number, r: number, smooth: bool
   ].join('; ');
 }
 
-async function fixture(backend: WebGpuBackend, name: string, method: Method, extra: EvaluateOptions = {}): Promise<string> {
+async function fixture(backend: WebGpuBackend, name: string, method: Method): Promise<string> {
   const response = await fetch(`/fixtures/${name}.json`);
   if (!response.ok) throw new Error(`GET /fixtures/${name}.json: ${response.status}`);
   const spec = readModelSpec(await response.json());
   const oracle = spec.states!.flat();
   const result = await evaluate(spec.cell, spec.inputs, {
-    ...extra,
     backend,
     method,
     dtype: 'float32',
