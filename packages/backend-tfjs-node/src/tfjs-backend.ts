@@ -362,14 +362,38 @@ export class TfjsBackend implements ComputeBackend {
 
   // ---- reductions and safeguards ------------------------------------------------------------
 
-  /** Reads a small tensor computed in `fn`, then frees it (one read-back). */
-  private async readScalars(fn: () => tfc.Tensor): Promise<Float32Array> {
-    // Kept: a caller's enclosing tidy may end before an asynchronous (GPU) read completes.
-    const out = this.tf.keep(this.tf.tidy(fn));
+  /** Scalar reads requested in the current synchronous stretch of work; read back together. */
+  private pendingReads: { tensor: tfc.Tensor; resolve: (v: Float32Array) => void; reject: (e: unknown) => void }[] = [];
+
+  /**
+   * Reads a small tensor computed in `fn`, then frees it. Reads requested in one synchronous
+   * stretch (a solver iteration asks for its residual, step and non-finite count inside one tidy)
+   * are coalesced into a single read-back, so an iteration stalls on the device once.
+   */
+  private readScalars(fn: () => tfc.Tensor): Promise<Float32Array> {
+    // Kept: the caller's enclosing tidy ends before the (asynchronous) read completes.
+    const tensor = this.tf.keep(this.tf.tidy(fn));
+    return new Promise((resolve, reject) => {
+      this.pendingReads.push({ tensor, resolve, reject });
+      if (this.pendingReads.length === 1) queueMicrotask(() => void this.flushReads());
+    });
+  }
+
+  private async flushReads(): Promise<void> {
+    const batch = this.pendingReads.splice(0);
+    const tf = this.tf;
+    const all = batch.length === 1 ? batch[0].tensor : tf.tidy(() => tf.concat(batch.map((r) => tf.reshape(r.tensor, [-1]))));
     try {
-      return (await out.data()) as Float32Array;
+      const data = (await all.data()) as Float32Array;
+      let offset = 0;
+      for (const r of batch) {
+        r.resolve(data.slice(offset, offset + r.tensor.size));
+        offset += r.tensor.size;
+      }
+    } catch (err) {
+      for (const r of batch) r.reject(err);
     } finally {
-      out.dispose();
+      tf.dispose([all, ...batch.map((r) => r.tensor)]);
     }
   }
 
@@ -404,23 +428,8 @@ export class TfjsBackend implements ComputeBackend {
   sanitize(x: Tensor, bound: number): { value: Tensor; nonFinite: Promise<number> } {
     const src = this.t(x);
     const tf = this.tf;
-    const [value, count] = tf.tidy(() => {
-      const clean = tf.where(tf.isNaN(src), tf.zerosLike(src), tf.clipByValue(src, -bound, bound));
-      const bad = tf.sum(tf.cast(tf.logicalNot(tf.isFinite(src)), 'float32'));
-      return [clean, bad];
-    });
-    // The count outlives any enclosing tidy until it has been read.
-    tf.keep(count);
-    const nonFinite = count.data().then(
-      (d) => {
-        count.dispose();
-        return d[0];
-      },
-      (err: unknown) => {
-        count.dispose();
-        throw err;
-      },
-    );
+    const value = tf.tidy(() => tf.where(tf.isNaN(src), tf.zerosLike(src), tf.clipByValue(src, -bound, bound)));
+    const nonFinite = this.readScalars(() => tf.sum(tf.cast(tf.logicalNot(tf.isFinite(src)), 'float32'))).then((d) => d[0]);
     return { value: this.p(value), nonFinite };
   }
 

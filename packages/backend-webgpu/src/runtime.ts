@@ -12,6 +12,8 @@ import { WebGpuBackend, type WebGpuLimitsOptions } from './webgpu-backend.js';
 export interface WebGpuBackendOptions extends WebGpuLimitsOptions {
   /** A `GPU` object to use instead of `navigator.gpu` or the `webgpu` package. */
   readonly gpu?: GPU;
+  /** Dispatches tfjs records before it submits them without being asked (tfjs's default is 15). Default 1024. */
+  readonly submitBatch?: number;
 }
 
 const NO_ADAPTER_HINT =
@@ -67,6 +69,10 @@ export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): P
     throw new BackendUnavailableError([{ name: 'webgpu', reason: 'an adapter was found but tfjs could not start its webgpu backend on it' }]);
   }
   await tf.ready();
+  // tfjs submits every 15 dispatches by default; a solver iteration is a few dozen, and its one
+  // coalesced read-back submits whatever is pending — so with a larger batch, an iteration is one
+  // queue submission.
+  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', options.submitBatch ?? 1024);
   const backend = tf.backend() as unknown as TfWebGPUBackend;
   const limits = backend.device.limits;
   // The largest tensor must fit one storage binding.
