@@ -57,6 +57,12 @@ export class TfjsBackend implements ComputeBackend {
   readonly tf: Tf;
   /** The tfjs backend (`tensorflow`, `wasm`, `cpu`, …) whose kernels run the ops. */
   readonly tfBackend: string;
+  /**
+   * On tfjs's `cpu` and `wasm` backends, whose tensors live in host memory (a typed array, or the
+   * wasm heap): the tensor's storage without a copy, so cells with a fused host kernel run the
+   * sequential method as one tight loop instead of a dozen tfjs ops per step. Absent elsewhere.
+   */
+  readonly hostData?: (t: Tensor) => HostArray;
 
   constructor(tf: Tf, tfBackend: string, options: TfjsLimitsOptions = {}, device?: string) {
     const maxTotal = options.maxTotalElements ?? 2 ** 28;
@@ -65,11 +71,14 @@ export class TfjsBackend implements ComputeBackend {
     }
     this.tf = tf;
     this.tfBackend = tfBackend;
+    const hostMemory = tfBackend === 'cpu' || tfBackend === 'wasm';
+    if (hostMemory) this.hostData = (t) => this.hostView(t);
     this.capabilities = {
       dtypes: ['float32'],
       epsilon: { float32: 2 ** -24 },
       device: device ?? `TensorFlow.js ${tf.version_core} (${tfBackend})`,
-      prefersSequential: false,
+      // With host memory the fused sequential kernels beat any per-op parallel method on a CPU.
+      prefersSequential: hostMemory,
       limits: { maxTensorElements: Math.min(options.maxTensorElements ?? 2 ** 30, maxTotal), maxTotalElements: maxTotal },
     };
   }
@@ -92,6 +101,21 @@ export class TfjsBackend implements ComputeBackend {
     }
     if (candidate.isDisposed) throw new InvalidArgumentError(field, 'a live tensor', 'a disposed tensor');
     return candidate;
+  }
+
+  /** The storage of a tensor on a host-memory tfjs backend (see {@link TfjsBackend.hostData}). */
+  private hostView(x: Tensor): HostArray {
+    const t = this.t(x);
+    const backend = this.tf.engine().findBackend(this.tfBackend) as unknown as {
+      typedArrayFromHeap?: (info: tfc.TensorInfo) => unknown;
+      data?: { get(id: unknown): { values?: unknown } | undefined };
+    };
+    // wasm: a view on the heap (valid until the heap grows, i.e. the next tfjs allocation); cpu: the values array.
+    const values = backend.typedArrayFromHeap ? backend.typedArrayFromHeap(t) : backend.data?.get(t.dataId)?.values;
+    if (!(values instanceof Float32Array) || values.length !== t.size) {
+      throw new PelkError('UNSUPPORTED', `tfjs backend '${this.tfBackend}' did not expose the tensor's float32 storage`);
+    }
+    return values;
   }
 
   /** Wraps a tfjs tensor as a pelk tensor (same object). */

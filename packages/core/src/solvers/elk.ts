@@ -90,19 +90,26 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
     if (lin) backend.dispose([lin.states, lin.jacobian, lin.offset]);
   };
 
+  // Takes ownership of `states`: they become the linearisation's, or are freed if it fails.
   const linearize = async (states: Tensor): Promise<Linearization> => {
     let meritP!: Promise<number>;
     let residualP!: Promise<number>;
-    const { jacobian, offset } = backend.tidy(() => {
-      const prev = backend.shiftTime(states, init);
-      const lin = cell.linearize(prev, s.jacobian);
-      meritP = backend.sumSquaredDiff(states, lin.value);
-      residualP = backend.maxAbsDiff(states, lin.value);
-      const applied = s.jacobian === 'dense' ? backend.matvec(lin.jacobian, prev) : backend.binary('mul', lin.jacobian, prev);
-      return { jacobian: lin.jacobian, offset: backend.binary('sub', lin.value, applied) };
-    });
-    const [sumSq, residual] = await Promise.all([meritP, residualP]);
-    return { states, jacobian, offset, merit: 0.5 * sumSq, residual };
+    let parts: { jacobian: Tensor; offset: Tensor } | undefined;
+    try {
+      parts = backend.tidy(() => {
+        const prev = backend.shiftTime(states, init);
+        const lin = cell.linearize(prev, s.jacobian);
+        meritP = backend.sumSquaredDiff(states, lin.value);
+        residualP = backend.maxAbsDiff(states, lin.value);
+        const applied = s.jacobian === 'dense' ? backend.matvec(lin.jacobian, prev) : backend.binary('mul', lin.jacobian, prev);
+        return { jacobian: lin.jacobian, offset: backend.binary('sub', lin.value, applied) };
+      });
+      const [sumSq, residual] = await Promise.all([meritP, residualP]);
+      return { states, jacobian: parts.jacobian, offset: parts.offset, merit: 0.5 * sumSq, residual };
+    } catch (err) {
+      backend.dispose(parts ? [states, parts.jacobian, parts.offset] : [states]);
+      throw err;
+    }
   };
 
   try {
