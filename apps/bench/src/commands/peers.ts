@@ -44,7 +44,7 @@ export interface PeerResult {
   readonly maxAbsDiffVsLayer: number;
   /** How many times faster than `tf.layers.gru` on the same tfjs backend and T (pelk-cpu rows: vs the wasm layer). */
   speedupVsLayer?: number;
-  /** Refusal message when the backend cannot hold the problem. */
+  /** Refusal message when the backend cannot hold the problem, or why the run was skipped. */
   readonly refused?: string;
 }
 
@@ -71,8 +71,10 @@ export interface PeersReport {
   readonly profiles: IterationProfile[];
 }
 
-/** A tf.layers.gru run predicted to take longer than this is timed once, without a full-length warm-up. */
+/** A run predicted (or found) to take longer than this is timed once, without a full-length warm-up. */
 const LONG_RUN_MS = 20_000;
+/** A pelk run predicted from the previous length to take longer than this is skipped and listed. */
+const SKIP_RUN_MS = 300_000;
 
 /**
  * Times tf.layers.gru and pelk on one GRU (D = 64, input 8, float32) on each tfjs backend, after a
@@ -142,6 +144,7 @@ export async function runPeers(o: PeersOptions): Promise<PeersReport> {
   }
 
   let cpuBackend: ComputeBackend | undefined;
+  const msPerStep = new Map<string, number>();
   for (const T of Ts) {
     const inputs = randomInputs(1, T, I, 7) as ShapedArray & { data: Float64Array };
     let wasmLayerMs = Number.NaN;
@@ -165,7 +168,16 @@ export async function runPeers(o: PeersOptions): Promise<PeersReport> {
       });
       log(`T=${T} tf.layers.gru on tfjs ${tfBackend}: ${(layer.ms / 1000).toFixed(2)} s`);
       for (const method of methods) {
-        const { measurement, states } = await measure({ backend, cell, inputs, method, dtype: 'float32', warmup: 1, runs });
+        // Predicted from the previous length (time grows linearly in T for every method).
+        const predicted = (msPerStep.get(`${tfBackend}/${method}`) ?? 0) * T;
+        if (predicted > SKIP_RUN_MS) {
+          results.push({ implementation: `pelk ${method}`, on: tfBackend, T, D, medianMs: Number.NaN, runs: 0, usPerStep: Number.NaN, maxAbsDiffVsLayer: Number.NaN, refused: `skipped: predicted ${(predicted / 1000).toFixed(0)} s per run` });
+          log(`T=${T} pelk ${method} on tfjs ${tfBackend}: skipped (predicted ${(predicted / 1000).toFixed(0)} s)`);
+          continue;
+        }
+        const long = predicted > LONG_RUN_MS;
+        const { measurement, states } = await measure({ backend, cell, inputs, method, dtype: 'float32', warmup: long ? 0 : 1, runs: long ? 1 : runs });
+        msPerStep.set(`${tfBackend}/${method}`, measurement.medianMs / T);
         const row = peerFrom(`pelk ${method}`, tfBackend, measurement, states, layer.states);
         row.speedupVsLayer = ratio(layer.ms, measurement.medianMs);
         results.push(row);
@@ -199,7 +211,7 @@ function ratio(reference: number, ms: number): number {
 }
 
 /**
- * Times the parts of one solver iteration at random states (median of 3): the cell alone, the
+ * Times the parts of one solver iteration at random states (after a warm-up, the median of two): the cell alone, the
  * cell with its Jacobian, and the scan, each forced to finish by reading one element back.
  */
 async function profileIteration(
@@ -221,7 +233,8 @@ async function profileIteration(
     const b = bound;
     const time = async (fn: () => import('@pelk/core').Tensor): Promise<number> => {
       const samples: number[] = [];
-      for (let k = 0; k < 4; k++) {
+      // One warm-up, then the median of two (a dense DEER scan at T = 10,000 takes tens of seconds on tfjs).
+      for (let k = 0; k < 3; k++) {
         const t0 = performance.now();
         const out = fn();
         await backend.maxAbs(backend.tidy(() => backend.slice(out, 1, 0, 1)));
@@ -265,7 +278,7 @@ export function formatPeers(report: PeersReport): string {
       r.implementation,
       r.on === 'pelk-cpu' ? "pelk's cpu backend" : `tfjs ${r.on}`,
       String(r.T),
-      r.refused ? 'refused' : `${(r.medianMs / 1000).toFixed(3)} s`,
+      r.refused ? (r.refused.startsWith('skipped') ? r.refused : 'refused') : `${(r.medianMs / 1000).toFixed(3)} s`,
       String(r.runs),
       r.refused ? '' : r.usPerStep.toFixed(1),
       r.iterations ? String(r.iterations) : '',

@@ -6,7 +6,7 @@
  * Model: `x_t = F_t x_{t−1} + b_t + N(0, q·I)`, `y_t = x_t + N(0, r·I)`.
  */
 import type * as tfc from '@tensorflow/tfjs-core';
-import { matVec, withFirstStep } from './linear.js';
+import { batchMatMul, matVec, withFirstStep } from './linear.js';
 import { solve, symmetrize, transposeLast } from './linalg.js';
 import { type Tf, associativeScan, reverseTime, sliceTime, dims } from './scan.js';
 
@@ -99,23 +99,23 @@ export function kalmanDenseProgram(tf: Tf, m: KalmanInputs, smooth: boolean): Mo
       tf.add(bias, tf.mul(innovation, kappa)), // b
       tf.mul(tf.broadcastTo(eye, [B, T, D, D]), q * (1 - kappa)), // C
       tf.div(matVec(tf, Ft, innovation), S), // η
-      tf.div(tf.matMul(Ft, F), S), // J
+      tf.div(batchMatMul(tf, Ft, F), S), // J
     ];
     const [, mean, covariance] = associativeScan(tf, elements, ([A1, b1, C1, e1, J1], [A2, b2, C2, e2, J2]) => {
       // One solve with M = (I + C₁J₂) for M·A₁, M·(b₁ + C₁η₂) and M·C₁; N = (I + J₂C₁)⁻¹ = Mᵀ.
       const rhs = tf.concat([A1, tf.expandDims(tf.add(b1, matVec(tf, C1, e2)), -1), C1], -1);
-      const X = solve(tf, tf.add(eye, tf.matMul(C1, J2)), rhs);
+      const X = solve(tf, tf.add(eye, batchMatMul(tf, C1, J2)), rhs);
       const lead = dims(A1).slice(0, -2);
       const XA = tf.slice(X, [...lead.map(() => 0), 0, 0], [...lead, D, D]);
       const Xb = tf.reshape(tf.slice(X, [...lead.map(() => 0), 0, D], [...lead, D, 1]), dims(b1));
       const XC = tf.slice(X, [...lead.map(() => 0), 0, D + 1], [...lead, D, D]);
       const XAt = transposeLast(tf, XA);
       return [
-        tf.matMul(A2, XA),
+        batchMatMul(tf, A2, XA),
         tf.add(matVec(tf, A2, Xb), b2),
-        tf.add(symmetrize(tf, tf.matMul(tf.matMul(A2, XC), A2, false, true)), C2),
+        tf.add(symmetrize(tf, batchMatMul(tf, batchMatMul(tf, A2, XC), A2, true)), C2),
         tf.add(matVec(tf, XAt, tf.sub(e2, matVec(tf, J2, b1))), e1),
-        tf.add(symmetrize(tf, tf.matMul(tf.matMul(XAt, J2), A1)), J1),
+        tf.add(symmetrize(tf, batchMatMul(tf, batchMatMul(tf, XAt, J2), A1)), J1),
       ];
     });
     if (!smooth) return { mean, covariance };
@@ -133,12 +133,12 @@ function smoothDense(tf: Tf, m: KalmanInputs, mean: tfc.Tensor, cov: tfc.Tensor,
   const Fn = next(m.F);
   const P = head(cov);
   const mu = head(mean);
-  const FP = tf.matMul(Fn, P);
+  const FP = batchMatMul(tf, Fn, P);
   // E = P Fᵀ G⁻¹ with G = F P Fᵀ + qI symmetric, so Eᵀ = G⁻¹ (F P).
-  const G = tf.add(tf.matMul(FP, Fn, false, true), tf.mul(eye, m.q));
+  const G = tf.add(batchMatMul(tf, FP, Fn, true), tf.mul(eye, m.q));
   const E = transposeLast(tf, solve(tf, G, FP, false));
   const g = tf.sub(mu, matVec(tf, E, tf.add(matVec(tf, Fn, mu), next(m.bias))));
-  const L = symmetrize(tf, tf.sub(P, tf.matMul(E, FP)));
+  const L = symmetrize(tf, tf.sub(P, batchMatMul(tf, E, FP)));
   const elements = reverseTime(tf, [
     tf.concat([E, tf.zeros([B, 1, D, D])], 1),
     tf.concat([g, last(mean)], 1),
@@ -146,9 +146,9 @@ function smoothDense(tf: Tf, m: KalmanInputs, mean: tfc.Tensor, cov: tfc.Tensor,
   ]);
   // Scanned from the end: `later` is the next earlier time step.
   const [, gs, Ls] = associativeScan(tf, elements, ([E1, g1, L1], [E2, g2, L2]) => [
-    tf.matMul(E2, E1),
+    batchMatMul(tf, E2, E1),
     tf.add(matVec(tf, E2, g1), g2),
-    tf.add(symmetrize(tf, tf.matMul(tf.matMul(E2, L1), E2, false, true)), L2),
+    tf.add(symmetrize(tf, batchMatMul(tf, batchMatMul(tf, E2, L1), E2, true)), L2),
   ]);
   const [smoothedMean, smoothedCov] = reverseTime(tf, [gs, Ls]);
   return { mean: smoothedMean, covariance: smoothedCov };
