@@ -3,8 +3,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createWebGpuBackend } from '@pelk/backend-webgpu';
 import { readNpy, writeNpy } from './io/npy.js';
 import { main } from './main.js';
+
+// Whether WebGPU is available here (Dawn with a GPU or SwiftShader); CI requires it.
+const webgpu = await createWebGpuBackend().then(
+  async (b) => (await b.destroy(), ''),
+  (e: Error) => e.message,
+);
+const skipWebGpu = webgpu !== '' && process.env.PELK_REQUIRE_WEBGPU !== '1';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../../packages/conformance/fixtures/${name}.json`, import.meta.url));
 
@@ -51,6 +59,22 @@ describe('pelk eval', () => {
           expect.arrayContaining(['method', 'backend', 'dtype', 'T', 'D', 'iterations', 'converged', 'residual', 'ms']),
         );
       });
+    }
+  }
+
+  // float32 backends: quasi-DEER and quasi-ELK against the float64 oracle (float32 tolerance).
+  for (const backend of [['tfjs', '--tfjs-backend', 'wasm'], ['webgpu']]) {
+    for (const method of ['quasi-deer', 'quasi-elk']) {
+      const title = `reproduces gru-torch-small with ${method} on --backend ${backend.join(' ')} (float32)`;
+      it.skipIf(backend[0] === 'webgpu' && skipWebGpu)(skipWebGpu && backend[0] === 'webgpu' ? `${title} — skipped: ${webgpu}` : title, async () => {
+        // Stopping tolerance 1e-5 (as the conformance suite uses in float32): the default, 1e-4, bounds the last step, not the error.
+        const { code, out, err } = await pelk('eval', '--model', fixture('gru-torch-small'), '--method', method, '--backend', ...backend, '--tol', '1e-5', '--json');
+        expect(err.replace(/.*XDG_RUNTIME_DIR.*\n/g, '')).toBe('');
+        expect(code).toBe(0);
+        const summary = JSON.parse(out);
+        expect(summary).toMatchObject({ method, backend: backend[0], dtype: 'float32', converged: true });
+        expect(summary.maxAbsErrorVsSpec).toBeLessThanOrEqual(1e-4);
+      }, 300_000);
     }
   }
 

@@ -83,7 +83,13 @@ export class WebGpuBackend extends TfjsBackend {
   async destroy(): Promise<void> {
     const device = this.gpu.device;
     await device.queue.onSubmittedWorkDone();
-    if (this.tf.engine().registryFactory.webgpu) this.tf.engine().removeBackend('webgpu');
+    // Removing the backend drops tfjs's factory too: register it again, so that a later
+    // createWebGpuBackend in this process starts a fresh device.
+    const entry = this.tf.engine().registryFactory.webgpu;
+    if (entry) {
+      this.tf.engine().removeBackend('webgpu');
+      this.tf.registerBackend('webgpu', entry.factory, entry.priority);
+    }
     device.destroy();
   }
 }

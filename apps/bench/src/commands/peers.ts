@@ -59,6 +59,8 @@ export interface IterationProfile {
   readonly jacobianMs: number;
   /** The linear-recurrence scan. */
   readonly scanMs: number;
+  /** Why the profile could not be taken (e.g. the wasm heap could not hold it). */
+  readonly error?: string;
 }
 
 /** The JSON the suite writes. */
@@ -167,6 +169,17 @@ export async function runPeers(o: PeersOptions): Promise<PeersReport> {
         speedupVsLayer: 1,
       });
       log(`T=${T} tf.layers.gru on tfjs ${tfBackend}: ${(layer.ms / 1000).toFixed(2)} s`);
+      if (T === Ts[Ts.length - 1]) {
+        // Profiled before the long runs, while the wasm heap is not yet fragmented by them.
+        for (const method of ['quasi-deer', 'deer'] as const) {
+          try {
+            profiles.push(await profileIteration(backend, cell, inputs, method, tfBackend));
+          } catch (err) {
+            profiles.push({ on: tfBackend, T, method, cellMs: Number.NaN, jacobianMs: Number.NaN, scanMs: Number.NaN, error: (err as Error).message });
+            log(`T=${T} profile of ${method} on tfjs ${tfBackend} failed: ${(err as Error).message}`);
+          }
+        }
+      }
       for (const method of methods) {
         // Predicted from the previous length (time grows linearly in T for every method).
         const predicted = (msPerStep.get(`${tfBackend}/${method}`) ?? 0) * T;
@@ -182,9 +195,6 @@ export async function runPeers(o: PeersOptions): Promise<PeersReport> {
         row.speedupVsLayer = ratio(layer.ms, measurement.medianMs);
         results.push(row);
         log(`T=${T} pelk ${method} on tfjs ${tfBackend}: ${measurement.refused ? 'refused' : `${(measurement.medianMs / 1000).toFixed(3)} s`}`);
-      }
-      if (T === Ts[Ts.length - 1]) {
-        for (const method of ['quasi-deer', 'deer'] as const) profiles.push(await profileIteration(backend, cell, inputs, method, tfBackend));
       }
     }
     cpuBackend ??= await createBackend('cpu');
@@ -289,7 +299,11 @@ export function formatPeers(report: PeersReport): string {
   if (report.profiles.length === 0) return main;
   const parts = table(
     ['one iteration of', 'on', 'T', 'cell', 'Jacobian', 'scan'],
-    report.profiles.map((p) => [p.method, `tfjs ${p.on}`, String(p.T), `${p.cellMs.toFixed(1)} ms`, `${p.jacobianMs.toFixed(1)} ms`, `${p.scanMs.toFixed(1)} ms`]),
+    report.profiles.map((p) =>
+      p.error
+        ? [p.method, `tfjs ${p.on}`, String(p.T), `failed: ${p.error}`, '', '']
+        : [p.method, `tfjs ${p.on}`, String(p.T), `${p.cellMs.toFixed(1)} ms`, `${p.jacobianMs.toFixed(1)} ms`, `${p.scanMs.toFixed(1)} ms`],
+    ),
   );
   return `${main}\n\n${parts}`;
 }
