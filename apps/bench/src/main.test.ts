@@ -9,7 +9,10 @@ import { main } from './main.js';
 
 // Whether WebGPU is available here (Dawn with a GPU or SwiftShader); CI requires it.
 const webgpu = await createWebGpuBackend().then(
-  async (b) => (await b.destroy(), ''),
+  async (b) => {
+    await b.destroy();
+    return '';
+  },
   (e: Error) => e.message,
 );
 const skipWebGpu = webgpu !== '' && process.env.PELK_REQUIRE_WEBGPU !== '1';

@@ -75,7 +75,13 @@ describe('tfjs memory discipline (tf.memory().numTensors)', () => {
         },
       });
       // The fused sequential kernel (GRU on tfjs cpu) reports no progress, so it finishes instead.
-      const outcome = await failing.then((r) => (r.dispose(), 'finished'), (e: Error) => e.message);
+      const outcome = await failing.then(
+        (r) => {
+          r.dispose();
+          return 'finished';
+        },
+        (e: Error) => e.message,
+      );
       expect(outcome).toBe(method === 'sequential' || method === 'auto' ? 'finished' : 'callback failed');
       expect(tf.memory().numTensors).toBe(before);
     });

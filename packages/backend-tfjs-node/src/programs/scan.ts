@@ -81,24 +81,31 @@ export function associativeScan(tf: Tf, elements: Element, combine: Combine): El
   const T = dims(elements[0])[1];
   if (T <= 1) return elements;
   const half = Math.floor(T / 2);
-  const evens = elements.map((e) => everyOther(tf, e, 0, half));
-  const odds = elements.map((e) => everyOther(tf, e, 1, half));
+  // Each level in its own tidy: only the half-length pairs and prefixes outlive their level, so
+  // the peak is a few times the input, not the sum of every level's temporaries (what lets DEER's
+  // [T, D, D] scan fit tfjs-wasm's heap at T = 10,000, D = 64).
+  const pairs = tf.tidy(() => combine(elements.map((e) => everyOther(tf, e, 0, half)), elements.map((e) => everyOther(tf, e, 1, half))) as tfc.Tensor[]);
   // prefix[k] = e_0 ∘ … ∘ e_{2k+1}: the odd outputs.
-  const prefix = associativeScan(tf, combine(evens, odds), combine);
+  const prefix = associativeScan(tf, pairs, combine);
+  if (prefix !== pairs) tf.dispose(pairs as tfc.Tensor[]);
   const nEven = T - half;
-  let evenOut: Element;
-  if (nEven > 1) {
-    // out[2k] = prefix[k − 1] ∘ e_{2k} for k ≥ 1; out[0] = e_0.
-    const later = elements.map((e) => everyOther(tf, e, 2, nEven - 1));
-    const filled = combine(
-      prefix.map((p) => sliceTime(tf, p, 0, nEven - 1)),
-      later,
-    );
-    evenOut = elements.map((e, i) => tf.concat([sliceTime(tf, e, 0, 1), filled[i]], 1));
-  } else {
-    evenOut = elements.map((e) => sliceTime(tf, e, 0, 1));
-  }
-  return evenOut.map((e, i) => interleave(tf, e, prefix[i]));
+  const out = tf.tidy(() => {
+    let evenOut: Element;
+    if (nEven > 1) {
+      // out[2k] = prefix[k − 1] ∘ e_{2k} for k ≥ 1; out[0] = e_0.
+      const later = elements.map((e) => everyOther(tf, e, 2, nEven - 1));
+      const filled = combine(
+        prefix.map((p) => sliceTime(tf, p, 0, nEven - 1)),
+        later,
+      );
+      evenOut = elements.map((e, i) => tf.concat([sliceTime(tf, e, 0, 1), filled[i]], 1));
+    } else {
+      evenOut = elements.map((e) => sliceTime(tf, e, 0, 1));
+    }
+    return evenOut.map((e, i) => interleave(tf, e, prefix[i]));
+  });
+  tf.dispose(prefix as tfc.Tensor[]);
+  return out;
 }
 
 /** Time-reverses every tensor of an element (a gather: tfjs's `reverse` is slow on cpu and wasm). */
