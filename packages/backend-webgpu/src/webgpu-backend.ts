@@ -79,6 +79,20 @@ export class WebGpuBackend extends TfjsBackend {
     return init.rank === 2 ? init : this.tf.reshape(init, [b.shape[0] as number, b.shape[2] as number]);
   }
 
+  /**
+   * Submits whatever tfjs has recorded but not yet submitted. tfjs frees the buffers of tensors
+   * disposed while their commands were pending only at the next submission; core calls `trim`
+   * after every evaluation, so an evaluation's buffers are back in tfjs's pool when it returns.
+   */
+  trim(): void {
+    const gpu = this.gpu as unknown as { commandEncoder: unknown; endComputePassEncoder(): void; submitQueue(): void };
+    // Nothing recorded since the last submission: nothing pending either.
+    if (!gpu.commandEncoder) return;
+    // tfjs keeps a compute pass open between dispatches: close it before submitting.
+    gpu.endComputePassEncoder();
+    gpu.submitQueue();
+  }
+
   /** Removes tfjs's webgpu backend and destroys the device (Dawn keeps Node alive while one lives). */
   async destroy(): Promise<void> {
     const device = this.gpu.device;
