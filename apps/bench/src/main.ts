@@ -79,6 +79,9 @@ program
   .option('--runs <n>', 'gru: timed runs (the median is reported)', '3')
   .option('--budget <seconds>', 'scaling: skip configurations predicted to take longer', '120')
   .option('--json <file>', 'gru: also write its results here')
+  .option('--peers-steps <list>', 'peers: comma-separated sequence lengths (default 1000,10000; quick: 200)')
+  .option('--tfjs-backends <list>', 'peers: comma-separated tfjs backends to compare on', 'wasm,cpu')
+  .option('--peers-methods <list>', 'peers: pelk methods on the tfjs backends', 'sequential,quasi-deer,deer')
   .option('--fixture <file>', 'stability: the trained AR-GRU fixture (default ../shared/fixtures/argru-sine-trained.json)')
   .action(async (o) => {
     const names = String(o.suite) === 'all' ? [...SUITES] : String(o.suite).split(',');
@@ -118,7 +121,17 @@ program
         text = formatStability(report);
         files = stabilityFiles(report);
       } else {
-        const report = await runPeers({ quick });
+        const report = await runPeers({
+          quick,
+          steps: o.peersSteps === undefined ? undefined : String(o.peersSteps).split(',').map((t) => parsePositiveInt(t, '--peers-steps')),
+          tfjsBackends: String(o.tfjsBackends)
+            .split(',')
+            .map((b) => {
+              if (b !== 'wasm' && b !== 'cpu') throw new InvalidArgumentError('--tfjs-backends', "a comma-separated list of 'wasm' and 'cpu'", JSON.stringify(b));
+              return b;
+            }),
+          methods: String(o.peersMethods).split(',').map(parseMethod),
+        });
         text = formatPeers(report);
         files = peersFiles(report, text);
       }

@@ -42,8 +42,10 @@ export interface PeerResult {
   readonly iterations?: number;
   /** `max |states − tf.layers.gru states|` (float32). */
   readonly maxAbsDiffVsLayer: number;
-  /** How many times faster than `tf.layers.gru` on the same tfjs backend and T (pelk-cpu rows: vs the wasm layer). */
+  /** How many times faster than `tf.layers.gru` on the same tfjs backend and T (pelk-cpu rows: see `versus`). */
   speedupVsLayer?: number;
+  /** pelk-cpu rows: the tfjs backend of the layer they are compared with (wasm when it ran). */
+  versus?: string;
   /** Refusal message when the backend cannot hold the problem, or why the run was skipped. */
   readonly refused?: string;
 }
@@ -149,14 +151,15 @@ export async function runPeers(o: PeersOptions): Promise<PeersReport> {
   const msPerStep = new Map<string, number>();
   for (const T of Ts) {
     const inputs = randomInputs(1, T, I, 7) as ShapedArray & { data: Float64Array };
-    let wasmLayerMs = Number.NaN;
+    // pelk's CPU-backend rows are compared with the wasm layer, or the cpu one when wasm is not run.
+    let referenceLayer: { ms: number; on: string } | undefined;
     let reference: Float32Array | undefined;
     for (const tfBackend of o.tfjsBackends ?? (['wasm', 'cpu'] as const)) {
       // Creating pelk's backend selects the tfjs backend for the layer too (one active tfjs backend).
       const backend = await createBackend(`tfjs:${tfBackend}`);
       const layer = await timeLayer(tfBackend, T, inputs);
       reference ??= layer.states;
-      if (tfBackend === 'wasm') wasmLayerMs = layer.ms;
+      if (!referenceLayer || tfBackend === 'wasm') referenceLayer = { ms: layer.ms, on: tfBackend };
       results.push({
         implementation: 'tf.layers.gru',
         on: tfBackend,
@@ -172,6 +175,9 @@ export async function runPeers(o: PeersOptions): Promise<PeersReport> {
       if (T === Ts[Ts.length - 1]) {
         // Profiled before the long runs, while the wasm heap is not yet fragmented by them.
         for (const method of ['quasi-deer', 'deer'] as const) {
+          // Profiling takes about three runs' worth of iterations: skip it where the run itself is skipped.
+          const predicted = (msPerStep.get(`${tfBackend}/${method}`) ?? 0) * T;
+          if (!methods.includes(method) || predicted > SKIP_RUN_MS) continue;
           try {
             profiles.push(await profileIteration(backend, cell, inputs, method, tfBackend));
           } catch (err) {
@@ -201,7 +207,8 @@ export async function runPeers(o: PeersOptions): Promise<PeersReport> {
     for (const method of ['sequential', 'quasi-deer'] as const) {
       const { measurement, states } = await measure({ backend: cpuBackend, cell, inputs, method, dtype: 'float32', warmup: 1, runs });
       const row = peerFrom(`pelk ${method}`, 'pelk-cpu', measurement, states, reference!);
-      row.speedupVsLayer = ratio(wasmLayerMs, measurement.medianMs);
+      row.speedupVsLayer = ratio(referenceLayer?.ms ?? Number.NaN, measurement.medianMs);
+      row.versus = referenceLayer?.on;
       results.push(row);
       log(`T=${T} pelk ${method} on pelk's cpu backend: ${(measurement.medianMs / 1000).toFixed(3)} s`);
     }
@@ -292,7 +299,7 @@ export function formatPeers(report: PeersReport): string {
       String(r.runs),
       r.refused ? '' : r.usPerStep.toFixed(1),
       r.iterations ? String(r.iterations) : '',
-      r.refused ? '' : `${r.speedupVsLayer}×${r.on === 'pelk-cpu' ? ' (vs wasm)' : ''}`,
+      r.refused ? '' : `${r.speedupVsLayer}×${r.on === 'pelk-cpu' ? ` (vs ${r.versus})` : ''}`,
       r.refused ? '' : r.maxAbsDiffVsLayer.toExponential(1),
     ]),
   );
