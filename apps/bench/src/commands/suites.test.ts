@@ -48,8 +48,9 @@ describe('peers suite', () => {
       'pelk sequential on pelk-cpu',
       'pelk quasi-deer on pelk-cpu',
     ]);
-    // float32 trajectories of the same GRU: agreement to float32 rounding over 16 steps.
-    for (const r of report.results) expect(r.maxAbsDiffVsLayer).toBeLessThanOrEqual(1e-5);
+    // float32 trajectories of the same GRU: sequential ones agree to float32 rounding over 16 steps;
+    // the parallel ones stop when a step is below float32's default tolerance, 1e-4.
+    for (const r of report.results) expect(r.maxAbsDiffVsLayer).toBeLessThanOrEqual(r.implementation.includes('sequential') ? 1e-5 : 1e-4);
     for (const r of report.results) expect(r.speedupVsLayer).toBeGreaterThan(0);
     expect(report.profiles.map((p) => `${p.method} on ${p.on}`)).toEqual(['quasi-deer on wasm', 'deer on wasm', 'quasi-deer on cpu', 'deer on cpu']);
     for (const p of report.profiles) expect(p.cellMs + p.scanMs).toBeGreaterThan(0);
