@@ -31,7 +31,7 @@ const SUITES: readonly { id: string; title: string; what: string }[] = [
   { id: 'gru', title: 'GRU timings', what: 'Sequential, quasi-DEER and DEER on one GRU, warm-up then median of timed runs, each checked against sequential.' },
   { id: 'scaling', title: 'Scaling', what: 'Wall time against sequence length T per method, for several state sizes D and batch sizes (ELK paper Fig. 2 / 6), and peak memory against D.' },
   { id: 'stability', title: 'Stability', what: 'Residual per iteration and iterations against fixed σ² on the trained AR-GRU and Lorenz-96 (ELK paper Fig. 4, 7, 8).' },
-  { id: 'peers', title: 'Peers', what: 'tf.layers.gru (TensorFlow.js cpu and wasm) against pelk with the same weights and inputs.' },
+  { id: 'peers', title: 'Peers', what: 'tf.layers.gru against pelk on the same TensorFlow.js backend (wasm, cpu), same weights and inputs, with a per-iteration profile.' },
 ];
 
 function escapeHtml(s: string): string {
