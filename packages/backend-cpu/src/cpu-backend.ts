@@ -13,6 +13,7 @@ import {
   ShapeError,
   type Tensor,
   type UnaryOp,
+  checkKalmanModel,
   describeValue,
   shapeSize,
 } from '@pelk/core';
@@ -573,28 +574,10 @@ export class CpuBackend implements ComputeBackend {
   }
 }
 
-/** Checks a Kalman model's shapes and noise variances; returns B, T, D. */
+/** Checks that the model's tensors are live cpu tensors, then their shapes and variances; returns B, T, D. */
 function checkKalman(model: KalmanModel, dense: boolean, t: (x: Tensor, f: string) => CpuTensor): [number, number, number] {
-  const bias = t(model.bias, 'model.bias');
-  const F = t(model.transition, 'model.transition');
-  const y = t(model.observation, 'model.observation');
-  const init = t(model.init, 'model.init');
-  const [B, T, D] = bias.shape;
-  const want = dense ? [B, T, D, D] : [B, T, D];
-  if (bias.shape.length !== 3 || F.shape.join() !== want.join() || y.shape.join() !== bias.shape.join() || init.size !== B * D) {
-    throw new ShapeError(
-      dense ? 'kalmanDense' : 'kalmanDiagonal',
-      `transition [${want.join(', ')}], bias and observation [B, T, D], init [B, D]`,
-      `[${F.shape}], [${bias.shape}], [${y.shape}], [${init.shape}]`,
-    );
-  }
-  for (const [field, v] of [
-    ['model.processVariance', model.processVariance],
-    ['model.observationVariance', model.observationVariance],
-  ] as const) {
-    if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new InvalidArgumentError(field, 'a finite number > 0', describeValue(v));
-  }
-  return [B, T, D];
+  for (const f of ['bias', 'transition', 'observation', 'init'] as const) t(model[f], `model.${f}`);
+  return checkKalmanModel(model, dense);
 }
 
 /** Copies `T` rows of `width` from `src` (at `srcOff`) to `dst` (at `dstOff`), reversing time if asked. */

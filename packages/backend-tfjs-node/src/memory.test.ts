@@ -4,8 +4,7 @@
  * before when the run throws (aborted, a cell that fails mid-run, or an `onIteration` callback that fails).
  */
 import { type Method, evaluate } from '@pelk/core';
-import { randomArray, randomGru } from '@pelk/conformance';
-import { customCell } from '@pelk/models';
+import { failingCell, randomArray, randomGru } from '@pelk/conformance';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createTfjsBackend } from './runtime.js';
@@ -18,22 +17,6 @@ const inputs = { data: randomArray(T * I, 3), shape: [T, I] };
 // The sequential method checks for an abort every 1,024 steps: its aborted run needs more steps.
 const longInputs = { data: randomArray(1100 * I, 4), shape: [1100, I] };
 
-/**
- * A cell made of tfjs ops that fails on its `failAt`-th call (no fused host kernel, so every method
- * runs op by op and the failure lands mid-run, with intermediates alive).
- */
-function failingCell(failAt: number) {
-  let calls = 0;
-  return customCell({
-    stateSize: I,
-    inputSize: I,
-    onWarning: () => {},
-    step: (b, s, x) => {
-      if (++calls >= failAt) throw new Error('cell failed');
-      return b.unary('tanh', b.binary('add', b.affine(s, 0.5, 0), x!));
-    },
-  });
-}
 const { cell } = randomGru(I, 4, 11);
 
 describe('tfjs memory discipline (tf.memory().numTensors)', () => {

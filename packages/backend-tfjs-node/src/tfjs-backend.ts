@@ -14,6 +14,7 @@ import {
   ShapeError,
   type Tensor,
   type UnaryOp,
+  checkKalmanModel,
   describeValue,
 } from '@pelk/core';
 import type * as tfc from '@tensorflow/tfjs-core';
@@ -498,27 +499,10 @@ export class TfjsBackend implements ComputeBackend {
     return { mean: this.p(m.mean), covariance: this.p(m.covariance) };
   }
 
-  /** Checks a Kalman model's shapes and noise variances. */
+  /** Checks a Kalman model (live tfjs tensors, shapes, variances); returns its tfjs tensors and noise. */
   protected checkKalman(model: KalmanModel, dense: boolean) {
-    const bias = this.t(model.bias, 'model.bias');
-    const F = this.t(model.transition, 'model.transition');
-    const y = this.t(model.observation, 'model.observation');
-    const init = this.t(model.init, 'model.init');
-    const [B, T, D] = bias.shape;
-    const want = dense ? [B, T, D, D] : [B, T, D];
-    if (bias.rank !== 3 || F.shape.join() !== want.join() || y.shape.join() !== bias.shape.join() || init.size !== B * D) {
-      throw new ShapeError(
-        dense ? 'kalmanDense' : 'kalmanDiagonal',
-        `transition [${want.join(', ')}], bias and observation [B, T, D], init [B, D]`,
-        `[${F.shape}], [${bias.shape}], [${y.shape}], [${init.shape}]`,
-      );
-    }
-    for (const [field, v] of [
-      ['model.processVariance', model.processVariance],
-      ['model.observationVariance', model.observationVariance],
-    ] as const) {
-      if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new InvalidArgumentError(field, 'a finite number > 0', describeValue(v));
-    }
+    const [bias, F, y, init] = (['bias', 'transition', 'observation', 'init'] as const).map((f) => this.t(model[f], `model.${f}`));
+    checkKalmanModel(model, dense);
     return { F, bias, y, init, q: model.processVariance, r: model.observationVariance };
   }
 }

@@ -6,8 +6,7 @@
  * Without an adapter this is skipped visibly, unless PELK_REQUIRE_WEBGPU=1 (CI).
  */
 import { type Method, evaluate } from '@pelk/core';
-import { randomArray, randomGru } from '@pelk/conformance';
-import { customCell } from '@pelk/models';
+import { failingCell, randomArray, randomGru } from '@pelk/conformance';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createWebGpuBackend } from './runtime.js';
@@ -24,19 +23,6 @@ const inputs = { data: randomArray(T * I, 3), shape: [T, I] };
 const { cell } = randomGru(I, 4, 11);
 const METHODS: readonly Method[] = ['sequential', 'deer', 'quasi-deer', 'elk', 'quasi-elk'];
 
-/** A cell of backend ops that fails on its 6th call (mid-run, intermediates alive). */
-function failingCell() {
-  let calls = 0;
-  return customCell({
-    stateSize: I,
-    inputSize: I,
-    onWarning: () => {},
-    step: (b, s, x) => {
-      if (++calls >= 6) throw new Error('cell failed');
-      return b.unary('tanh', b.binary('add', b.affine(s, 0.5, 0), x!));
-    },
-  });
-}
 
 if (probe instanceof Error) {
   describe('webgpu memory discipline', () => {
@@ -68,7 +54,7 @@ if (probe instanceof Error) {
         expect(tf.memory().numTensors).toBe(before.tensors + 1);
         result.dispose();
         expect(await usage()).toEqual(before);
-        await expect(evaluate(failingCell(), inputs, { backend, method })).rejects.toThrow('cell failed');
+        await expect(evaluate(failingCell(6, I), inputs, { backend, method })).rejects.toThrow('cell failed');
         expect(await usage()).toEqual(before);
       });
     }

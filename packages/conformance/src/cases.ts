@@ -205,3 +205,26 @@ async function readApply(
   backend.dispose([x, y]);
   return out;
 }
+
+/**
+ * A cell of backend ops (`tanh(0.5·s + x)`, D = I = `size`, no fused host kernel) that throws
+ * "cell failed" on its `failAt`-th call: the failure lands mid-run, with intermediates alive, so
+ * leak checks see every method's error path. `failAt = Infinity` never fails.
+ *
+ * @example
+ * ```ts
+ * await expect(evaluate(failingCell(6), inputs, { backend })).rejects.toThrow('cell failed');
+ * ```
+ */
+export function failingCell(failAt: number, size = 3): Cell {
+  let calls = 0;
+  return customCell({
+    stateSize: size,
+    inputSize: size,
+    onWarning: () => {},
+    step: (b, s, x) => {
+      if (++calls >= failAt) throw new Error('cell failed');
+      return b.unary('tanh', b.binary('add', b.affine(s, 0.5, 0), x!));
+    },
+  });
+}

@@ -18,10 +18,10 @@ import {
   UnknownMethodError,
   evaluate,
 } from '@pelk/core';
-import { customCell, readModelSpec } from '@pelk/models';
+import { readModelSpec } from '@pelk/models';
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkJacobians, jacobianCases, randomGru } from './cases.js';
+import { checkJacobians, failingCell, jacobianCases, randomGru } from './cases.js';
 import { FIXTURE_NAMES, loadFixture, sharedFixturePath } from './fixtures.js';
 import { type KalmanCase, kalmanReference, levenbergMarquardtStep } from './kalman-reference.js';
 import { linearRecurrence, maxAbs, maxAbsDiff, randomArray } from './reference.js';
@@ -572,24 +572,11 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
           });
 
           it('frees everything when the cell throws mid-run, with every method', async () => {
-            // A cell of backend ops that fails on its 6th call: the failure lands inside an
-            // iteration (ELK: inside a candidate's linearisation), with intermediates alive.
-            const failing = () => {
-              let calls = 0;
-              return customCell({
-                stateSize: 3,
-                inputSize: 3,
-                onWarning: () => {},
-                step: (b, st, x) => {
-                  if (++calls >= 6) throw new Error('cell failed');
-                  return b.unary('tanh', b.binary('add', b.affine(st, 0.5, 0), x!));
-                },
-              });
-            };
+            // Fails on its 6th call: inside an iteration (ELK: inside a candidate's linearisation).
             const inputs = { data: randomArray(40 * 3, 9), shape: [40, 3] };
             const before = backend.memory().tensors;
             for (const method of methods) {
-              await expect(evaluate(failing(), inputs, { backend, dtype, method }), method).rejects.toThrow('cell failed');
+              await expect(evaluate(failingCell(6), inputs, { backend, dtype, method }), method).rejects.toThrow('cell failed');
               expect(backend.memory().tensors, method).toBe(before);
             }
           });

@@ -52,5 +52,6 @@ export {
   assertFinite,
   assertPositiveInteger,
   assertPositiveNumber,
+  checkKalmanModel,
   toHostTensor,
 } from './validate.js';

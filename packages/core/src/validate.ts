@@ -3,6 +3,7 @@
  * typed error and allocates nothing on the device.
  */
 import { InvalidArgumentError, NonFiniteError, ShapeError, describeValue } from './errors.js';
+import type { KalmanModel } from './backend.js';
 import type { ShapedArray } from './types.js';
 
 /** A validated host array: flat float64 data and its shape. */
@@ -103,4 +104,33 @@ export function assertPositiveNumber(value: unknown, field: string): number {
     throw new InvalidArgumentError(field, 'a finite number > 0', describeValue(value));
   }
   return value;
+}
+
+/**
+ * Checks the shapes and noise variances of a Kalman primitive's model (every backend's
+ * `kalmanDiagonal` / `kalmanDense` runs it before computing); returns `[B, T, D]`.
+ *
+ * @example
+ * ```ts
+ * const [B, T, D] = checkKalmanModel(model, false);
+ * ```
+ */
+export function checkKalmanModel(model: KalmanModel, dense: boolean): [number, number, number] {
+  const { bias, transition: F, observation: y, init } = model;
+  const [B, T, D] = bias.shape;
+  const want = dense ? [B, T, D, D] : [B, T, D];
+  if (bias.shape.length !== 3 || F.shape.join() !== want.join() || y.shape.join() !== bias.shape.join() || init.size !== B * D) {
+    throw new ShapeError(
+      dense ? 'kalmanDense' : 'kalmanDiagonal',
+      `transition [${want.join(', ')}], bias and observation [B, T, D], init [B, D]`,
+      `[${F.shape}], [${bias.shape}], [${y.shape}], [${init.shape}]`,
+    );
+  }
+  for (const [field, v] of [
+    ['model.processVariance', model.processVariance],
+    ['model.observationVariance', model.observationVariance],
+  ] as const) {
+    if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new InvalidArgumentError(field, 'a finite number > 0', describeValue(v));
+  }
+  return [B, T, D];
 }
