@@ -1,3 +1,9 @@
 import { defineConfig } from 'tsdown';
 
-export default defineConfig({ entry: ['src/index.ts'], format: 'esm', dts: true, clean: true, fixedExtension: false });
+export default defineConfig({
+  entry: ['src/index.ts', 'src/references.ts', 'src/fixtures.ts'],
+  format: 'esm',
+  dts: true,
+  clean: true,
+  fixedExtension: false,
+});

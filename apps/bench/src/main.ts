@@ -8,6 +8,8 @@
  *   pelk demo  [--steps T] [--hidden D] [--dtype …]
  *
  * Errors print one line (`pelk: …`) and exit non-zero; set PELK_DEBUG=1 for a stack trace.
+ * Exit codes: 0 success; 1 internal error; 2 bad input; 3 `eval` finished without converging
+ * (after writing `--out` and the summary).
  */
 import { InvalidArgumentError, PelkError } from '@pelk/core';
 import { Command, CommanderError, Option } from 'commander';
@@ -18,8 +20,11 @@ import { formatPeers, peersFiles, runPeers } from './commands/peers.js';
 import { formatScaling, runScaling, scalingFiles } from './commands/scaling.js';
 import { formatStability, runStability, stabilityFiles } from './commands/stability.js';
 import { writeHtmlReport, writeOutputs } from './report.js';
-import { formatSummary, runEval } from './commands/eval.js';
+import { EXIT_NOT_CONVERGED, formatSummary, runEval } from './commands/eval.js';
 import { parseDType, parseKalman, parseMethod, parseNonNegativeInt, parsePositive, parsePositiveInt } from './options.js';
+
+/** The exit status a command asks for when it finishes without an error (`eval`: 3 when not converged). */
+let commandExitCode = 0;
 
 const program = new Command('pelk')
   .description('Parallel-in-time evaluation of nonlinear RNNs (DEER, quasi-DEER, ELK, quasi-ELK)')
@@ -41,6 +46,17 @@ program
   .option('--sigma-sq <x>', "ELK damping: σ² = 1/λ, or 'adaptive'", 'adaptive')
   .option('--out <file>', 'write the states (.npy float64 or .json [T][D])')
   .option('--json', 'print a one-line JSON summary', false)
+  .addHelpText(
+    'after',
+    `
+Exit codes:
+  0  converged
+  1  internal error
+  2  bad input, checked before the run (one line: pelk: field: expected …, received …),
+     including an --out whose folder is missing, not a folder or not writable
+  ${EXIT_NOT_CONVERGED}  finished without converging: --out and the summary are written first;
+     the summary's "reason" says why (max-iterations, clipped, non-finite, stalled, abandoned)`,
+  )
   .action(async (o) => {
     const summary = await runEval({
       model: o.model,
@@ -56,6 +72,10 @@ program
       json: o.json,
     });
     process.stdout.write(`${o.json ? JSON.stringify(summary) : formatSummary(summary)}\n`);
+    if (!summary.converged) {
+      process.stderr.write(`pelk: not converged (${summary.reason}); exit status ${EXIT_NOT_CONVERGED}\n`);
+      commandExitCode = EXIT_NOT_CONVERGED;
+    }
   });
 
 const SUITES = ['gru', 'scaling', 'stability', 'peers'] as const;
@@ -166,10 +186,11 @@ program
 
 /** Runs the CLI; resolves to the exit code. Exported for tests. */
 export async function main(argv: readonly string[]): Promise<number> {
+  commandExitCode = 0;
   try {
     await program.parseAsync(argv, { from: 'user' });
     await releaseBackends();
-    return 0;
+    return commandExitCode;
   } catch (err) {
     await releaseBackends().catch(() => {});
     if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;

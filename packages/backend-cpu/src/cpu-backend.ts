@@ -9,6 +9,7 @@ import {
   type KalmanModel,
   type KalmanMoments,
   type KalmanOptions,
+  type Sanitized,
   type ScanOptions,
   ShapeError,
   type Tensor,
@@ -26,10 +27,11 @@ import { BufferPool, CpuTensor } from './storage.js';
 /** Options of {@link CpuBackend}. */
 export interface CpuBackendOptions {
   /**
-   * Most elements one evaluation may keep live (core refuses larger problems before allocating).
-   * Default 2^29 (4 GiB of float64).
+   * Memory budget of one evaluation in bytes (core refuses problems whose estimated peak exceeds
+   * it, before allocating). Default: {@link defaultCpuMemoryBudget} — 70 % of the machine's
+   * memory (`os.totalmem()` on Node, `navigator.deviceMemory` in browsers, else 4 GiB).
    */
-  readonly maxTotalElements?: number;
+  readonly maxTotalBytes?: number;
   /**
    * Bytes of freed buffers kept for reuse between `trim()` calls (core trims after every
    * evaluation). Default 2 GiB, so the large per-iteration tensors of long sequences are reused
@@ -63,9 +65,9 @@ export class CpuBackend implements ComputeBackend {
   private peakBytes = 0;
 
   constructor(options: CpuBackendOptions = {}) {
-    const maxTotal = options.maxTotalElements ?? 2 ** 29;
-    if (!Number.isFinite(maxTotal) || maxTotal <= 0) {
-      throw new InvalidArgumentError('options.maxTotalElements', 'a positive number', describeValue(maxTotal));
+    const maxTotal = options.maxTotalBytes ?? defaultCpuMemoryBudget();
+    if (typeof maxTotal !== 'number' || !Number.isFinite(maxTotal) || maxTotal <= 0) {
+      throw new InvalidArgumentError('options.maxTotalBytes', 'a positive number', describeValue(maxTotal));
     }
     this.pool = new BufferPool(options.poolBytes ?? 2 * 2 ** 30);
     this.capabilities = {
@@ -73,7 +75,8 @@ export class CpuBackend implements ComputeBackend {
       epsilon: { float64: 2 ** -53, float32: 2 ** -24 },
       device: describeHost(),
       prefersSequential: true,
-      limits: { maxTensorElements: Math.min(2 ** 31, maxTotal), maxTotalElements: maxTotal },
+      // One typed array: at most 2^31 elements (and never more than the budget holds in float32).
+      limits: { maxTensorElements: Math.min(2 ** 31, Math.floor(maxTotal / 4)), maxTotalBytes: maxTotal },
     };
   }
 
@@ -463,23 +466,25 @@ export class CpuBackend implements ComputeBackend {
     return s;
   }
 
-  sanitize(x: Tensor, bound: number): { value: Tensor; nonFinite: Promise<number> } {
+  sanitize(x: Tensor, bound: number): Sanitized {
     const src = this.t(x);
     const out = this.make(src.shape, src.dtype);
     const s = src.data;
     const o = out.data;
     let bad = 0;
+    let clipped = 0;
     for (let i = 0; i < s.length; i++) {
       const v = s[i];
       if (Number.isNaN(v)) {
         o[i] = 0;
         bad++;
       } else if (v > bound || v < -bound) {
-        if (!Number.isFinite(v)) bad++;
+        if (Number.isFinite(v)) clipped++;
+        else bad++;
         o[i] = v > 0 ? bound : -bound;
       } else o[i] = v;
     }
-    return { value: out, nonFinite: Promise.resolve(bad) };
+    return { value: out, nonFinite: Promise.resolve(bad), clipped: Promise.resolve(clipped) };
   }
 
   // ---- sequence primitives ------------------------------------------------------------------
@@ -572,6 +577,31 @@ export class CpuBackend implements ComputeBackend {
     }
     return { mean, covariance: cov };
   }
+}
+
+/** Fraction of the machine's memory one evaluation may use by default. */
+const MEMORY_FRACTION = 0.7;
+
+/**
+ * The default memory budget of one evaluation on the CPU backend, in bytes: 70 % of the machine's
+ * memory — `os.totalmem()` on Node (through `process.getBuiltinModule`, so nothing is imported in
+ * browsers), `navigator.deviceMemory` GiB in browsers that report it, else 4 GiB. Typed arrays live
+ * outside the JavaScript heap, so the heap limit does not bound them.
+ */
+export function defaultCpuMemoryBudget(): number {
+  const g = globalThis as {
+    process?: { getBuiltinModule?: (id: string) => { totalmem?: () => number } | undefined };
+    navigator?: { deviceMemory?: number };
+  };
+  let total = 0;
+  try {
+    total = g.process?.getBuiltinModule?.('node:os')?.totalmem?.() ?? 0;
+  } catch {
+    total = 0;
+  }
+  if (!(total > 0) && typeof g.navigator?.deviceMemory === 'number') total = g.navigator.deviceMemory * 2 ** 30;
+  if (!(total > 0)) total = 4 * 2 ** 30;
+  return Math.floor(total * MEMORY_FRACTION);
 }
 
 /** Checks that the model's tensors are live cpu tensors, then their shapes and variances; returns B, T, D. */

@@ -4,7 +4,7 @@
  * Import `@pelk/backend-tfjs-node/register` to register it as `'tfjs'`.
  */
 export { createTfjsBackend, type TfjsBackendName, type TfjsBackendOptions } from './runtime.js';
-export { TfjsBackend, type TfjsLimitsOptions } from './tfjs-backend.js';
+export { TfjsBackend, type TfjsLimitsOptions, defaultTfjsMemoryBudget } from './tfjs-backend.js';
 export { associativeScan, type Combine, type Element, type Tf } from './programs/scan.js';
 export { denseRecurrence, diagonalRecurrence } from './programs/linear.js';
 export { kalmanDenseProgram, kalmanDiagonalProgram, type KalmanInputs, type Moments } from './programs/kalman.js';

@@ -10,6 +10,7 @@ import {
   type KalmanMoments,
   type KalmanOptions,
   PelkError,
+  type Sanitized,
   type ScanOptions,
   ShapeError,
   type Tensor,
@@ -26,12 +27,37 @@ import type { Tf } from './programs/scan.js';
 /** Options shared by the TensorFlow.js-based backends. */
 export interface TfjsLimitsOptions {
   /**
-   * Most elements one evaluation may keep live (core refuses larger problems before allocating).
-   * Default 2^28 (1 GiB of float32).
+   * Memory budget of one evaluation in bytes (core refuses problems whose estimated peak exceeds
+   * it, before allocating). Default {@link defaultTfjsMemoryBudget}: on `wasm`, 90 % of the wasm
+   * heap limit (4 GiB − 64 KiB); on `cpu` and `tensorflow` (host memory), 70 % of the machine's
+   * memory (4 GiB where it cannot be read); on other tfjs backends (GPU) 4 GiB.
    */
-  readonly maxTotalElements?: number;
+  readonly maxTotalBytes?: number;
   /** Largest number of elements of one tensor (a device's largest buffer). Default 2^30. */
   readonly maxTensorElements?: number;
+}
+
+/** The wasm heap limit of tfjs-backend-wasm (its emscripten `getHeapMax()`: 4 GiB − 64 KiB). */
+const WASM_HEAP_MAX = 4294901760;
+
+/**
+ * The default memory budget of one evaluation on a tfjs backend, in bytes (float32 tensors): on
+ * `wasm`, 90 % of the wasm heap limit (every tensor lives in one 32-bit heap); on `cpu` and
+ * `tensorflow` (host memory), 70 % of the machine's memory (`os.totalmem()` through
+ * `process.getBuiltinModule` on Node, else 4 GiB); on other tfjs backends (GPU memory, not
+ * reported by tfjs) 4 GiB.
+ */
+export function defaultTfjsMemoryBudget(tfBackend: string): number {
+  if (tfBackend === 'wasm') return Math.floor(0.9 * WASM_HEAP_MAX);
+  if (tfBackend !== 'cpu' && tfBackend !== 'tensorflow') return 4 * 2 ** 30;
+  const g = globalThis as { process?: { getBuiltinModule?: (id: string) => { totalmem?: () => number } | undefined } };
+  let total = 0;
+  try {
+    total = g.process?.getBuiltinModule?.('node:os')?.totalmem?.() ?? 0;
+  } catch {
+    total = 0;
+  }
+  return total > 0 ? Math.floor(0.7 * total) : 4 * 2 ** 30;
 }
 
 /**
@@ -66,9 +92,9 @@ export class TfjsBackend implements ComputeBackend {
   readonly hostData?: (t: Tensor) => HostArray;
 
   constructor(tf: Tf, tfBackend: string, options: TfjsLimitsOptions = {}, device?: string) {
-    const maxTotal = options.maxTotalElements ?? 2 ** 28;
-    if (!Number.isFinite(maxTotal) || maxTotal <= 0) {
-      throw new InvalidArgumentError('options.maxTotalElements', 'a positive number', describeValue(maxTotal));
+    const maxTotal = options.maxTotalBytes ?? defaultTfjsMemoryBudget(tfBackend);
+    if (typeof maxTotal !== 'number' || !Number.isFinite(maxTotal) || maxTotal <= 0) {
+      throw new InvalidArgumentError('options.maxTotalBytes', 'a positive number', describeValue(maxTotal));
     }
     this.tf = tf;
     this.tfBackend = tfBackend;
@@ -80,7 +106,7 @@ export class TfjsBackend implements ComputeBackend {
       device: device ?? `TensorFlow.js ${tf.version_core} (${tfBackend})`,
       // With host memory the fused sequential kernels beat any per-op parallel method on a CPU.
       prefersSequential: hostMemory,
-      limits: { maxTensorElements: Math.min(options.maxTensorElements ?? 2 ** 30, maxTotal), maxTotalElements: maxTotal },
+      limits: { maxTensorElements: Math.min(options.maxTensorElements ?? 2 ** 30, Math.floor(maxTotal / 4)), maxTotalBytes: maxTotal },
     };
   }
 
@@ -450,12 +476,17 @@ export class TfjsBackend implements ComputeBackend {
     return (await this.readScalars(() => this.tf.sum(this.tf.squaredDifference(x, this.tf.reshape(y, x.shape)))))[0];
   }
 
-  sanitize(x: Tensor, bound: number): { value: Tensor; nonFinite: Promise<number> } {
+  sanitize(x: Tensor, bound: number): Sanitized {
     const src = this.t(x);
     const tf = this.tf;
     const value = tf.tidy(() => tf.where(tf.isNaN(src), tf.zerosLike(src), tf.clipByValue(src, -bound, bound)));
-    const nonFinite = this.readScalars(() => tf.sum(tf.cast(tf.logicalNot(tf.isFinite(src)), 'float32'))).then((d) => d[0]);
-    return { value: this.p(value), nonFinite };
+    // One read-back for both counts: [non-finite, finite beyond ±bound].
+    const counts = this.readScalars(() => {
+      const finite = tf.isFinite(src);
+      const beyond = tf.logicalAnd(finite, tf.greater(tf.abs(src), bound));
+      return tf.stack([tf.sum(tf.cast(tf.logicalNot(finite), 'float32')), tf.sum(tf.cast(beyond, 'float32'))]);
+    });
+    return { value: this.p(value), nonFinite: counts.then((d) => d[0]), clipped: counts.then((d) => d[1]) };
   }
 
   // ---- sequence primitives ------------------------------------------------------------------

@@ -1,6 +1,6 @@
 /**
  * The WebGPU backend in a real browser: headless Chromium (the system one, WebGPU on SwiftShader
- * where there is no GPU) runs src/browser/page, which checks the WGSL primitives against float64
+ * where there is no GPU) runs test/browser/page, which checks the WGSL primitives against float64
  * loops and quasi-DEER / quasi-ELK against the fixtures' oracles. The page runs once, in
  * `beforeAll`; each check is one test.
  *
@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildPage, FIXTURES_DIR, launchChromium, serveStatic } from './browser/harness.js';
-import { PROBE, type ProbeResult, RUN_CHECKS, type RunReport } from './browser/report.js';
+import { buildPage, FIXTURES_DIR, launchChromium, serveStatic } from '../test/browser/harness.js';
+import { PROBE, type ProbeResult, RUN_CHECKS, type RunReport } from '../test/browser/report.js';
 
 const CHROMIUM = process.env.PELK_CHROMIUM ?? '/usr/bin/chromium';
 const REQUIRED = process.env.PELK_REQUIRE_WEBGPU === '1';

@@ -82,7 +82,7 @@ export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): P
   return new WebGpuBackend(
     tf,
     backend,
-    { ...options, maxTotalElements: options.maxTotalElements ?? 2 ** 30, maxTensorElements: bindingElements },
+    { ...options, maxTensorElements: bindingElements },
     `WebGPU: ${name}`,
   );
 }

@@ -12,6 +12,16 @@ export interface WebGpuLimitsOptions extends TfjsLimitsOptions {
 }
 
 /**
+ * The default memory budget of one evaluation on WebGPU, in bytes. WebGPU does not report the
+ * device's memory, so the budget derives from the adapter's limits: 16 of its largest buffers
+ * (`maxBufferSize`), capped at 4 GiB (2^30 float32 values); 4 GiB when no limits are known.
+ */
+export function webgpuMemoryBudget(limits?: { readonly maxBufferSize?: number }): number {
+  const largest = limits?.maxBufferSize;
+  return typeof largest === 'number' && largest > 0 ? Math.min(4 * 2 ** 30, 16 * largest) : 4 * 2 ** 30;
+}
+
+/**
  * pelk on WebGPU: the TensorFlow.js backend's ops on `@tensorflow/tfjs-backend-webgpu`, with the
  * sequence primitives replaced by pelk's own WGSL kernels — the diagonal and dense linear scans and
  * the scalar Kalman filter/smoother (work-efficient reduce-then-scan, a fixed number of dispatches
@@ -35,7 +45,7 @@ export class WebGpuBackend extends TfjsBackend {
   private lostReason: string | null = null;
 
   constructor(tf: typeof tfc, gpu: TfWebGPUBackend, options: WebGpuLimitsOptions, device: string) {
-    super(tf, 'webgpu', options, device);
+    super(tf, 'webgpu', { ...options, maxTotalBytes: options.maxTotalBytes ?? webgpuMemoryBudget(gpu.device?.limits) }, device);
     this.gpu = gpu;
     this.kernelOptions = options.chunk === undefined ? {} : { chunk: options.chunk };
     gpu.device.lost.then((info) => {

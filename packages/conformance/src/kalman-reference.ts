@@ -140,3 +140,48 @@ export function levenbergMarquardtStep(c: KalmanCase): Float64Array {
   const delta = solve(M, rhs, N, 1);
   return Float64Array.from({ length: N }, (_, k) => c.y[k] + delta[k]);
 }
+
+/** Filtered and smoothed means and variances of {@link diagonalKalmanReference}, `[B, T, D]` flat each. */
+export interface DiagonalKalmanReference {
+  readonly filterMean: Float64Array;
+  readonly filterVariance: Float64Array;
+  readonly smoothMean: Float64Array;
+  readonly smoothVariance: Float64Array;
+}
+
+/**
+ * The scalar-per-channel model of `kalmanDiagonal`, batched: one independent filter and smoother
+ * per (batch entry, channel) with `F` `[B, T, D]` (the transitions' diagonals), `b` and `y`
+ * `[B, T, D]`, `s0` `[B, D]`. Each channel is {@link kalmanReference} with `D = 1`.
+ */
+export function diagonalKalmanReference(
+  F: ArrayLike<number>,
+  b: ArrayLike<number>,
+  y: ArrayLike<number>,
+  s0: ArrayLike<number>,
+  shape: { readonly B: number; readonly T: number; readonly D: number },
+  q: number,
+  r: number,
+): DiagonalKalmanReference {
+  const { B, T, D } = shape;
+  const out = {
+    filterMean: new Float64Array(B * T * D),
+    filterVariance: new Float64Array(B * T * D),
+    smoothMean: new Float64Array(B * T * D),
+    smoothVariance: new Float64Array(B * T * D),
+  };
+  for (let bi = 0; bi < B; bi++) {
+    for (let d = 0; d < D; d++) {
+      const channel = (x: ArrayLike<number>) => Float64Array.from({ length: T }, (_, t) => x[(bi * T + t) * D + d]);
+      const ref = kalmanReference({ T, D: 1, F: channel(F), b: channel(b), y: channel(y), s0: [s0[bi * D + d]], q, r });
+      for (let t = 0; t < T; t++) {
+        const k = (bi * T + t) * D + d;
+        out.filterMean[k] = ref.filterMean[t];
+        out.filterVariance[k] = ref.filterCov[t];
+        out.smoothMean[k] = ref.smoothMean[t];
+        out.smoothVariance[k] = ref.smoothCov[t];
+      }
+    }
+  }
+  return out;
+}

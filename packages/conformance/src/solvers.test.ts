@@ -113,7 +113,7 @@ describe('evaluate', () => {
     const run = evaluate(cell, inputs(30), {
       backend,
       method: 'quasi-deer',
-      tolerance: 1e-300,
+      maxIterations: 10,
       onIteration: (i) => i.iteration === 2 && controller.abort(),
       signal: controller.signal,
     });
@@ -130,7 +130,7 @@ describe('evaluate', () => {
     await expect(evaluate(cell, inputs(3), { backend, tolerance: -1 })).rejects.toThrow(InvalidArgumentError);
     await expect(evaluate(cell, inputs(3), { backend, initialState: [1, 2] })).rejects.toThrow(/options.initialState/);
     await expect(evaluate(cell, inputs(3), { backend: 'no-such-backend' })).rejects.toThrow(/options.backend/);
-    const small = new CpuBackend({ maxTotalElements: 1000 });
+    const small = new CpuBackend({ maxTotalBytes: 8000 });
     await expect(evaluate(cell, inputs(100), { backend: small, method: 'deer' })).rejects.toThrow(ResourceLimitError);
     expect(backend.memory().tensors).toBe(before);
     expect(small.memory().tensors).toBe(0);

@@ -61,8 +61,12 @@ export interface BackendCapabilities {
   readonly limits: {
     /** Largest number of elements one tensor may have. */
     readonly maxTensorElements: number;
-    /** Largest total number of elements live at once that the backend accepts for one evaluation. */
-    readonly maxTotalElements: number;
+    /**
+     * The memory budget of one evaluation, in bytes: core refuses a problem whose estimated peak
+     * (`estimateEvaluationBytes`, per dtype) exceeds it. Derived from the machine by each backend
+     * (a fraction of system memory, the wasm heap limit, the GPU adapter's limits).
+     */
+    readonly maxTotalBytes: number;
   };
 }
 
@@ -202,9 +206,10 @@ export interface ComputeBackend {
   sumSquaredDiff(a: Tensor, b: Tensor): Promise<number>;
   /**
    * Replaces NaN by 0 and clips to `[-bound, bound]` (±Infinity become ±bound). Returns the cleaned
-   * tensor and how many elements were NaN or infinite.
+   * tensor, how many elements were NaN or infinite, and how many finite elements lay beyond
+   * `±bound` and were clipped.
    */
-  sanitize(t: Tensor, bound: number): { value: Tensor; nonFinite: Promise<number> };
+  sanitize(t: Tensor, bound: number): Sanitized;
 
   // ---- sequence primitives ------------------------------------------------------------------
   /**
@@ -234,6 +239,15 @@ export interface ComputeBackend {
    * for a tensor they have just created and not yet shared, which they may fill in place.
    */
   hostData?(t: Tensor): HostArray;
+}
+
+/** What {@link ComputeBackend.sanitize} returns. */
+export interface Sanitized {
+  readonly value: Tensor;
+  /** Elements that were NaN or ±Infinity. */
+  readonly nonFinite: Promise<number>;
+  /** Finite elements beyond `±bound`, clipped to it. */
+  readonly clipped: Promise<number>;
 }
 
 /** The number of elements of a shape. */

@@ -32,6 +32,14 @@ export interface BindContext {
   readonly steps: number;
 }
 
+/** A fused sequential evaluation in progress (see {@link BoundCell.rollout}). */
+export interface Rollout {
+  /** `[B, T, D]`, filled in as steps are done. The caller owns it (and frees it if it stops early). */
+  readonly states: Tensor;
+  /** Runs the next `count` steps (fewer at the end) for every batch entry; returns the steps done so far. */
+  advance(count: number): number;
+}
+
 /** A cell bound to a backend and a set of inputs. It owns the tensors it created; `dispose` frees them. */
 export interface BoundCell {
   /** `f(prev_t, u_t)` for every batch entry and step at once: `prev` `[B, T, D]` → `[B, T, D]`. */
@@ -44,11 +52,12 @@ export interface BoundCell {
   /** One step for every batch entry: `prev` `[B, D]` (the state at `t - 1`) → `[B, D]` at step `t` (0-based). */
   step(prev: Tensor, t: number): Tensor;
   /**
-   * Optional fused sequential evaluation of all `T` steps from `init` `[B, D]`, returning `[B, T, D]`.
-   * A cell implements it when it has a faster kernel than step-by-step ops on this backend (e.g. a
-   * host loop on a host-memory backend); it returns `undefined` to fall back to {@link step}. It must
-   * give the same trajectory as `step` up to rounding.
+   * Optional fused sequential evaluation from `init` `[B, D]`. A cell implements it when it has a
+   * faster kernel than step-by-step ops on this backend (e.g. a host loop on a host-memory backend);
+   * it returns `undefined` to fall back to {@link step}. The solver advances it in slices of steps,
+   * so it can report progress and serve the event loop (and abort signals) in between. It must give
+   * the same trajectory as `step` up to rounding, computed with the parameters in the bound dtype.
    */
-  rollout?(init: Tensor): Tensor | undefined;
+  rollout?(init: Tensor): Rollout | undefined;
   dispose(): void;
 }

@@ -1,10 +1,11 @@
 import type { ComputeBackend, DType, HostArray, Tensor } from './backend.js';
 import type { BoundCell, Cell } from './cell.js';
 import { InvalidArgumentError, ResourceLimitError, ShapeError, UnknownMethodError, describeValue } from './errors.js';
+import { estimateEvaluationBytes } from './memory.js';
 import { resolveBackend } from './registry.js';
 import { type ElkDamping, solveElk } from './solvers/elk.js';
 import { solveNewton } from './solvers/newton.js';
-import type { Problem, SolverOutput } from './solvers/problem.js';
+import { Pacer, type Problem, type SolverOutput } from './solvers/problem.js';
 import { solveSequential } from './solvers/sequential.js';
 import {
   type EvaluateOptions,
@@ -18,8 +19,27 @@ import {
 } from './types.js';
 import { type HostTensor, assertPositiveInteger, assertPositiveNumber, toHostTensor } from './validate.js';
 
-/** Default stopping tolerances per dtype (ALGORITHMS.md §8). */
+/**
+ * Default stopping tolerances per dtype (ALGORITHMS.md §8): the largest true residual
+ * `max_t ‖s_t − f(s_{t−1})‖∞` a converged result may have, in the units of the state.
+ */
 export const DEFAULT_TOLERANCE: Readonly<Record<DType, number>> = { float64: 1e-7, float32: 1e-4 };
+
+/**
+ * The smallest tolerance accepted per dtype: 16 unit roundoffs (2⁻⁴⁹ ≈ 1.8e-15 for float64,
+ * 2⁻²⁰ ≈ 9.5e-7 for float32). Evaluating `s_t − f(s_{t−1})` in the dtype rounds each term, so even
+ * an exact solution with states of magnitude 1 shows a residual of a few roundoffs: a tolerance
+ * below this floor could never be certified, only run into the iteration cap.
+ */
+export const MIN_TOLERANCE: Readonly<Record<DType, number>> = { float64: 2 ** -49, float32: 2 ** -20 };
+
+/**
+ * Default iteration cap of the damped methods (ELK, quasi-ELK) and of `auto` as a whole, when it
+ * exceeds `T + 1`. DEER and quasi-DEER are exact after `T` iterations from any guess (finite
+ * convergence), so `T + 1` suffices for them; damping gives up that guarantee, and a damped step
+ * moves only part of the way even at T = 1, so short sequences need more than `T + 1` iterations.
+ */
+export const DAMPED_MIN_ITERATIONS = 1000;
 
 /** Default bound that iterates are clipped to. */
 export const DEFAULT_CLIP = 1e8;
@@ -181,8 +201,20 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
 
   const tolerance =
     options.tolerance === undefined ? DEFAULT_TOLERANCE[dtype] : assertPositiveNumber(options.tolerance, 'options.tolerance');
+  if (tolerance < MIN_TOLERANCE[dtype]) {
+    throw new InvalidArgumentError(
+      'options.tolerance',
+      `at least ${MIN_TOLERANCE[dtype].toExponential(2)} for ${dtype} (16 unit roundoffs: a smaller residual cannot be certified)`,
+      describeValue(options.tolerance),
+    );
+  }
+  const damped = method === 'elk' || method === 'quasi-elk' || method === 'auto';
   const maxIterations =
-    options.maxIterations === undefined ? steps + 1 : assertPositiveInteger(options.maxIterations, 'options.maxIterations');
+    options.maxIterations === undefined
+      ? damped
+        ? Math.max(steps + 1, DAMPED_MIN_ITERATIONS)
+        : steps + 1
+      : assertPositiveInteger(options.maxIterations, 'options.maxIterations');
   const clip = options.clip === undefined ? DEFAULT_CLIP : assertPositiveNumber(options.clip, 'options.clip');
   const progressEvery =
     options.progressEvery === undefined ? 4096 : assertPositiveInteger(options.progressEvery, 'options.progressEvery');
@@ -225,7 +257,7 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
   const allowSequential = options.allowSequential ?? true;
 
   // 'auto' may end on dense ELK only if that fits; quasi-ELK and sequential always fit when quasi-DEER does.
-  checkMemory(method === 'auto' ? 'quasi-deer' : method, batch, steps, D, cell, backend);
+  checkMemory(method, batch, steps, D, dtype, cell, backend);
   return {
     method,
     dtype,
@@ -247,30 +279,42 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
 }
 
 /**
- * Estimates the elements a method keeps live and refuses problems the backend says it cannot hold.
- * Dense (DEER): the `[B, T, D, D]` Jacobians plus the scan's working copy; diagonal and sequential
- * methods: a few dozen `[B, T, max(D, I)]`-sized tensors for cell intermediates.
+ * Refuses, before anything is allocated, a problem the backend says it cannot hold: a tensor beyond
+ * its largest, or an estimated peak ({@link estimateEvaluationBytes}, an upper bound of the measured
+ * peaks; `auto` is budgeted as its largest diagonal method) beyond its memory budget in bytes.
  */
-function checkMemory(method: Method, B: number, T: number, D: number, cell: Cell, backend: ComputeBackend): void {
-  const problem = memoryProblem(method, B, T, D, cell, backend);
+function checkMemory(method: Method, B: number, T: number, D: number, dtype: DType, cell: Cell, backend: ComputeBackend): void {
+  const problem = memoryProblem(method, B, T, D, dtype, cell, backend);
   if (problem) throw problem;
 }
 
 /**
- * Estimates the elements a method keeps live and returns the error to throw when the backend
- * says it cannot hold them. Dense methods keep `[B, T, D, D]` Jacobians plus their scan's working
- * copy (DEER) or the Kalman elements and covariances (ELK, ~8 such tensors); diagonal and
- * sequential methods a few dozen `[B, T, max(D, I)]`-sized tensors for cell intermediates.
+ * The error to throw when the backend cannot hold the problem (see `checkMemory`), else
+ * `undefined`: the largest tensor (a `[B, T, D, D]` Jacobian for the dense methods, the
+ * `[B, T, 4·max(D, I)]` gate pre-activations otherwise) against `limits.maxTensorElements`, and
+ * {@link estimateEvaluationBytes} in the evaluation's dtype against `limits.maxTotalBytes`.
  */
-function memoryProblem(method: Method, B: number, T: number, D: number, cell: Cell, backend: ComputeBackend): ResourceLimitError | undefined {
-  const { maxTensorElements, maxTotalElements } = backend.capabilities.limits;
-  const width = Math.max(D, cell.inputSize) * 4; // gate pre-activations of an LSTM are 4·H wide
-  const rowElements = B * T * width;
+function memoryProblem(
+  method: Method,
+  B: number,
+  T: number,
+  D: number,
+  dtype: DType,
+  cell: Cell,
+  backend: ComputeBackend,
+): ResourceLimitError | undefined {
+  const { maxTensorElements, maxTotalBytes } = backend.capabilities.limits;
+  const rowElements = B * T * Math.max(D, cell.inputSize) * 4; // gate pre-activations of an LSTM are 4·H wide
   const dense = method === 'deer' || method === 'elk';
   const largest = dense ? Math.max(B * T * D * D, rowElements) : rowElements;
-  const total = (method === 'deer' ? 3 : method === 'elk' ? 8 : 0) * B * T * D * D + 8 * rowElements;
-  const what = `method '${method}' with B=${B}, T=${T}, D=${D}`;
-  const advice = dense ? ` (use 'quasi-${method}', or a smaller T or batch)` : '';
+  const bytes = estimateEvaluationBytes({ method, batch: B, steps: T, stateSize: D, inputSize: cell.inputSize, dtype, cellKind: cell.kind });
+  const what = `method '${method}' with B=${B}, T=${T}, D=${D} in ${dtype}`;
+  const gib = (n: number): string => `${(n / 2 ** 30).toFixed(n < 2 ** 30 ? 3 : 1)} GiB`;
+  const advice = dense
+    ? ` (use 'quasi-${method}', or a smaller T or batch)`
+    : dtype === 'float64'
+      ? ' (use float32, or a smaller T or batch)'
+      : ' (use a smaller T or batch)';
   if (largest > maxTensorElements) {
     return new ResourceLimitError(
       'options.method',
@@ -278,11 +322,11 @@ function memoryProblem(method: Method, B: number, T: number, D: number, cell: Ce
       `${what} needs a tensor of ${largest} elements${advice}`,
     );
   }
-  if (total > maxTotalElements) {
+  if (bytes > maxTotalBytes) {
     return new ResourceLimitError(
       'options.method',
-      `a problem that fits backend '${backend.name}' (≤ ${maxTotalElements} live elements)`,
-      `${what} needs about ${total} elements${advice}`,
+      `a problem that fits backend '${backend.name}' (≤ ${maxTotalBytes} bytes, ${gib(maxTotalBytes)})`,
+      `${what} needs about ${bytes} bytes (${gib(bytes)})${advice}`,
     );
   }
   return undefined;
@@ -340,32 +384,16 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
       signal: options.signal,
       onIteration: options.onIteration,
       startedAt,
+      pacer: new Pacer(options.signal),
     };
     const run = await solve(problem, pl, cell);
     output = run.output;
     methods = run.methods;
-    // The certificate: the true residual of the returned states — reused when the solver has it
-    // (ELK), else computed. A sequential trajectory satisfies s_t = f(s_{t−1}) by construction, so
-    // only its finiteness is checked (NaN if it overflowed).
-    const finalStates = output.states;
-    const boundCell = bound;
-    let residualP!: Promise<number>;
-    if (output.residual !== undefined) {
-      residualP = Promise.resolve(output.residual);
-    } else if (methods[methods.length - 1].method === 'sequential') {
-      residualP = backend.maxAbs(finalStates).then((m) => (Number.isFinite(m) ? 0 : Number.NaN));
-    } else {
-      backend.tidy(() => {
-        const value = boundCell.apply(backend.shiftTime(finalStates, init));
-        residualP = backend.maxAbsDiff(finalStates, value);
-      });
-    }
-    const residual = await residualP;
     const shape = pl.batched ? [B, T, D] : [T, D];
     const states = pl.batched ? output.states : backend.reshape(output.states, shape);
     if (states !== output.states) backend.dispose(output.states);
     const elapsedMs = performance.now() - startedAt;
-    return makeResult(backend, pl, output, states, shape, residual, elapsedMs, methods);
+    return makeResult(backend, pl, output, states, shape, elapsedMs, methods);
   } catch (err) {
     if (output) backend.dispose(output.states);
     throw err;
@@ -380,30 +408,35 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
 type NewtonRunner = (
   jacobian: 'dense' | 'diagonal',
   guess: Tensor,
-  monitor?: (info: IterationInfo) => boolean,
-  problem?: Problem,
+  options?: { monitor?: (info: IterationInfo) => boolean; problem?: Problem; maxIterations?: number },
 ) => Promise<SolverOutput>;
-type ElkRunner = (jacobian: 'dense' | 'diagonal', guess: Tensor, problem?: Problem) => Promise<SolverOutput>;
+type ElkRunner = (jacobian: 'dense' | 'diagonal', guess: Tensor, options?: { problem?: Problem; maxIterations?: number }) => Promise<SolverOutput>;
 
 /** Runs the requested method (for `auto`: the chain of methods) and says which ran and why. */
 async function solve(problem: Problem, pl: Plan, cell: Cell): Promise<{ output: SolverOutput; methods: MethodRun[] }> {
   const { backend } = problem;
-  const newton: NewtonRunner = (jacobian, guess, monitor, p = problem) =>
-    solveNewton(p, guess, { jacobian, tolerance: pl.tolerance, maxIterations: pl.maxIterations, clip: pl.clip, monitor });
-  const elk: ElkRunner = (jacobian, guess, p = problem) =>
-    solveElk(p, guess, {
+  const newton: NewtonRunner = (jacobian, guess, o = {}) =>
+    solveNewton(o.problem ?? problem, guess, {
+      jacobian,
+      tolerance: pl.tolerance,
+      maxIterations: o.maxIterations ?? pl.maxIterations,
+      clip: pl.clip,
+      monitor: o.monitor,
+    });
+  const elk: ElkRunner = (jacobian, guess, o = {}) =>
+    solveElk(o.problem ?? problem, guess, {
       jacobian,
       kalman: pl.kalman,
       damping: pl.sigmaSq === undefined ? adaptiveDamping(jacobian) : { mode: 'fixed', sigmaSq: pl.sigmaSq },
       tolerance: pl.tolerance,
-      maxIterations: pl.maxIterations,
+      maxIterations: o.maxIterations ?? pl.maxIterations,
       clip: pl.clip,
     });
   const one = (method: Method, output: SolverOutput) => ({ output, methods: [{ method, iterations: output.iterations, reason: 'requested' }] });
 
   switch (pl.method) {
     case 'sequential':
-      return one('sequential', solveSequential(problem, pl.progressEvery));
+      return one('sequential', await solveSequential(problem, pl.progressEvery));
     case 'deer':
     case 'quasi-deer':
       return one(pl.method, await newton(pl.method === 'deer' ? 'dense' : 'diagonal', initialGuessTensor(backend, pl)));
@@ -423,7 +456,8 @@ async function solve(problem: Problem, pl: Plan, cell: Cell): Promise<{ output: 
  *    three iterations in a row or to 1e3× its first value — the signs of an unstable linearisation.
  * 3. Then quasi-ELK with adaptive damping from the same initial guess; if it stops without
  *    converging, ELK with adaptive damping when its dense memory fits the backend.
- * The result's `methods` lists each method that ran and why.
+ * `maxIterations` caps the iterations of the whole chain: each method gets what its predecessors
+ * left. The result's `methods` lists each method that ran and why.
  */
 async function solveAuto(
   problem: Problem,
@@ -440,7 +474,7 @@ async function solveAuto(
   });
   const tag = (method: Method, out: SolverOutput): SolverOutput => ({ ...out, history: out.history.map((h) => ({ ...h, method })) });
   if (pl.allowSequential && backend.capabilities.prefersSequential) {
-    const output = solveSequential(problem, pl.progressEvery);
+    const output = await solveSequential(problem, pl.progressEvery);
     return { output, methods: [{ method: 'sequential', iterations: 1, reason: `backend '${backend.name}' evaluates sequentially faster than in parallel` }] };
   }
   const methods: MethodRun[] = [];
@@ -457,20 +491,22 @@ async function solveAuto(
     else if (info.residual > 1e3 * first) why = `its residual grew to over 1000× its first value (iteration ${info.iteration})`;
     return why !== '';
   };
-  const quasi = tag('quasi-deer', await newton('diagonal', initialGuessTensor(backend, pl), monitor, as('quasi-deer')));
+  let budget = pl.maxIterations;
+  const quasi = tag('quasi-deer', await newton('diagonal', initialGuessTensor(backend, pl), { monitor, problem: as('quasi-deer'), maxIterations: budget }));
   methods.push({ method: 'quasi-deer', iterations: quasi.iterations, reason: 'parallel backend: quasi-DEER first (cheapest per iteration)' });
-  if (quasi.stopped) return { output: quasi, methods };
+  budget -= quasi.iterations;
+  if (quasi.reason === 'converged' || budget <= 0) return { output: quasi, methods };
   backend.dispose(quasi.states);
-  const stabilised = tag('quasi-elk', await elk('diagonal', initialGuessTensor(backend, pl), as('quasi-elk')));
-  methods.push({ method: 'quasi-elk', iterations: stabilised.iterations, reason: `quasi-DEER was abandoned: ${why || 'it reached the iteration cap'}` });
-  if (stabilised.stopped) return { output: withHistory(quasi, stabilised), methods };
-  if (memoryProblem('elk', pl.batch, pl.steps, pl.stateSize, cell, backend)) {
-    return { output: withHistory(quasi, stabilised), methods };
-  }
+  const stabilised = tag('quasi-elk', await elk('diagonal', initialGuessTensor(backend, pl), { problem: as('quasi-elk'), maxIterations: budget }));
+  methods.push({ method: 'quasi-elk', iterations: stabilised.iterations, reason: why ? `quasi-DEER was abandoned: ${why}` : `quasi-DEER stopped without converging (${quasi.reason})` });
+  budget -= stabilised.iterations;
+  const soFar = withHistory(quasi, stabilised);
+  if (stabilised.reason === 'converged' || budget <= 0) return { output: soFar, methods };
+  if (memoryProblem('elk', pl.batch, pl.steps, pl.stateSize, pl.dtype, cell, backend)) return { output: soFar, methods };
   backend.dispose(stabilised.states);
-  const dense = tag('elk', await elk('dense', initialGuessTensor(backend, pl), as('elk')));
-  methods.push({ method: 'elk', iterations: dense.iterations, reason: 'quasi-ELK stopped without converging' });
-  return { output: withHistory(withHistory(quasi, stabilised), dense), methods };
+  const dense = tag('elk', await elk('dense', initialGuessTensor(backend, pl), { problem: as('elk'), maxIterations: budget }));
+  methods.push({ method: 'elk', iterations: dense.iterations, reason: `quasi-ELK stopped without converging (${stabilised.reason})` });
+  return { output: withHistory(soFar, dense), methods };
 }
 
 /** `later`'s output with `earlier`'s history and counts prepended (for `auto`). */
@@ -480,6 +516,7 @@ function withHistory(earlier: SolverOutput, later: SolverOutput): SolverOutput {
     iterations: earlier.iterations + later.iterations,
     history: [...earlier.history, ...later.history],
     nonFiniteResets: earlier.nonFiniteResets + later.nonFiniteResets,
+    clippedValues: earlier.clippedValues + later.clippedValues,
   };
 }
 
@@ -500,11 +537,14 @@ function makeResult(
   out: SolverOutput,
   states: Tensor,
   shape: number[],
-  residual: number,
   elapsedMs: number,
   methods: MethodRun[],
 ): EvaluateResult {
-  const converged = out.stopped && Number.isFinite(residual);
+  // The certificate. Solvers end 'converged' only on a clean iterate within the tolerance; the
+  // residual is checked here once more so that no solver path can hand out a false claim.
+  const residual = out.residual;
+  const sound = out.reason === 'converged' && residual <= pl.tolerance;
+  const reason = out.reason === 'converged' && !sound ? 'non-finite' : out.reason;
   const read = (): Promise<HostArray> => backend.read(states);
   return {
     method: methods[methods.length - 1].method,
@@ -513,11 +553,13 @@ function makeResult(
     states,
     shape,
     iterations: out.iterations,
-    converged,
+    converged: sound,
+    reason,
     residual,
     history: out.history,
     diagnostics: {
       nonFiniteResets: out.nonFiniteResets,
+      clippedValues: out.clippedValues,
       elapsedMs,
       tolerance: pl.tolerance,
       maxIterations: pl.maxIterations,

@@ -14,12 +14,13 @@ export type {
   KalmanModel,
   KalmanMoments,
   KalmanOptions,
+  Sanitized,
   ScanOptions,
   Tensor,
   UnaryOp,
 } from './backend.js';
 export { shapeSize } from './backend.js';
-export type { BindContext, BoundCell, Cell, JacobianKind } from './cell.js';
+export type { BindContext, BoundCell, Cell, JacobianKind, Rollout } from './cell.js';
 export {
   AbortError,
   BackendUnavailableError,
@@ -33,7 +34,9 @@ export {
   UnknownMethodError,
   describeValue,
 } from './errors.js';
-export { ADAPTIVE_DAMPING, DEFAULT_CLIP, DEFAULT_TOLERANCE, evaluate, nest } from './evaluate.js';
+export { checkKnownKeys, closestKey } from './keys.js';
+export { ADAPTIVE_DAMPING, DAMPED_MIN_ITERATIONS, DEFAULT_CLIP, DEFAULT_TOLERANCE, MIN_TOLERANCE, evaluate, nest } from './evaluate.js';
+export { type EvaluationSize, bytesPerElement, estimateEvaluationBytes } from './memory.js';
 export type { ElkDamping } from './solvers/elk.js';
 export { type BackendFactory, registerBackend, registeredBackends, resolveBackend, unregisterBackend } from './registry.js';
 export {
@@ -46,6 +49,7 @@ export {
   type Method,
   type MethodRun,
   type ShapedArray,
+  type StopReason,
 } from './types.js';
 export {
   type HostTensor,

@@ -12,6 +12,21 @@ export const METHODS: readonly Method[] = ['sequential', 'deer', 'quasi-deer', '
 /** Which Kalman pass computes an ELK step. */
 export type KalmanMode = 'filter' | 'smoother';
 
+/**
+ * Why an evaluation stopped. Only `'converged'` comes with `converged: true`:
+ * - `'converged'`: the returned trajectory's true residual is within the tolerance, and no value of it
+ *   was clipped or reset;
+ * - `'max-iterations'`: the iteration cap was reached first;
+ * - `'clipped'`: the iteration repeats an iterate whose values were clipped to `±clip` (the
+ *   trajectory grows beyond the clip bound, so no clipped iterate can be the answer);
+ * - `'non-finite'`: the returned trajectory holds NaN or ±Infinity (sequential), or the iterate kept
+ *   going non-finite;
+ * - `'stalled'`: the iteration stopped making progress (an exact repeat of a non-solution, or ELK's
+ *   damping exhausted its restarts);
+ * - `'abandoned'`: method `auto` gave up on the method that produced the result.
+ */
+export type StopReason = 'converged' | 'max-iterations' | 'clipped' | 'non-finite' | 'stalled' | 'abandoned';
+
 /** One method run by `auto`, and why. */
 export interface MethodRun {
   readonly method: Method;
@@ -34,14 +49,16 @@ export interface IterationInfo {
   /** 1-based iteration number. */
   readonly iteration: number;
   /**
-   * True residual `max_t ‖s_t − f(s_{t−1})‖∞` of the iterate this iteration started from
-   * (a by-product of the linearisation; the result's `residual` is that of the final iterate).
+   * True residual `max_t ‖s_t − f(s_{t−1})‖∞` of the iterate this iteration produced (ELK: of the
+   * accepted iterate after this iteration) — a by-product of linearising it for the next step.
    */
   readonly residual: number;
   /** `max |s^(i) − s^(i−1)|`, the size of this iteration's update. */
   readonly step: number;
   /** NaN/±Inf elements of this iteration's iterate that were reset (NaN → 0, ±Inf → ±clip). */
   readonly nonFinite: number;
+  /** Finite elements of this iteration's iterate beyond `±clip` that were clipped to it. */
+  readonly clipped: number;
   /** Milliseconds since the evaluation started. */
   readonly elapsedMs: number;
   /** Sequential method only: the fraction of time steps done so far (its progress reports). */
@@ -65,13 +82,17 @@ export interface EvaluateOptions {
   /** Default: `'float64'` when the backend supports it, else `'float32'`. */
   readonly dtype?: DType;
   /**
-   * Stop when `max |s^(i) − s^(i−1)| ≤ tolerance`. Default 1e-7 (float64) / 1e-4 (float32)
-   * — ALGORITHMS.md §8.
+   * The certificate's bound: a parallel method stops converged when the true residual
+   * `max_t ‖s_t − f(s_{t−1}, u_t)‖∞` of its current iterate, evaluated in the result's dtype, is
+   * ≤ `tolerance` (an absolute bound, in the units of the state). Default 1e-7 (float64) / 1e-4
+   * (float32) — ALGORITHMS.md §8; values below 16 unit roundoffs of the dtype (`MIN_TOLERANCE`) are
+   * refused, since no residual that small can be certified.
    */
   readonly tolerance?: number;
   /**
-   * Iteration cap. Default `T + 1`: by the finite-convergence property DEER and quasi-DEER are
-   * exact after `T` iterations, and one more iteration observes a zero step.
+   * Iteration cap. Default `T + 1` for DEER and quasi-DEER (by finite convergence they are exact
+   * after `T` iterations); `max(T + 1, 1000)` for ELK, quasi-ELK and `auto` (damping gives up the
+   * guarantee and moves part of the way per step). For `auto` it caps all its methods together.
    */
   readonly maxIterations?: number;
   /**
@@ -128,12 +149,18 @@ export interface EvaluateResult {
   readonly shape: readonly number[];
   /** Iterations run (the sequential method reports 1). */
   readonly iterations: number;
-  /** True only if the stopping test passed and the final residual is finite. */
-  readonly converged: boolean;
   /**
-   * True residual `max_t ‖s_t − f(s_{t−1})‖∞` of the returned states (parallel methods). The
-   * sequential method computes each `s_t` as `f(s_{t−1})`, so it reports 0, or NaN when the
-   * trajectory overflowed.
+   * A certificate: true only when the returned trajectory's true residual (below) is ≤ the
+   * tolerance, no value of the returned iterate was clipped or reset, and the solver did not stop
+   * at the iteration cap. `reason` says why when it is false.
+   */
+  readonly converged: boolean;
+  /** Why the evaluation stopped (`'converged'` exactly when `converged` is true). */
+  readonly reason: StopReason;
+  /**
+   * True residual `max_t ‖s_t − f(s_{t−1})‖∞` of the returned states, evaluated in the result's
+   * dtype (parallel methods). The sequential method computes each `s_t` as `f(s_{t−1})`, so it
+   * reports 0 by construction, or NaN when the trajectory overflowed.
    */
   readonly residual: number;
   /** One record per iteration. */
@@ -141,6 +168,8 @@ export interface EvaluateResult {
   readonly diagnostics: {
     /** Total NaN/Inf elements reset over all iterations. */
     readonly nonFiniteResets: number;
+    /** Total finite elements clipped to `±clip` over all iterations. */
+    readonly clippedValues: number;
     /** Wall time of the solve in milliseconds (upload and download included, file I/O not). */
     readonly elapsedMs: number;
     /** Tolerance and iteration cap actually used. */

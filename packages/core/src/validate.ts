@@ -16,36 +16,58 @@ function isShaped(x: unknown): x is ShapedArray {
   return typeof x === 'object' && x !== null && !Array.isArray(x) && 'data' in x && 'shape' in x;
 }
 
+/** A typed array of numbers (not a `DataView`, not a `BigInt64Array` / `BigUint64Array`). */
+function isNumberTypedArray(x: unknown): x is ArrayLike<number> {
+  return ArrayBuffer.isView(x) && !(x instanceof DataView) && !(x instanceof BigInt64Array) && !(x instanceof BigUint64Array);
+}
+
+function rankError(field: string, shape: readonly number[], ranks: readonly number[]): ShapeError {
+  return new ShapeError(field, `rank ${ranks.join(' or ')}`, `rank ${shape.length} (shape [${shape.join(', ')}])`);
+}
+
 /**
- * Converts nested arrays or a {@link ShapedArray} to flat float64 data with a shape, checking that
- * nesting is rectangular, the rank is allowed and every value is finite.
+ * The shape of nested arrays, a {@link ShapedArray} or a flat typed array (rank 1), checked
+ * (rectangular nesting, non-negative integer dimensions, `data.length` equal to the product of
+ * `shape`, an allowed rank) WITHOUT copying or reading the values: call it to check size limits
+ * before anything is copied. {@link toHostTensor} checks the values (numbers, finite) when it
+ * copies; it throws the same errors as this function for a bad shape.
  *
  * @example
  * ```ts
- * toHostTensor([[1, 2], [3, 4]], 'inputs', [2, 3]); // { data: Float64Array [1,2,3,4], shape: [2, 2] }
+ * shapeOfInputs({ data: new Float32Array(6e6), shape: [1, 2e6, 3] }, 'inputs', [2, 3]); // [1, 2000000, 3]
+ * shapeOfInputs([[1, 2], [3, 4]], 'inputs', [2, 3]); // [2, 2]
  * ```
  */
-export function toHostTensor(value: unknown, field: string, ranks: readonly number[]): HostTensor {
+export function shapeOfInputs(value: unknown, field: string, ranks: readonly number[]): number[] {
   let shape: number[];
-  let data: Float64Array;
   if (isShaped(value)) {
-    shape = [...value.shape];
+    const rawShape: unknown = value.shape;
+    if (!Array.isArray(rawShape) && !isNumberTypedArray(rawShape)) {
+      throw new ShapeError(`${field}.shape`, 'an array of non-negative integers', describeValue(rawShape));
+    }
+    shape = Array.from(rawShape as ArrayLike<unknown>) as number[];
     if (!shape.every((d) => Number.isInteger(d) && d >= 0)) {
       throw new ShapeError(`${field}.shape`, 'non-negative integers', `[${shape.join(', ')}]`);
     }
     const n = shape.reduce((a, b) => a * b, 1);
-    const src = value.data;
-    if (!src || typeof src.length !== 'number') {
-      throw new InvalidArgumentError(`${field}.data`, 'an array or typed array', describeValue(src));
+    const src: unknown = value.data;
+    if (
+      src === null ||
+      typeof src !== 'object' ||
+      typeof (src as { length?: unknown }).length !== 'number' ||
+      src instanceof DataView ||
+      src instanceof BigInt64Array ||
+      src instanceof BigUint64Array
+    ) {
+      throw new InvalidArgumentError(`${field}.data`, 'an array or typed array of numbers', describeValue(src));
     }
-    if (src.length !== n) {
-      throw new ShapeError(`${field}.data`, `${n} elements for shape [${shape.join(', ')}]`, `${src.length}`);
+    const length = (src as ArrayLike<unknown>).length;
+    if (length !== n) {
+      throw new ShapeError(`${field}.data`, `${n} elements for shape [${shape.join(', ')}]`, `${length}`);
     }
-    data = Float64Array.from(src as ArrayLike<number>);
-  } else if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
+  } else if (isNumberTypedArray(value)) {
     // A flat typed array is a rank-1 tensor.
-    data = Float64Array.from(value as unknown as ArrayLike<number>);
-    shape = [data.length];
+    shape = [value.length];
   } else if (Array.isArray(value)) {
     shape = [];
     let probe: unknown = value;
@@ -53,8 +75,38 @@ export function toHostTensor(value: unknown, field: string, ranks: readonly numb
       shape.push(probe.length);
       probe = probe[0];
     }
-    const n = shape.reduce((a, b) => a * b, 1);
-    data = new Float64Array(n);
+    // Rectangular nesting: every array above the last level has the right length (values unread).
+    const walk = (v: unknown, depth: number, path: string): void => {
+      if (!Array.isArray(v) || v.length !== shape[depth]) {
+        throw new ShapeError(`${field}${path}`, `an array of length ${shape[depth]} (rectangular nesting)`, describeValue(v));
+      }
+      if (depth + 1 < shape.length) for (let i = 0; i < v.length; i++) walk(v[i], depth + 1, `${path}[${i}]`);
+    };
+    walk(value, 0, '');
+  } else {
+    throw new InvalidArgumentError(field, `nested arrays or { data, shape } of rank ${ranks.join(' or ')}`, describeValue(value));
+  }
+  if (!ranks.includes(shape.length)) throw rankError(field, shape, ranks);
+  return shape;
+}
+
+/**
+ * Converts nested arrays or a {@link ShapedArray} to flat float64 data with a shape, checking that
+ * nesting is rectangular, the rank is allowed and every value is a finite number (`null`, booleans
+ * and strings are refused, never coerced; typed arrays are copied without a per-element check).
+ *
+ * @example
+ * ```ts
+ * toHostTensor([[1, 2], [3, 4]], 'inputs', [2, 3]); // { data: Float64Array [1,2,3,4], shape: [2, 2] }
+ * ```
+ */
+export function toHostTensor(value: unknown, field: string, ranks: readonly number[]): HostTensor {
+  const shape = shapeOfInputs(value, field, ranks);
+  let data: Float64Array;
+  if (isShaped(value)) {
+    data = copyNumbers(value.data, `${field}.data`);
+  } else if (Array.isArray(value)) {
+    data = new Float64Array(shape.reduce((a, b) => a * b, 1));
     let k = 0;
     const walk = (v: unknown, depth: number, path: string): void => {
       if (depth === shape.length) {
@@ -62,24 +114,28 @@ export function toHostTensor(value: unknown, field: string, ranks: readonly numb
         data[k++] = v;
         return;
       }
-      if (!Array.isArray(v) || v.length !== shape[depth]) {
-        throw new ShapeError(
-          `${field}${path}`,
-          `an array of length ${shape[depth]} (rectangular nesting)`,
-          describeValue(v),
-        );
-      }
-      for (let i = 0; i < v.length; i++) walk(v[i], depth + 1, `${path}[${i}]`);
+      const a = v as unknown[];
+      for (let i = 0; i < a.length; i++) walk(a[i], depth + 1, `${path}[${i}]`);
     };
     walk(value, 0, '');
   } else {
-    throw new InvalidArgumentError(field, `nested arrays or { data, shape } of rank ${ranks.join(' or ')}`, describeValue(value));
-  }
-  if (!ranks.includes(shape.length)) {
-    throw new ShapeError(field, `rank ${ranks.join(' or ')}`, `rank ${shape.length} (shape [${shape.join(', ')}])`);
+    data = Float64Array.from(value as ArrayLike<number>);
   }
   assertFinite(data, field);
   return { data, shape };
+}
+
+/** Copies array-like data to float64: typed arrays at once, anything else element by element, refusing non-numbers. */
+function copyNumbers(src: ArrayLike<unknown>, field: string): Float64Array {
+  if (isNumberTypedArray(src)) return Float64Array.from(src);
+  const n = src.length;
+  const out = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = src[i];
+    if (typeof v !== 'number') throw new InvalidArgumentError(`${field}[${i}]`, 'a number', describeValue(v));
+    out[i] = v;
+  }
+  return out;
 }
 
 /** Throws {@link NonFiniteError} at the first NaN or ±Infinity. */

@@ -11,7 +11,7 @@ import { lorenz96 } from './lorenz96.js';
 import { lstm } from './lstm.js';
 import { type RnnKernel, coreOf } from './rnn-core.js';
 import { type ModelSpecJson, readModelSpec, writeModelSpec } from './spec.js';
-import { cellContract, maxAbs, maxAbsDiff, randomArray, randomMatrix, rollout } from './test-support.js';
+import { cellContract, maxAbs, maxAbsDiff, randomArray, randomMatrix, rollout } from '../test/support.js';
 import type { ModelCell } from './types.js';
 
 /** A readout `[2I, H]`, `[2I]` with ℓ rows large enough that σ(ℓ)·u matters in the Jacobian. */
@@ -225,7 +225,11 @@ describe('argru-sine-trained (../shared/fixtures)', () => {
     const states = rollout(backend, bound, spec.initialState!, T, cell.stateSize);
     // The fused host path gives the same trajectory.
     const init = backend.fromArray(spec.initialState!, [1, cell.stateSize], 'float64');
-    const fused = bound.rollout!(init)!;
+    const run = bound.rollout!(init)!;
+    // Advanced in uneven slices, as the sequential solver does.
+    expect(run.advance(7)).toBe(7);
+    expect(run.advance(T)).toBe(T);
+    const fused = run.states;
     const fusedStates = backend.readSync(fused);
     backend.dispose([init, fused, inputs]);
     bound.dispose();
@@ -355,6 +359,24 @@ describe('ar validation', () => {
     expect(e.field).toBe('inner');
     expect(() => ar({ inner: inner(), readout: null as never })).toThrow(/readout: expected an object/);
     expect(() => ar(null as never)).toThrow(/options: expected an object/);
+  });
+
+  it('unknown keys of the options and the readout are errors with the closest known name', () => {
+    let e = errorOf(() => ar({ inner: inner(), readout: readout(1, H, 1, true), nosie: 'softplus' } as never));
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect(e.field).toBe('options.nosie');
+    expect(e.expected).toBe('only the keys `inner`, `readout`, `noise`');
+    expect(e.received).toBe('an unknown key `nosie` (did you mean `noise`?)');
+    e = errorOf(() => ar({ inner: inner(), readout: { ...readout(1, H, 1, false), Skip: true } as never }));
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect(e.message).toBe(
+      'readout.Skip: expected only the keys `weight`, `bias`, `skip`, received an unknown key `Skip` (did you mean `skip`?)',
+    );
+    const spec = good();
+    spec.cell.readout.skip_connection = true;
+    e = errorOf(() => readModelSpec(spec));
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    expect(e.field).toBe('cell.readout.skip_connection');
   });
 
   it('spec errors name the spec field', () => {

@@ -25,9 +25,10 @@ import {
   type ComputeBackend,
   InvalidArgumentError,
   type Tensor,
+  checkKnownKeys,
   describeValue,
 } from '@pelk/core';
-import { type ForwardFn, type HostStep, checkContext, makeBoundCell, scaleRows, uploadOwned } from './bound.js';
+import { type ForwardFn, type HostStep, checkContext, makeBoundCell, scaleRows, storedAs, uploadOwned } from './bound.js';
 import type { ElmanCell } from './elman.js';
 import type { GruCell } from './gru.js';
 import { fieldName, readObject, readWeight, rows, toNested, transpose } from './host.js';
@@ -171,9 +172,16 @@ export class ArCell implements ModelCell {
       const jx = inner.inputJacobian!; // [..., Dh, I]
       if (want === 'dense') {
         const jInner = b.concat([jx, inner.jacobian!], -1); // ∂h'/∂s [..., Dh, D]
-        const dO = Dh === H ? jInner : b.slice(jInner, -2, 0, H);
-        const dOs = skip ? b.binary('add', dO, skipS!) : dO; // ∂o/∂s [..., H, D]
-        return { value, jacobian: b.concat([b.matmul(M, dOs), jInner], -2) };
+        b.dispose([jx, inner.jacobian!]); // dead: freed before the full-size products below
+        const dOs = b.tidy(() => {
+          const dO = Dh === H ? jInner : b.slice(jInner, -2, 0, H);
+          return skip ? b.binary('add', dO, skipS!) : dO; // ∂o/∂s [..., H, D]
+        });
+        const top = b.matmul(M, dOs);
+        if (dOs !== jInner) b.dispose(dOs);
+        const jacobian = b.concat([top, jInner], -2);
+        b.dispose([top, jInner]);
+        return { value, jacobian };
       }
       // Diagonal without the D×D matrix: the h block is the inner diagonal; the x block is
       // diag(M ∂o/∂x)_i = Σ_k M[i, k] (∂o/∂x)[k, i], the row sums of M ⊙ (∂o/∂x)ᵀ.
@@ -183,7 +191,7 @@ export class ArCell implements ModelCell {
       const dx = b.reshape(rowSums, [...rowSums.shape.slice(0, -2), I]);
       return { value, jacobian: b.concat([dx, inner.jacobian!], -1) };
     };
-    const host = core.host?.();
+    const host = core.host?.(context.dtype);
     return makeBoundCell({
       backend,
       kind: this.kind,
@@ -192,7 +200,7 @@ export class ArCell implements ModelCell {
       drive: context.inputs,
       owned,
       forward,
-      hostStep: host ? arHostStep(host, I, H, W, this.bias, skip) : undefined,
+      hostStep: host ? arHostStep(host, I, H, storedAs(context.dtype, W), storedAs(context.dtype, this.bias), skip) : undefined,
     });
   }
 }
@@ -234,6 +242,7 @@ export function arFromParts(inner: unknown, readout: unknown, noise: unknown, pr
   if (nz !== 'softplus') throw new InvalidArgumentError(fieldName(prefix, 'noise'), "'softplus'", describeValue(noise));
   const rf = fieldName(prefix, 'readout');
   const r = readObject(readout, rf);
+  checkKnownKeys(r, ['weight', 'bias', 'skip'], rf);
   const I = core.inputSize;
   const H = core.hiddenSize;
   // Shapes follow the inner cell: W [2I, H] (columns = its hiddenSize), b [2I].
@@ -271,5 +280,6 @@ export function arFromParts(inner: unknown, readout: unknown, noise: unknown, pr
  */
 export function ar(options: ArOptions): ArCell {
   const o = readObject(options, 'options');
+  checkKnownKeys(o, ['inner', 'readout', 'noise'], 'options');
   return arFromParts(o.inner, o.readout, o.noise, '');
 }

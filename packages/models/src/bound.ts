@@ -6,6 +6,7 @@ import {
   type BindContext,
   type BoundCell,
   type ComputeBackend,
+  type DType,
   type HostArray,
   InvalidArgumentError,
   type JacobianKind,
@@ -120,7 +121,8 @@ export function makeBoundCell(p: BoundCellParts): BoundCell {
     apply(prev) {
       alive();
       checkPrev(prev, [B, T, D]);
-      return forward(prev, drive, 'value').value;
+      // tidy: the forward's temporaries are freed as soon as it returns (only the value survives).
+      return backend.tidy(() => forward(prev, drive, 'value').value);
     },
     linearize(prev, kind) {
       alive();
@@ -128,8 +130,10 @@ export function makeBoundCell(p: BoundCellParts): BoundCell {
         throw new InvalidArgumentError('kind', "'dense' or 'diagonal'", describeValue(kind));
       }
       checkPrev(prev, [B, T, D]);
-      const { value, jacobian } = forward(prev, drive, kind);
-      return { value, jacobian: jacobian! };
+      return backend.tidy(() => {
+        const { value, jacobian } = forward(prev, drive, kind);
+        return { value, jacobian: jacobian! };
+      });
     },
     step(prev, t) {
       alive();
@@ -137,30 +141,38 @@ export function makeBoundCell(p: BoundCellParts): BoundCell {
       if (!Number.isInteger(t) || t < 0 || t >= T) {
         throw new InvalidArgumentError('t', `an integer in [0, ${T - 1}]`, describeValue(t));
       }
-      return forward(prev, drive ? backend.timeStep(drive, t) : null, 'value').value;
+      return backend.tidy(() => forward(prev, drive ? backend.timeStep(drive, t) : null, 'value').value);
     },
     rollout(init) {
       alive();
       const hostStep = p.hostStep;
-      if (!hostStep || !backend.hostData) return undefined;
+      const hostData = backend.hostData?.bind(backend);
+      if (!hostStep || !hostData) return undefined;
       checkPrev(init, [B, D]);
       // A fresh tensor, filled in place before anyone else sees it.
       const out = backend.fill([B, T, D], 0, p.context.dtype);
-      const o = backend.hostData(out);
-      const s0 = backend.hostData(init);
-      const x = drive ? backend.hostData(drive) : null;
       const G = drive ? drive.shape[drive.shape.length - 1] : 0;
-      for (let b = 0; b < B; b++) {
-        let prev = s0;
-        let prevOff = b * D;
-        for (let t = 0; t < T; t++) {
-          const row = b * T + t;
-          hostStep(prev, prevOff, x, row * G, o, row * D);
-          prev = o;
-          prevOff = row * D;
-        }
-      }
-      return out;
+      let done = 0;
+      return {
+        states: out,
+        advance(count) {
+          alive();
+          // Storage views are taken per slice: a backend may move its heap between slices (wasm growth).
+          const o = hostData(out);
+          const s0 = hostData(init);
+          const x = drive ? hostData(drive) : null;
+          const end = Math.min(T, done + Math.max(0, Math.floor(count)));
+          for (let b = 0; b < B; b++) {
+            for (let t = done; t < end; t++) {
+              const row = b * T + t;
+              if (t === 0) hostStep(s0, b * D, x, row * G, o, row * D);
+              else hostStep(o, (row - 1) * D, x, row * G, o, row * D);
+            }
+          }
+          done = end;
+          return done;
+        },
+      };
     },
     dispose() {
       if (disposed) return;
@@ -168,6 +180,20 @@ export function makeBoundCell(p: BoundCellParts): BoundCell {
       backend.dispose(p.owned);
     },
   };
+}
+
+/**
+ * Parameters as a dtype stores them: unchanged for float64; for float32 every `Float64Array` field
+ * (or the array itself) rounded to float32, so that host kernels evaluate the same function as
+ * the backend's float32 ops, which compute with the uploaded (rounded) weights.
+ */
+export function storedAs<P extends object>(dtype: DType, params: P): P {
+  if (dtype === 'float64') return params;
+  const round = (a: Float64Array) => Float64Array.from(Float32Array.from(a));
+  if (params instanceof Float64Array) return round(params) as P;
+  const out = { ...params } as Record<string, unknown>;
+  for (const [key, value] of Object.entries(params)) if (value instanceof Float64Array) out[key] = round(value);
+  return out as P;
 }
 
 /** `diag(c) W` for `c` `[..., H]` and `W` `[H, K]` (or `[..., H, K]`): scales row `i` by `c_i`. */
@@ -228,4 +254,133 @@ export function hostMatVec(
     const r = k * N + colStart;
     for (let j = 0; j < cols; j++) out[oOff + j] += v * Wt[r + j];
   }
+}
+
+/** One block of {@link rowScaledSum}: rows `[row, row + R)`, columns `[col, col + K)` of the output. */
+export interface RowScaledBlock {
+  readonly row?: number;
+  readonly col?: number;
+  /** `[c, M]` pairs, `c` `[..., R]` and `M` `[R, K]`: the block gets `Σ diag(c) M`. */
+  readonly terms: readonly (readonly [Tensor, Tensor])[];
+  /** `d` `[..., R]` (square blocks): the block's diagonal also gets `d`. */
+  readonly diag?: Tensor;
+  /** A constant added to the block's diagonal (square blocks). */
+  readonly diagConstant?: number;
+}
+
+/**
+ * A dense Jacobian `[...lead, rows, cols]` assembled from row-scaled constant matrices, zero outside
+ * the blocks: every block gets `Σ_g diag(c_g) M_g + diag(d) + a·I`. On host-memory backends (those
+ * with `hostData`) it is written into ONE fresh tensor (no full-size temporaries: the peak of a
+ * dense linearisation is the Jacobian itself); elsewhere it is summed with backend ops, each
+ * partial sum freed as soon as the next exists (at most three full-size tensors live at once).
+ */
+export function rowScaledSum(
+  b: ComputeBackend,
+  lead: readonly number[],
+  rows: number,
+  cols: number,
+  blocks: readonly RowScaledBlock[],
+  dtype: DType,
+): Tensor {
+  const hostData = b.hostData?.bind(b);
+  if (hostData) {
+    const out = b.fill([...lead, rows, cols], 0, dtype);
+    const o = hostData(out);
+    const n = o.length / (rows * cols);
+    for (const blk of blocks) {
+      const r0 = blk.row ?? 0;
+      const c0 = blk.col ?? 0;
+      for (const [c, m] of blk.terms) {
+        const cv = hostData(c);
+        const mv = hostData(m);
+        const R = c.shape[c.shape.length - 1];
+        const K = m.shape[m.shape.length - 1];
+        for (let e = 0; e < n; e++) {
+          for (let i = 0; i < R; i++) {
+            const ci = cv[e * R + i];
+            const base = (e * rows + r0 + i) * cols + c0;
+            const mb = i * K;
+            for (let j = 0; j < K; j++) o[base + j] += ci * mv[mb + j];
+          }
+        }
+      }
+      const d = blk.diag ? hostData(blk.diag) : null;
+      const a = blk.diagConstant ?? 0;
+      if (d || a !== 0) {
+        const R = blk.diag ? blk.diag.shape[blk.diag.shape.length - 1] : blk.terms[0][0].shape[blk.terms[0][0].shape.length - 1];
+        for (let e = 0; e < n; e++) {
+          for (let i = 0; i < R; i++) o[(e * rows + r0 + i) * cols + c0 + i] += (d ? d[e * R + i] : 0) + a;
+        }
+      }
+    }
+    return out;
+  }
+  // Op path: each block summed term by term, then the blocks placed with concat.
+  const blockTensors = blocks.map((blk) => {
+    let acc: Tensor | undefined;
+    const add = (t: Tensor): void => {
+      if (!acc) {
+        acc = t;
+        return;
+      }
+      const next = b.binary('add', acc, t);
+      b.dispose([acc, t]);
+      acc = next;
+    };
+    for (const [c, m] of blk.terms) add(b.tidy(() => scaleRows(b, c, m)));
+    if (blk.diag) add(b.diagEmbed(blk.diag));
+    if (blk.diagConstant) {
+      const R = blk.diag ? blk.diag.shape[blk.diag.shape.length - 1] : blk.terms[0][0].shape[blk.terms[0][0].shape.length - 1];
+      const eye = new Float64Array(R * R);
+      for (let i = 0; i < R; i++) eye[i * R + i] = blk.diagConstant;
+      add(b.tidy(() => b.binary('add', b.fill([...lead, R, R], 0, dtype), b.fromArray(eye, [R, R], dtype))));
+    }
+    return { blk, t: acc! };
+  });
+  if (blockTensors.length === 1 && (blocks[0].row ?? 0) === 0 && (blocks[0].col ?? 0) === 0) return blockTensors[0].t;
+  // Block layout: a grid of row bands, each a concat of its blocks (missing blocks are zeros).
+  const rowStarts = [...new Set(blocks.map((x) => x.row ?? 0))].sort((x, y) => x - y);
+  const bands = rowStarts.map((r0, k) => {
+    const height = (rowStarts[k + 1] ?? rows) - r0;
+    const inBand = blockTensors.filter((x) => (x.blk.row ?? 0) === r0).sort((x, y) => (x.blk.col ?? 0) - (y.blk.col ?? 0));
+    const parts: Tensor[] = [];
+    let col = 0;
+    for (const { blk, t } of inBand) {
+      const c0 = blk.col ?? 0;
+      if (c0 > col) parts.push(b.fill([...lead, height, c0 - col], 0, dtype));
+      parts.push(t);
+      col = c0 + t.shape[t.shape.length - 1];
+    }
+    if (col < cols) parts.push(b.fill([...lead, height, cols - col], 0, dtype));
+    const band = parts.length === 1 ? parts[0] : b.concat(parts, -1);
+    if (parts.length > 1) b.dispose(parts);
+    return band;
+  });
+  const out = bands.length === 1 ? bands[0] : b.concat(bands, -2);
+  if (bands.length > 1) b.dispose(bands);
+  return out;
+}
+
+/**
+ * The diagonal counterpart of {@link rowScaledSum} for one block: `Σ_g c_g ⊙ m_g + d`, with each
+ * partial sum freed as soon as the next exists.
+ */
+export function weightedSum(b: ComputeBackend, terms: readonly (readonly [Tensor, Tensor])[], d?: Tensor): Tensor {
+  let acc: Tensor | undefined;
+  for (const [c, m] of terms) {
+    const t = b.binary('mul', c, m);
+    if (!acc) acc = t;
+    else {
+      const next = b.binary('add', acc, t);
+      b.dispose([acc, t]);
+      acc = next;
+    }
+  }
+  if (d) {
+    const next = b.binary('add', acc!, d);
+    b.dispose(acc!);
+    acc = next;
+  }
+  return acc!;
 }

@@ -11,6 +11,7 @@ import {
   ShapeError,
   type Tensor,
   assertPositiveInteger,
+  checkKnownKeys,
   describeValue,
 } from '@pelk/core';
 import { type ForwardFn, checkContext, makeBoundCell } from './bound.js';
@@ -94,18 +95,26 @@ export class CustomCell implements Cell {
     // [N, 2D, D]. Dividing by the actual spacing (x + h) − (x − h) removes rounding of h.
     const finiteDifferences = (x: Tensor, u: Tensor | null, dense: boolean): Tensor => {
       const N = x.shape[0];
-      const hs = b.affine(b.binary('max', b.unary('abs', x), b.fill([1], 1, x.dtype)), h0, 0);
-      const e = b.diagEmbed(hs); // [N, D, D], row j = h_j e_j
-      const xr = b.reshape(x, [N, 1, D]);
-      const plus = b.binary('add', xr, e);
-      const minus = b.binary('sub', xr, e);
-      const spacing = b.binary('sub', b.diagPart(plus), b.diagPart(minus)); // [N, D]
-      const states = b.reshape(b.concat([plus, minus], 1), [N * 2 * D, D]);
-      const inputs = u ? b.reshape(b.binary('add', b.reshape(u, [N, 1, I]), b.fill([1, 2 * D, 1], 0, u.dtype)), [N * 2 * D, I]) : null;
-      const f = b.reshape(call(step, 'step', states, inputs, [N * 2 * D, D]), [N, 2 * D, D]);
-      const diff = b.binary('sub', b.slice(f, 1, 0, D), b.slice(f, 1, D, D)); // [n, j, i] = f_i(x + h_j e_j) − f_i(x − h_j e_j)
-      if (!dense) return b.binary('div', b.diagPart(diff), spacing);
-      const byColumn = b.binary('div', diff, b.reshape(spacing, [N, D, 1])); // [n, j, i] = ∂f_i/∂x_j
+      // Each stage in its own tidy, so its temporaries are freed before the next one allocates.
+      const { states, spacing } = b.tidy(() => {
+        const hs = b.affine(b.binary('max', b.unary('abs', x), b.fill([1], 1, x.dtype)), h0, 0);
+        const e = b.diagEmbed(hs); // [N, D, D], row j = h_j e_j
+        const xr = b.reshape(x, [N, 1, D]);
+        const plus = b.binary('add', xr, e);
+        const minus = b.binary('sub', xr, e);
+        const spacing = b.binary('sub', b.diagPart(plus), b.diagPart(minus)); // [N, D]
+        return { states: b.reshape(b.concat([plus, minus], 1), [N * 2 * D, D]), spacing };
+      });
+      const inputs = u
+        ? b.tidy(() => b.reshape(b.binary('add', b.reshape(u, [N, 1, I]), b.fill([1, 2 * D, 1], 0, u.dtype)), [N * 2 * D, I]))
+        : null;
+      const f = b.tidy(() => b.reshape(call(step, 'step', states, inputs, [N * 2 * D, D]), [N, 2 * D, D]));
+      b.dispose(inputs ? [states, inputs] : [states]);
+      const diff = b.tidy(() => b.binary('sub', b.slice(f, 1, 0, D), b.slice(f, 1, D, D))); // [n, j, i] = f_i(x + h_j e_j) − f_i(x − h_j e_j)
+      b.dispose(f);
+      if (!dense) return b.tidy(() => b.binary('div', b.diagPart(diff), spacing));
+      const byColumn = b.tidy(() => b.binary('div', diff, b.reshape(spacing, [N, D, 1]))); // [n, j, i] = ∂f_i/∂x_j
+      b.dispose(diff);
       return b.transpose(byColumn); // row index first
     };
 
@@ -138,6 +147,9 @@ export class CustomCell implements Cell {
   }
 }
 
+/** The keys of {@link CustomCellOptions}. */
+const CUSTOM_OPTION_KEYS = ['stateSize', 'inputSize', 'step', 'jacobian', 'diagonalJacobian', 'name', 'onWarning'] as const;
+
 /**
  * Builds a cell from a step function written with backend ops, so it runs on every backend.
  * Give `jacobian` (and optionally `diagonalJacobian`) for exact DEER / quasi-DEER linearisations;
@@ -159,6 +171,7 @@ export class CustomCell implements Cell {
  */
 export function customCell(options: CustomCellOptions): CustomCell {
   const o = readObject(options, 'options');
+  checkKnownKeys(o, CUSTOM_OPTION_KEYS, 'options');
   const stateSize = assertPositiveInteger(o.stateSize, 'options.stateSize');
   const inputSize = o.inputSize ?? 0;
   if (typeof inputSize !== 'number' || !Number.isInteger(inputSize) || inputSize < 0) {

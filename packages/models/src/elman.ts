@@ -2,12 +2,29 @@
  * Elman (vanilla) RNN: `h' = act(W_ih x + b_ih + W_hh h + b_hh)`, Jacobian `diag(act'(·)) W_hh`.
  * PyTorch `nn.RNN` (`nonlinearity` 'tanh' | 'relu') and Keras / tfjs-layers `SimpleRNN`.
  */
-import { type BindContext, type BoundCell, type ComputeBackend, InvalidArgumentError, type Tensor, describeValue } from '@pelk/core';
+import {
+  type BindContext,
+  type BoundCell,
+  type ComputeBackend,
+  InvalidArgumentError,
+  type Tensor,
+  checkKnownKeys,
+  describeValue,
+} from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
-import { type HostStep, hostMatVec, scaleRows } from './bound.js';
+import { type HostStep, hostMatVec, scaleRows, storedAs } from './bound.js';
 import { diagonal, fieldName, randomOptions, readObject, transpose, uniform } from './host.js';
 import { type RnnCore, bindRnn, hostProjector, registerCore } from './rnn-core.js';
-import { type SizeHints, type TorchForm, kerasToTorch, readKerasWeights, readTorchWeights } from './rnn-weights.js';
+import {
+  KERAS_WEIGHT_KEYS,
+  RANDOM_KEYS,
+  SIZE_KEYS,
+  type SizeHints,
+  type TorchForm,
+  kerasToTorch,
+  readKerasWeights,
+  readTorchWeights,
+} from './rnn-weights.js';
 import type { ElmanSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
 
 /** Elman parameters in PyTorch layout (`W_ih [H, I]`, `W_hh [H, H]`). */
@@ -64,7 +81,10 @@ function elmanCore(p: ElmanParameters): RnnCore {
     inputSize: I,
     hiddenSize: H,
     stateSize: H,
-    host: () => ({ driveSize: H, project: hostProjector(p.weightIh, bias, H, I), step: elmanHostStep(p) }),
+    host: (dtype) => {
+      const q = storedAs(dtype, p);
+      return { driveSize: H, project: hostProjector(q.weightIh, storedAs(dtype, bias), H, I), step: elmanHostStep(q) };
+    },
     upload(backend, dtype, own, withInput) {
       const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, dtype);
       const keep = withInput ? own : <T extends Tensor>(t: T): T => t;
@@ -125,6 +145,12 @@ export interface KerasElmanConfig extends SizeOptions {
   /** Default `'tanh'`. */
   readonly activation?: ActivationName;
 }
+
+/** @internal Option keys of `elman.torch` (a spec's torch elman cell adds `type`, `convention`, `weights`). */
+export const ELMAN_TORCH_OPTION_KEYS = [...SIZE_KEYS, 'nonlinearity'] as const;
+
+/** @internal Config keys of a Keras SimpleRNN beside its weights (`elman.keras` takes both in one object). */
+export const ELMAN_KERAS_CONFIG_KEYS = [...SIZE_KEYS, 'activation'] as const;
 
 /** @internal */
 export function elmanFromTorch(
@@ -189,7 +215,9 @@ export const elman = {
    * ```
    */
   torch(weights: TorchElmanWeights, options: TorchElmanOptions = {}): ElmanCell {
-    return elmanFromTorch(weights, readObject(options, 'options'), 'weights', 'options');
+    const o = readObject(options, 'options');
+    checkKnownKeys(o, ELMAN_TORCH_OPTION_KEYS, 'options');
+    return elmanFromTorch(weights, o, 'weights', 'options');
   },
 
   /**
@@ -203,6 +231,7 @@ export const elman = {
    */
   keras(config: KerasElmanConfig): ElmanCell {
     const c = readObject(config, 'config');
+    checkKnownKeys(c, [...KERAS_WEIGHT_KEYS, ...ELMAN_KERAS_CONFIG_KEYS], 'config');
     return elmanFromKeras(c, c, '', '');
   },
 
@@ -215,6 +244,7 @@ export const elman = {
    * ```
    */
   random(options: RandomRnnOptions & { readonly nonlinearity?: 'tanh' | 'relu' }): ElmanCell {
+    checkKnownKeys(readObject(options, 'options'), [...RANDOM_KEYS, 'nonlinearity'], 'options');
     const { inputSize: I, hiddenSize: H, next, bound } = randomOptions(options, 'options');
     return elmanFromTorch(
       {

@@ -1,8 +1,8 @@
 import { CpuBackend } from '@pelk/backend-cpu';
-import { NonFiniteError, ShapeError } from '@pelk/core';
+import { InvalidArgumentError, NonFiniteError, ShapeError } from '@pelk/core';
 import { describe, expect, it } from 'vitest';
 import { gru } from './gru.js';
-import { cellContract, randomArray, randomMatrix } from './test-support.js';
+import { cellContract, randomArray, randomMatrix } from '../test/support.js';
 
 const I = 3;
 const H = 5;
@@ -174,5 +174,56 @@ describe('gru validation', () => {
     expect(a).not.toEqual(c);
     const all = (a.weights as { weight_hh_l0: number[][] }).weight_hh_l0.flat();
     expect(Math.max(...all.map(Math.abs))).toBeLessThanOrEqual(0.5);
+  });
+});
+
+/** The InvalidArgumentError `fn` throws; fails when it throws nothing or something else. */
+function thrownBy(fn: () => unknown): InvalidArgumentError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    return e as InvalidArgumentError;
+  }
+  throw new Error('expected an InvalidArgumentError');
+}
+
+describe('gru options: unknown keys are errors', () => {
+  it('torch options and weight names', () => {
+    const w = gru.random({ inputSize: I, hiddenSize: H, seed: 1 }).toSpec().weights as unknown as Record<string, number[][]>;
+    const o = thrownBy(() => gru.torch(w as never, { hiddensize: H } as never));
+    expect(o.code).toBe('INVALID_ARGUMENT');
+    expect(o.field).toBe('options.hiddensize');
+    expect(o.message).toBe(
+      'options.hiddensize: expected only the keys `inputSize`, `hiddenSize`, received an unknown key `hiddensize` (did you mean `hiddenSize`?)',
+    );
+    const l1 = thrownBy(() => gru.torch({ ...w, weight_ih_l1: w.weight_ih_l0 } as never));
+    expect(l1.code).toBe('UNSUPPORTED');
+    expect(l1.field).toBe('weights.weight_ih_l1');
+    expect(l1.received).toMatch(/^`weight_ih_l1`, the weights of layer 2 \(num_layers > 1 is not supported: pelk supports one layer/);
+    const typo = thrownBy(() => gru.torch({ ...w, wieght_hh_l0: w.weight_hh_l0 } as never));
+    expect(typo.code).toBe('INVALID_ARGUMENT');
+    expect(typo.received).toBe('an unknown key `wieght_hh_l0` (did you mean `weight_hh_l0`?)');
+  });
+
+  it('keras configs, flax options and params, random options', () => {
+    const k = thrownBy(() => gru.keras({ ...kerasWeights(1, false), reset_after: true } as never));
+    expect(k.field).toBe('config.reset_after');
+    expect(k.received).toBe('an unknown key `reset_after` (did you mean `resetAfter`?)');
+    expect(k.expected).toBe(
+      'only the keys `kernel`, `recurrentKernel`, `bias`, `inputSize`, `hiddenSize`, `resetAfter`, `activation`, `recurrentActivation`',
+    );
+    const f = thrownBy(() => gru.flax(flaxParams(1), { gateFn: 'sigmoid' } as never));
+    expect(f.field).toBe('options.gateFn');
+    expect(f.received).toBe('an unknown key `gateFn`');
+    const p = flaxParams(1);
+    const extra = thrownBy(() => gru.flax({ ...p, hn: { ...p.hn, scale: [1] } } as never));
+    expect(extra.field).toBe('params.hn.scale');
+    const wrapped = thrownBy(() => gru.flax({ params: p, batch_stats: {} } as never));
+    expect(wrapped.field).toBe('params.batch_stats');
+    expect(() => gru.flax({ params: p })).not.toThrow();
+    const r = thrownBy(() => gru.random({ inputSize: I, hiddenSize: H, scal: 0.1 } as never));
+    expect(r.field).toBe('options.scal');
+    expect(r.received).toMatch(/did you mean `scale`\?/);
   });
 });

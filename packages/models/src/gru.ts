@@ -16,10 +16,11 @@ import {
   type ComputeBackend,
   InvalidArgumentError,
   type Tensor,
+  checkKnownKeys,
   describeValue,
 } from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
-import { type HostStep, hostMatVec, scaleCols, scaleRows, sum } from './bound.js';
+import { type HostStep, hostMatVec, rowScaledSum, scaleCols, scaleRows, storedAs, sum, weightedSum } from './bound.js';
 import {
   concatArrays,
   diagonal,
@@ -34,7 +35,16 @@ import {
   uniform,
 } from './host.js';
 import { type RnnCore, bindRnn, hostProjector, registerCore } from './rnn-core.js';
-import { type SizeHints, kerasToTorch, readKerasWeights, readTorchWeights, sizesFrom } from './rnn-weights.js';
+import {
+  KERAS_WEIGHT_KEYS,
+  RANDOM_KEYS,
+  SIZE_KEYS,
+  type SizeHints,
+  kerasToTorch,
+  readKerasWeights,
+  readTorchWeights,
+  sizesFrom,
+} from './rnn-weights.js';
 import type { FlaxGruWeightsSpec, GruSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
 
 /** GRU parameters in PyTorch layout (gate order r, z, n). */
@@ -126,7 +136,10 @@ function gruCore(p: GruParameters): RnnCore {
     inputSize: I,
     hiddenSize: H,
     stateSize: H,
-    host: () => ({ driveSize: 3 * H, project: hostProjector(p.weightIh, projBias, 3 * H, I), step: gruHostStep(p) }),
+    host: (dtype) => {
+      const q = storedAs(dtype, p);
+      return { driveSize: 3 * H, project: hostProjector(q.weightIh, storedAs(dtype, projBias), 3 * H, I), step: gruHostStep(q) };
+    },
     upload(backend, dtype, own, withInput) {
       const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, dtype);
       const keep = withInput ? own : <T extends Tensor>(t: T): T => t;
@@ -163,55 +176,83 @@ function gruCore(p: GruParameters): RnnCore {
       return {
         project: (x) => b.binary('add', b.matmul(x, wIhT), bIh),
         forward(h, xp, want, wantInput = false) {
-          const xRZ = b.slice(xp, -1, 0, 2 * H);
-          const xN = b.slice(xp, -1, 2 * H, H);
+          // Temporaries are freed as soon as they are dead (nested tidies and explicit disposes), so
+          // the peak of a linearisation over [B, T] is a handful of [B, T, H] tensors plus the Jacobian.
+          const free = (...ts: (Tensor | null | undefined)[]): void => {
+            for (const t of ts) if (t && t !== h && t !== xp) b.dispose(t);
+          };
           const rec = b.matmul(h, recT);
-          const aRZ = b.binary('add', xRZ, b.slice(rec, -1, 0, 2 * H));
+          const aRZ = b.tidy(() => b.binary('add', b.slice(xp, -1, 0, 2 * H), b.slice(rec, -1, 0, 2 * H)));
+          // resetAfter: hN = W_hn h + b_hn, multiplied by r; else r multiplies h before W_hn.
+          const hN = resetAfter ? b.tidy(() => b.binary('add', b.slice(rec, -1, 2 * H, H), bHn!)) : null;
+          free(rec);
           const rz = ra.forward(b, aRZ);
+          const dRZ = want === 'value' ? null : b.tidy(() => ra.derivative(b, aRZ, rz));
           const r = b.slice(rz, -1, 0, H);
           const z = b.slice(rz, -1, H, H);
-          // resetAfter: hN = W_hn h + b_hn, multiplied by r; else r multiplies h before W_hn.
-          const hN = resetAfter ? b.binary('add', b.slice(rec, -1, 2 * H, H), bHn!) : null;
-          const aN = b.binary('add', xN, hN ? b.binary('mul', r, hN) : b.matmul(b.binary('mul', r, h), wnT!));
+          free(aRZ, rz);
+          const aN = b.tidy(() => b.binary('add', b.slice(xp, -1, 2 * H, H), hN ? b.binary('mul', r, hN) : b.matmul(b.binary('mul', r, h), wnT!)));
           const n = act.forward(b, aN);
+          const dAct = want === 'value' ? null : b.tidy(() => act.derivative(b, aN, n));
+          if (aN !== n) free(aN);
           const hMinusN = b.binary('sub', h, n);
-          const value = b.binary('add', n, b.binary('mul', z, hMinusN));
+          const value = b.tidy(() => b.binary('add', n, b.binary('mul', z, hMinusN)));
+          free(n);
           if (want === 'value') return { value };
 
-          const dRZ = ra.derivative(b, aRZ, rz);
-          const dr = b.slice(dRZ, -1, 0, H);
-          const dz = b.slice(dRZ, -1, H, H);
-          const gN = b.binary('mul', b.affine(z, -1, 1), act.derivative(b, aN, n)); // ∂h'/∂aN = (1 − z) act'
+          const dr = b.slice(dRZ!, -1, 0, H);
+          const dz = b.slice(dRZ!, -1, H, H);
+          free(dRZ);
+          const gN = b.tidy(() => b.binary('mul', b.affine(z, -1, 1), dAct!)); // ∂h'/∂aN = (1 − z) act'
+          free(dAct);
           const cZ = b.binary('mul', hMinusN, dz); // ∂h'/∂aZ = (h − n) ra'
+          free(hMinusN, dz);
           const withX = wantInput && wI !== null;
+          const lead = h.shape.slice(0, -1);
           if (hN) {
             // ∂h'/∂aR = c_r (diagonal); J = diag(c_n) W_hn + diag(c_r) W_hr + diag(c_z) W_hz + diag(z),
             // ∂h'/∂x = diag(c_r) W_ir + diag(c_z) W_iz + diag(g_n) W_in.
             const cN = b.binary('mul', gN, r);
-            const cR = b.binary('mul', b.binary('mul', gN, hN), dr);
+            const cR = b.tidy(() => b.binary('mul', b.binary('mul', gN, hN), dr));
+            free(r, hN, dr);
             const jacobian =
               want === 'dense'
-                ? sum(b, scaleRows(b, cN, mN), scaleRows(b, cR, mR), scaleRows(b, cZ, mZ), b.diagEmbed(z))
-                : sum(b, b.binary('mul', cN, dN), b.binary('mul', cR, dR), b.binary('mul', cZ, dZ), z);
+                ? rowScaledSum(b, lead, H, H, [{ terms: [[cN, mN], [cR, mR], [cZ, mZ]], diag: z }], z.dtype)
+                : weightedSum(b, [[cN, dN], [cR, dR], [cZ, dZ]], z);
+            free(cN, z);
             if (!withX) return { value, jacobian };
-            const inputJacobian = sum(b, scaleRows(b, cR, wI[0]), scaleRows(b, cZ, wI[1]), scaleRows(b, gN, wI[2]));
+            const inputJacobian = b.tidy(() => sum(b, scaleRows(b, cR, wI[0]), scaleRows(b, cZ, wI[1]), scaleRows(b, gN, wI[2])));
             return { value, jacobian, inputJacobian };
           }
           // ∂aN/∂aR = W_hn diag(q) with q = h ⊙ ra'(r-gate), so ∂aN/∂h = W_hn diag(r) + W_hn diag(q) W_hr;
           // J = diag(z) + diag(c_z) W_hz + diag(g_n) ∂aN/∂h, and
           // ∂h'/∂x = diag(c_z) W_iz + diag(g_n) (W_in + W_hn diag(q) W_ir).
           const q = b.binary('mul', h, dr);
+          free(dr);
           let jacobian: Tensor;
           if (want === 'dense') {
-            const inner = b.binary('add', scaleCols(b, mN, r), b.matmul(scaleCols(b, mN, q), mR));
-            jacobian = sum(b, scaleRows(b, gN, inner), scaleRows(b, cZ, mZ), b.diagEmbed(z));
+            const inner = b.tidy(() => {
+              const viaQ = b.tidy(() => b.matmul(scaleCols(b, mN, q), mR));
+              const viaR = scaleCols(b, mN, r);
+              const t = b.binary('add', viaR, viaQ);
+              free(viaQ, viaR);
+              return t;
+            });
+            const scaled = b.tidy(() => scaleRows(b, gN, inner));
+            free(inner);
+            const rest = rowScaledSum(b, lead, H, H, [{ terms: [[cZ, mZ]], diag: z }], z.dtype);
+            jacobian = b.binary('add', scaled, rest);
+            free(scaled, rest);
           } else {
-            const innerDiag = b.binary('add', b.binary('mul', dN, r), b.matmul(q, eT!));
-            jacobian = sum(b, b.binary('mul', gN, innerDiag), b.binary('mul', cZ, dZ), z);
+            const innerDiag = b.tidy(() => b.binary('add', b.binary('mul', dN, r), b.matmul(q, eT!)));
+            jacobian = weightedSum(b, [[gN, innerDiag], [cZ, dZ]], z);
+            free(innerDiag);
           }
           if (!withX) return { value, jacobian };
-          const viaR = b.binary('add', wI[2], b.matmul(scaleCols(b, mN, q), wI[0]));
-          const inputJacobian = b.binary('add', scaleRows(b, cZ, wI[1]), scaleRows(b, gN, viaR));
+          const inputJacobian = b.tidy(() => {
+            const viaR = b.binary('add', wI[2], b.matmul(scaleCols(b, mN, q), wI[0]));
+            return b.binary('add', scaleRows(b, cZ, wI[1]), scaleRows(b, gN, viaR));
+          });
           return { value, jacobian, inputJacobian };
         },
       };
@@ -318,12 +359,18 @@ export function gruFromTorch(weights: unknown, hints: SizeHints, prefix: string,
 export function gruFromFlax(params: unknown, options: Record<string, unknown>, prefix: string, hintField: string): GruCell {
   let p = readObject(params, prefix);
   if (p.params !== undefined && p.ir === undefined) {
+    checkKnownKeys(p, ['params'], prefix);
     prefix = fieldName(prefix, 'params');
     p = readObject(p.params, prefix);
   }
+  checkKnownKeys(p, FLAX_GRU_NAMES, prefix);
   const act = activation(options.activation ?? 'tanh', fieldName(hintField, 'activation')).name;
   const ra = activation(options.recurrentActivation ?? 'sigmoid', fieldName(hintField, 'recurrentActivation')).name;
-  const dense = (name: string): Record<string, unknown> => readObject(p[name], fieldName(prefix, name));
+  const dense = (name: string): Record<string, unknown> => {
+    const d = readObject(p[name], fieldName(prefix, name));
+    checkKnownKeys(d, FLAX_DENSE_KEYS, fieldName(prefix, name));
+    return d;
+  };
   const irField = fieldName(prefix, 'ir.kernel');
   const { inputSize: I, hiddenSize: H } = sizesFrom(
     parseArray(dense('ir').kernel, irField),
@@ -376,6 +423,13 @@ export function gruFromFlax(params: unknown, options: Record<string, unknown>, p
 }
 
 const FLAX_GRU_NAMES = ['ir', 'iz', 'in', 'hr', 'hz', 'hn'] as const;
+const FLAX_DENSE_KEYS = ['kernel', 'bias'] as const;
+
+/** @internal Option keys of `gru.flax` (a spec's flax cell adds `type`, `convention`, `weights`). */
+export const GRU_FLAX_OPTION_KEYS = [...SIZE_KEYS, 'activation', 'recurrentActivation'] as const;
+
+/** @internal Config keys of a Keras GRU beside its weights (`gru.keras` takes both in one object). */
+export const GRU_KERAS_CONFIG_KEYS = [...SIZE_KEYS, 'resetAfter', 'activation', 'recurrentActivation'] as const;
 
 /** Input width of a flax GRU Dense layer: `I` for the input-side ones, `H` for the hidden-side. */
 function fanIn(name: string, I: number, H: number): number {
@@ -441,7 +495,9 @@ export const gru = {
    * ```
    */
   torch(weights: TorchGruWeights, options: SizeOptions = {}): GruCell {
-    return gruFromTorch(weights, options, 'weights', 'options');
+    const o = readObject(options, 'options');
+    checkKnownKeys(o, SIZE_KEYS, 'options');
+    return gruFromTorch(weights, o, 'weights', 'options');
   },
 
   /**
@@ -457,7 +513,9 @@ export const gru = {
    * ```
    */
   flax(params: FlaxGruParams | { readonly params: FlaxGruParams }, options: FlaxGruOptions = {}): GruCell {
-    return gruFromFlax(params, readObject(options, 'options'), 'params', 'options');
+    const o = readObject(options, 'options');
+    checkKnownKeys(o, GRU_FLAX_OPTION_KEYS, 'options');
+    return gruFromFlax(params, o, 'params', 'options');
   },
 
   /**
@@ -473,6 +531,7 @@ export const gru = {
    */
   keras(config: KerasGruConfig): GruCell {
     const c = readObject(config, 'config');
+    checkKnownKeys(c, [...KERAS_WEIGHT_KEYS, ...GRU_KERAS_CONFIG_KEYS], 'config');
     return gruFromKeras(c, c, '', '');
   },
 
@@ -485,6 +544,7 @@ export const gru = {
    * ```
    */
   random(options: RandomRnnOptions): GruCell {
+    checkKnownKeys(readObject(options, 'options'), RANDOM_KEYS, 'options');
     const { inputSize: I, hiddenSize: H, next, bound } = randomOptions(options, 'options');
     const w = {
       weight_ih_l0: { data: uniform(next, 3 * H * I, bound), shape: [3 * H, I] },

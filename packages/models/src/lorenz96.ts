@@ -11,9 +11,10 @@ import {
   type Tensor,
   assertPositiveInteger,
   assertPositiveNumber,
+  checkKnownKeys,
   describeValue,
 } from '@pelk/core';
-import { type ForwardFn, checkContext, makeBoundCell, scaleRows, sum, uploadOwned } from './bound.js';
+import { type ForwardFn, checkContext, makeBoundCell, rowScaledSum, sum, uploadOwned } from './bound.js';
 import { readObject } from './host.js';
 import type { Lorenz96Spec, ModelCell } from './types.js';
 
@@ -74,7 +75,6 @@ export class Lorenz96Cell implements ModelCell {
     let q!: Tensor; // P₊₁ − P₋₂: multiplies diag(x_{i−1})
     let pm1!: Tensor; // P₋₁: multiplies diag(x_{i+1} − x_{i−2})
     let eye!: Tensor;
-    let negEye!: Tensor;
     const owned = uploadOwned(backend, (own) => {
       const qh = new Float64Array(D * D);
       addShift(qh, D, 1, 1);
@@ -86,49 +86,82 @@ export class Lorenz96Cell implements ModelCell {
       q = own(b.fromArray(qh, [D, D], context.dtype));
       pm1 = own(b.fromArray(ph, [D, D], context.dtype));
       eye = own(b.fromArray(ih, [D, D], context.dtype));
-      negEye = own(b.affine(eye, -1, 0));
     });
 
     // roll(x, s)[i] = x[i − s]: x_{i+1} = roll(x, −1), x_{i−1} = roll(x, 1), x_{i−2} = roll(x, 2).
-    const field = (x: Tensor): { f: Tensor; diff: Tensor; xm1: Tensor } => {
-      const xm1 = b.roll(x, 1);
-      const diff = b.binary('sub', b.roll(x, -1), b.roll(x, 2));
-      const f = b.affine(b.binary('sub', b.binary('mul', diff, xm1), x), 1, F);
-      return { f, diff, xm1 };
+    type Field = { f: Tensor; diff: Tensor; xm1: Tensor };
+    const field = (x: Tensor): Field =>
+      b.tidy(() => {
+        const xm1 = b.roll(x, 1);
+        const diff = b.binary('sub', b.roll(x, -1), b.roll(x, 2));
+        const f = b.affine(b.binary('sub', b.binary('mul', diff, xm1), x), 1, F);
+        return { f, diff, xm1 };
+      });
+    // Jf(x) = diag(x_{i−1})(P₊₁ − P₋₂) + diag(x_{i+1} − x_{i−2}) P₋₁ − I, in one tensor where the backend allows.
+    const fieldJacobian = (v: Field): Tensor => {
+      const j = rowScaledSum(b, v.xm1.shape.slice(0, -1), D, D, [{ terms: [[v.xm1, q], [v.diff, pm1]], diagConstant: -1 }], v.xm1.dtype);
+      b.dispose([v.diff, v.xm1]);
+      return j;
     };
-    // Jf(x) = diag(x_{i−1})(P₊₁ − P₋₂) + diag(x_{i+1} − x_{i−2}) P₋₁ − I
-    const fieldJacobian = (v: { diff: Tensor; xm1: Tensor }): Tensor =>
-      sum(b, scaleRows(b, v.xm1, q), scaleRows(b, v.diff, pm1), negEye);
     // I + a·K
-    const eyePlus = (k: Tensor, a: number): Tensor => b.binary('add', eye, b.affine(k, a, 0));
-    const axpy = (x: Tensor, a: number, y: Tensor): Tensor => b.binary('add', x, b.affine(y, a, 0));
+    const eyePlus = (k: Tensor, a: number): Tensor => b.tidy(() => b.binary('add', eye, b.affine(k, a, 0)));
+    const axpy = (x: Tensor, a: number, y: Tensor): Tensor => b.tidy(() => b.binary('add', x, b.affine(y, a, 0)));
+    // Temporaries are freed as soon as they are dead: at most four [.., D, D] tensors live at once.
+    const stage = (x: Tensor, a: number, y: Tensor): Field => {
+      const xa = axpy(x, a, y);
+      const out = field(xa);
+      b.dispose(xa);
+      return out;
+    };
+    const finish = (value: Tensor, dense: Tensor, want: 'dense' | 'diagonal'): { value: Tensor; jacobian: Tensor } => {
+      if (want === 'dense') return { value, jacobian: dense };
+      // D is small for this cell, so the diagonal is read off the dense Jacobian (no closed form
+      // through four RK4 stages that avoids the D×D products).
+      const diag = b.diagPart(dense);
+      b.dispose(dense);
+      return { value, jacobian: diag };
+    };
 
     const forward: ForwardFn = (x, _drive, want) => {
-      const jac = want !== 'value';
       const s1 = field(x);
       if (this.integrator === 'euler') {
         const value = axpy(x, h, s1.f);
-        if (!jac) return { value };
-        const dense = eyePlus(fieldJacobian(s1), h);
-        // D is small for this cell, so the diagonal is read off the dense Jacobian.
-        return { value, jacobian: want === 'dense' ? dense : b.diagPart(dense) };
+        if (want === 'value') return { value };
+        const jf = fieldJacobian(s1);
+        const dense = eyePlus(jf, h);
+        b.dispose(jf);
+        return finish(value, dense, want);
       }
-      const s2 = field(axpy(x, h / 2, s1.f));
-      const s3 = field(axpy(x, h / 2, s2.f));
-      const s4 = field(axpy(x, h, s3.f));
-      const incr = sum(b, s1.f, b.affine(s2.f, 2, 0), b.affine(s3.f, 2, 0), s4.f);
-      const value = axpy(x, h / 6, incr);
-      if (!jac) return { value };
+      const s2 = stage(x, h / 2, s1.f);
+      const s3 = stage(x, h / 2, s2.f);
+      const s4 = stage(x, h, s3.f);
+      const value = b.tidy(() => axpy(x, h / 6, sum(b, s1.f, b.affine(s2.f, 2, 0), b.affine(s3.f, 2, 0), s4.f)));
+      b.dispose([s1.f, s2.f, s3.f, s4.f]);
+      if (want === 'value') return { value };
       // Chain rule through the stages: K_1 = Jf(x), K_2 = Jf(x_2)(I + h/2 K_1), K_3 = Jf(x_3)(I + h/2 K_2),
-      // K_4 = Jf(x_4)(I + h K_3); J = I + h/6 (K_1 + 2K_2 + 2K_3 + K_4).
+      // K_4 = Jf(x_4)(I + h K_3); J = I + h/6 (K_1 + 2K_2 + 2K_3 + K_4), accumulated as it goes.
+      const next = (k: Tensor, a: number, s: Field): Tensor => {
+        const e = eyePlus(k, a);
+        const jf = fieldJacobian(s);
+        const out = b.matmul(jf, e);
+        b.dispose([e, jf]);
+        return out;
+      };
       const k1 = fieldJacobian(s1);
-      const k2 = b.matmul(fieldJacobian(s2), eyePlus(k1, h / 2));
-      const k3 = b.matmul(fieldJacobian(s3), eyePlus(k2, h / 2));
-      const k4 = b.matmul(fieldJacobian(s4), eyePlus(k3, h));
-      const dense = eyePlus(sum(b, k1, b.affine(k2, 2, 0), b.affine(k3, 2, 0), k4), h / 6);
-      // D is small for this cell, so the diagonal is read off the dense Jacobian (no closed form
-      // through four RK4 stages that avoids the D×D products).
-      return { value, jacobian: want === 'dense' ? dense : b.diagPart(dense) };
+      const k2 = next(k1, h / 2, s2);
+      let acc = axpy(k1, 2, k2);
+      b.dispose(k1);
+      const k3 = next(k2, h / 2, s3);
+      b.dispose(k2);
+      const acc2 = axpy(acc, 2, k3);
+      b.dispose(acc);
+      const k4 = next(k3, h, s4);
+      b.dispose(k3);
+      acc = b.binary('add', acc2, k4);
+      b.dispose([acc2, k4]);
+      const dense = eyePlus(acc, h / 6);
+      b.dispose(acc);
+      return finish(value, dense, want);
     };
     return makeBoundCell({ backend, kind: this.kind, stateSize: D, context, drive: null, owned, forward });
   }
@@ -147,8 +180,12 @@ export class Lorenz96Cell implements ModelCell {
  * ```
  */
 export function lorenz96(options: Lorenz96Options): Lorenz96Cell {
+  checkKnownKeys(readObject(options, 'options'), LORENZ96_OPTION_KEYS, 'options');
   return lorenz96FromObject(options, 'options');
 }
+
+/** @internal Option keys of {@link lorenz96} (a spec's lorenz96 cell adds `type`). */
+export const LORENZ96_OPTION_KEYS = ['dimension', 'forcing', 'dt', 'integrator'] as const;
 
 /** @internal Validates a Lorenz-96 description (factory options or a spec `cell`). */
 export function lorenz96FromObject(value: unknown, field: string): Lorenz96Cell {

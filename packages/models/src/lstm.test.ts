@@ -1,8 +1,8 @@
-import { NonFiniteError, ShapeError } from '@pelk/core';
+import { InvalidArgumentError, NonFiniteError, ShapeError } from '@pelk/core';
 import { describe, expect, it } from 'vitest';
 import { lstm } from './lstm.js';
 import type { TorchWeightsSpec } from './types.js';
-import { cellContract, randomArray, randomMatrix } from './test-support.js';
+import { cellContract, randomArray, randomMatrix } from '../test/support.js';
 
 const I = 3;
 const H = 4;
@@ -45,5 +45,39 @@ describe('lstm factories', () => {
     expect(() => lstm.torch({ ...w, weight_ih_l0: bad })).toThrow(NonFiniteError);
     expect(() => lstm.keras({ ...kerasWeights(1), bias: [[1]] })).toThrow(/bias: expected shape \[16\]/);
     expect(() => lstm.keras({ ...kerasWeights(1), recurrentActivation: 'softsign' as never })).toThrow(/recurrentActivation/);
+  });
+});
+
+/** The InvalidArgumentError `fn` throws; fails when it throws nothing or something else. */
+function thrownBy(fn: () => unknown): InvalidArgumentError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    return e as InvalidArgumentError;
+  }
+  throw new Error('expected an InvalidArgumentError');
+}
+
+describe('lstm options: unknown keys are errors', () => {
+  it('torch options, random options, keras configs and weight names', () => {
+    const w = lstm.random({ inputSize: 3, hiddenSize: 2, seed: 1 }).toSpec().weights as TorchWeightsSpec;
+    const o = thrownBy(() => lstm.torch(w, { hidden_size: 2 } as never));
+    expect(o.field).toBe('options.hidden_size');
+    expect(o.expected).toBe('only the keys `inputSize`, `hiddenSize`');
+    expect(o.received).toBe('an unknown key `hidden_size` (did you mean `hiddenSize`?)');
+    const r = thrownBy(() => lstm.random({ inputSize: 3, hiddenSize: 2, sead: 1 } as never));
+    expect(r.field).toBe('options.sead');
+    expect(r.received).toBe('an unknown key `sead` (did you mean `seed`?)');
+    const k = thrownBy(() => lstm.keras({ ...kerasWeights(1), recurrent_activation: 'sigmoid' } as never));
+    expect(k.field).toBe('config.recurrent_activation');
+    expect(k.received).toMatch(/did you mean `recurrentActivation`\?/);
+    const p = thrownBy(() => lstm.torch({ ...w, weight_hr_l0: [[0]] } as never));
+    expect(p.code).toBe('UNSUPPORTED');
+    expect(p.field).toBe('weights.weight_hr_l0');
+    expect(p.received).toMatch(/LSTM projection \(proj_size > 0 is not supported\)/);
+    const l2 = thrownBy(() => lstm.torch({ ...w, bias_ih_l2: w.bias_ih_l0 } as never));
+    expect(l2.code).toBe('UNSUPPORTED');
+    expect(l2.received).toMatch(/layer 3 .*pelk supports one layer/);
   });
 });

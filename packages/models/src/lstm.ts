@@ -9,12 +9,21 @@
  * PyTorch: `ra` = sigmoid, `act` = tanh. Keras / tfjs-layers: configurable (tfjs default
  * `recurrentActivation: 'hardSigmoid'`).
  */
-import type { BindContext, BoundCell, ComputeBackend, Tensor } from '@pelk/core';
+import { type BindContext, type BoundCell, type ComputeBackend, type Tensor, checkKnownKeys } from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
-import { type HostStep, hostMatVec, scaleRows, sum } from './bound.js';
+import { type HostStep, hostMatVec, rowScaledSum, scaleRows, storedAs, sum, weightedSum } from './bound.js';
 import { diagonal, fieldName, randomOptions, readObject, rows, transpose, uniform } from './host.js';
 import { type RnnCore, bindRnn, hostProjector, registerCore } from './rnn-core.js';
-import { type SizeHints, type TorchForm, kerasToTorch, readKerasWeights, readTorchWeights } from './rnn-weights.js';
+import {
+  KERAS_WEIGHT_KEYS,
+  RANDOM_KEYS,
+  SIZE_KEYS,
+  type SizeHints,
+  type TorchForm,
+  kerasToTorch,
+  readKerasWeights,
+  readTorchWeights,
+} from './rnn-weights.js';
 import type { LstmSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
 
 /** LSTM parameters in PyTorch layout (gate order i, f, g, o; `W_ih [4H, I]`, `W_hh [4H, H]`). */
@@ -79,7 +88,10 @@ function lstmCore(p: LstmParameters): RnnCore {
     inputSize: I,
     hiddenSize: H,
     stateSize: 2 * H,
-    host: () => ({ driveSize: G, project: hostProjector(p.weightIh, bias, G, I), step: lstmHostStep(p) }),
+    host: (dtype) => {
+      const q = storedAs(dtype, p);
+      return { driveSize: G, project: hostProjector(q.weightIh, storedAs(dtype, bias), G, I), step: lstmHostStep(q) };
+    },
     upload(backend, dtype, own, withInput) {
       const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, dtype);
       const keep = withInput ? own : <T extends Tensor>(t: T): T => t;
@@ -100,47 +112,75 @@ function lstmCore(p: LstmParameters): RnnCore {
       return {
         project: (x) => b.binary('add', b.matmul(x, wIhT), bIh),
         forward(s, xp, want, wantInput = false) {
-          const h = b.slice(s, -1, 0, H);
+          // Temporaries are freed as soon as they are dead (nested tidies and explicit disposes).
+          const free = (...ts: (Tensor | null | undefined)[]): void => {
+            for (const t of ts) if (t && t !== s && t !== xp) b.dispose(t);
+          };
           const c = b.slice(s, -1, H, H);
-          const pre = b.binary('add', xp, b.matmul(h, whhT));
+          const pre = b.tidy(() => b.binary('add', xp, b.matmul(b.slice(s, -1, 0, H), whhT)));
           const aIF = b.slice(pre, -1, 0, 2 * H);
           const aG = b.slice(pre, -1, 2 * H, H);
           const aO = b.slice(pre, -1, 3 * H, H);
+          free(pre);
+          const jac = want !== 'value';
           const iF = ra.forward(b, aIF);
+          const dIF = jac ? b.tidy(() => ra.derivative(b, aIF, iF)) : null;
           const i = b.slice(iF, -1, 0, H);
           const f = b.slice(iF, -1, H, H);
+          free(aIF, iF);
           const g = act.forward(b, aG);
+          const dG = jac ? b.tidy(() => act.derivative(b, aG, g)) : null;
+          if (g !== aG) free(aG);
           const o = ra.forward(b, aO);
-          const c2 = b.binary('add', b.binary('mul', f, c), b.binary('mul', i, g));
+          const dO = jac ? b.tidy(() => ra.derivative(b, aO, o)) : null;
+          if (o !== aO) free(aO);
+          const c2 = b.tidy(() => b.binary('add', b.binary('mul', f, c), b.binary('mul', i, g)));
           const tc = act.forward(b, c2);
-          const value = b.concat([b.binary('mul', o, tc), c2], -1);
-          if (want === 'value') return { value };
+          const value = b.tidy(() => b.concat([b.binary('mul', o, tc), c2], -1));
+          if (!jac) return { value };
 
-          const dIF = ra.derivative(b, aIF, iF);
-          const ci = b.binary('mul', g, b.slice(dIF, -1, 0, H)); // ∂c'/∂a_i
-          const cf = b.binary('mul', c, b.slice(dIF, -1, H, H)); // ∂c'/∂a_f
-          const cg = b.binary('mul', i, act.derivative(b, aG, g)); // ∂c'/∂a_g
-          const co = b.binary('mul', tc, ra.derivative(b, aO, o)); // ∂h'/∂a_o
-          const u = b.binary('mul', o, act.derivative(b, c2, tc)); // ∂h'/∂c'
+          const ci = b.tidy(() => b.binary('mul', g, b.slice(dIF!, -1, 0, H))); // ∂c'/∂a_i
+          const cf = b.tidy(() => b.binary('mul', c, b.slice(dIF!, -1, H, H))); // ∂c'/∂a_f
+          free(dIF, g, c);
+          const cg = b.binary('mul', i, dG!); // ∂c'/∂a_g
+          const co = b.binary('mul', tc, dO!); // ∂h'/∂a_o
+          free(i, dG, dO);
+          const u = b.tidy(() => b.binary('mul', o, act.derivative(b, c2, tc))); // ∂h'/∂c'
+          free(o, tc, c2);
           let jacobian: Tensor;
           if (want === 'dense') {
-            // ∂c'/∂h = Σ diag(c_k) W_hk;  ∂h'/∂h = diag(u) ∂c'/∂h + diag(c_o) W_ho;
+            // ∂c'/∂h = Σ diag(c_k) W_hk;  ∂h'/∂h = diag(u) ∂c'/∂h + diag(c_o) W_ho = Σ diag(u c_k) W_hk + diag(c_o) W_ho;
             // ∂h'/∂c = diag(u ⊙ f);  ∂c'/∂c = diag(f).
-            const jch = sum(b, scaleRows(b, ci, m[0]), scaleRows(b, cf, m[1]), scaleRows(b, cg, m[2]));
-            const jhh = b.binary('add', scaleRows(b, u, jch), scaleRows(b, co, m[3]));
-            const top = b.concat([jhh, b.diagEmbed(b.binary('mul', u, f))], -1);
-            const bottom = b.concat([jch, b.diagEmbed(f)], -1);
-            jacobian = b.concat([top, bottom], -2);
+            const [ui, uf, ug, ufc] = [ci, cf, cg, f].map((x) => b.binary('mul', u, x));
+            jacobian = rowScaledSum(
+              b,
+              s.shape.slice(0, -1),
+              2 * H,
+              2 * H,
+              [
+                { terms: [[ui, m[0]], [uf, m[1]], [ug, m[2]], [co, m[3]]] },
+                { col: H, terms: [], diag: ufc },
+                { row: H, terms: [[ci, m[0]], [cf, m[1]], [cg, m[2]]] },
+                { row: H, col: H, terms: [], diag: f },
+              ],
+              s.dtype,
+            );
+            free(ui, uf, ug, ufc);
           } else {
-            const dch = sum(b, b.binary('mul', ci, d[0]), b.binary('mul', cf, d[1]), b.binary('mul', cg, d[2]));
-            const dhh = b.binary('add', b.binary('mul', u, dch), b.binary('mul', co, d[3]));
+            const dch = weightedSum(b, [[ci, d[0]], [cf, d[1]], [cg, d[2]]]);
+            const dhh = b.tidy(() => b.binary('add', b.binary('mul', u, dch), b.binary('mul', co, d[3])));
+            free(dch);
             jacobian = b.concat([dhh, f], -1);
+            free(dhh);
           }
           if (!wantInput || wI === null) return { value, jacobian };
           // The same chain with the input weights: ∂c'/∂x = Σ diag(c_k) W_ik, ∂h'/∂x = diag(u) ∂c'/∂x + diag(c_o) W_io.
-          const jcx = sum(b, scaleRows(b, ci, wI[0]), scaleRows(b, cf, wI[1]), scaleRows(b, cg, wI[2]));
-          const jhx = b.binary('add', scaleRows(b, u, jcx), scaleRows(b, co, wI[3]));
-          return { value, jacobian, inputJacobian: b.concat([jhx, jcx], -2) };
+          const inputJacobian = b.tidy(() => {
+            const jcx = sum(b, scaleRows(b, ci, wI[0]), scaleRows(b, cf, wI[1]), scaleRows(b, cg, wI[2]));
+            const jhx = b.binary('add', scaleRows(b, u, jcx), scaleRows(b, co, wI[3]));
+            return b.concat([jhx, jcx], -2);
+          });
+          return { value, jacobian, inputJacobian };
         },
       };
     },
@@ -204,6 +244,9 @@ export function lstmFromTorch(weights: unknown, hints: SizeHints, prefix: string
   }));
 }
 
+/** @internal Config keys of a Keras LSTM beside its weights (`lstm.keras` takes both in one object). */
+export const LSTM_KERAS_CONFIG_KEYS = [...SIZE_KEYS, 'activation', 'recurrentActivation'] as const;
+
 /** @internal */
 export function lstmFromKeras(
   weights: Record<string, unknown>,
@@ -246,7 +289,9 @@ export const lstm = {
    * ```
    */
   torch(weights: TorchLstmWeights, options: SizeOptions = {}): LstmCell {
-    return lstmFromTorch(weights, options, 'weights', 'options');
+    const o = readObject(options, 'options');
+    checkKnownKeys(o, SIZE_KEYS, 'options');
+    return lstmFromTorch(weights, o, 'weights', 'options');
   },
 
   /**
@@ -261,6 +306,7 @@ export const lstm = {
    */
   keras(config: KerasLstmConfig): LstmCell {
     const c = readObject(config, 'config');
+    checkKnownKeys(c, [...KERAS_WEIGHT_KEYS, ...LSTM_KERAS_CONFIG_KEYS], 'config');
     return lstmFromKeras(c, c, '', '');
   },
 
@@ -273,6 +319,7 @@ export const lstm = {
    * ```
    */
   random(options: RandomRnnOptions): LstmCell {
+    checkKnownKeys(readObject(options, 'options'), RANDOM_KEYS, 'options');
     const { inputSize: I, hiddenSize: H, next, bound } = randomOptions(options, 'options');
     return lstmFromTorch(
       {

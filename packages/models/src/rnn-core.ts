@@ -57,8 +57,12 @@ export interface RnnCore {
    * input-weight blocks the input Jacobian needs.
    */
   upload(backend: ComputeBackend, dtype: DType, own: <T extends Tensor>(t: T) => T, withInput: boolean): RnnKernel;
-  /** A host kernel (fused sequential path), when the cell has one. */
-  host?(): HostRnn;
+  /**
+   * A host kernel (fused sequential path), when the cell has one. It computes with the parameters
+   * as `dtype` stores them (float32-rounded for float32), so it evaluates the same function as the
+   * backend's ops.
+   */
+  host?(dtype: DType): HostRnn;
 }
 
 const CORES = new WeakMap<object, RnnCore>();
@@ -93,7 +97,7 @@ export function bindRnn(core: RnnCore, backend: ComputeBackend, context: BindCon
     drive: xproj,
     owned,
     forward: (prev, drive, want) => kernel.forward(prev, drive!, want),
-    hostStep: core.host?.().step,
+    hostStep: core.host?.(context.dtype).step,
   });
 }
 

@@ -4,7 +4,7 @@
  * `recurrentKernel`, `bias`. Sizes come from the caller when given (a spec's `inputSize` /
  * `hiddenSize`), else from the first weight, so a mismatch names the weight that disagrees.
  */
-import { ShapeError, assertPositiveInteger } from '@pelk/core';
+import { InvalidArgumentError, ShapeError, assertPositiveInteger, checkKnownKeys } from '@pelk/core';
 import {
   type HostArrayND,
   expectShape,
@@ -18,6 +18,41 @@ import {
   transpose,
 } from './host.js';
 import type { KerasWeightsSpec, TorchWeightsSpec } from './types.js';
+
+/** Option keys of the factories that take sizes only (`gru.torch`, `lstm.torch`). */
+export const SIZE_KEYS = ['inputSize', 'hiddenSize'] as const;
+
+/** Option keys of the `random` factories (`elman.random` adds `nonlinearity`). */
+export const RANDOM_KEYS = ['inputSize', 'hiddenSize', 'seed', 'scale'] as const;
+
+/** PyTorch `state_dict` names of a one-layer, unidirectional `nn.GRU` / `nn.LSTM` / `nn.RNN`. */
+export const TORCH_WEIGHT_KEYS = ['weight_ih_l0', 'weight_hh_l0', 'bias_ih_l0', 'bias_hh_l0'] as const;
+
+/** Keras / tfjs-layers weight names. */
+export const KERAS_WEIGHT_KEYS = ['kernel', 'recurrentKernel', 'bias'] as const;
+
+/**
+ * Checks the names in a PyTorch `state_dict`: only {@link TORCH_WEIGHT_KEYS}. The weights of a
+ * second layer (`weight_ih_l1`, …), of the reverse direction (`…_reverse`) or of an LSTM projection
+ * (`weight_hr_l0`) are refused with code `UNSUPPORTED`, saying that pelk evaluates one layer;
+ * any other unknown name is an `INVALID_ARGUMENT` error with the closest known name.
+ */
+export function checkTorchWeightKeys(weights: Record<string, unknown>, prefix: string): void {
+  const expected = `only the keys ${TORCH_WEIGHT_KEYS.map((k) => `\`${k}\``).join(', ')} (pelk evaluates one layer: a one-layer, unidirectional nn.GRU, nn.LSTM or nn.RNN)`;
+  for (const key of Object.keys(weights)) {
+    const m = /^(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?$/.exec(key);
+    if (!m || (TORCH_WEIGHT_KEYS as readonly string[]).includes(key)) continue;
+    const layer = Number(m[3]);
+    const why =
+      layer > 0
+        ? `the weights of layer ${layer + 1} (num_layers > 1 is not supported: pelk supports one layer; evaluate each layer as its own cell, feeding it the states of the layer below)`
+        : m[4]
+          ? 'the weights of the reverse direction (bidirectional=True is not supported: pelk supports one direction of one layer)'
+          : 'an LSTM projection (proj_size > 0 is not supported)';
+    throw new InvalidArgumentError(fieldName(prefix, key), expected, `\`${key}\`, ${why}`, 'UNSUPPORTED');
+  }
+  checkKnownKeys(weights, TORCH_WEIGHT_KEYS, prefix);
+}
 
 /** Optional sizes that weights must agree with. */
 export interface SizeHints {
@@ -77,6 +112,7 @@ export function readTorchWeights(
   hintField: string,
 ): { form: TorchForm; spec: () => TorchWeightsSpec } {
   const w = readObject(weights, prefix);
+  checkTorchWeightKeys(w, prefix);
   const fIh = fieldName(prefix, 'weight_ih_l0');
   const ih = parseArray(w.weight_ih_l0, fIh);
   const { inputSize: I, hiddenSize: H } = sizesFrom(

@@ -1,3 +1,6 @@
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CpuBackend } from '@pelk/backend-cpu';
 import { InvalidArgumentError, NonFiniteError, ShapeError, evaluate } from '@pelk/core';
 import { describe, expect, it } from 'vitest';
@@ -7,7 +10,7 @@ import { lorenz96 } from './lorenz96.js';
 import { lstm } from './lstm.js';
 import { customCell } from './custom.js';
 import { type ModelSpecJson, readModelSpec, writeModelSpec } from './spec.js';
-import { maxAbsDiff, randomArray, randomMatrix, readFixture, rollout } from './test-support.js';
+import { maxAbsDiff, randomArray, randomMatrix, readFixture, rollout } from '../test/support.js';
 import type { ModelCell, TorchWeightsSpec } from './types.js';
 
 const FIXTURES = ['gru-torch-small', 'lstm-torch-small', 'elman-torch-small', 'lorenz96-small'] as const;
@@ -198,5 +201,141 @@ describe('model-spec validation', () => {
     expect(() => writeModelSpec(lorenz96({ dimension: 3 }), { inputs: null, initialState: [1, 2], steps: 2 })).toThrow(
       'initialState: expected shape [3], received shape [2]',
     );
+  });
+});
+
+/** The typed error `fn` throws; fails when it throws nothing or something else. */
+function thrown(fn: () => unknown): InvalidArgumentError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    return e as InvalidArgumentError;
+  }
+  throw new Error('expected an InvalidArgumentError');
+}
+
+describe('model-spec strict keys', () => {
+  const fixture = (name: string) => structuredClone(readFixture(name)) as Record<string, unknown> & { cell: Record<string, unknown> };
+  const shared = fileURLToPath(new URL('../../../../shared/fixtures/', import.meta.url));
+  const shipped = fileURLToPath(new URL('../../conformance/fixtures/', import.meta.url));
+
+  it('reads every shipped and shared fixture (their keys are all known)', () => {
+    const files = [shipped, ...(existsSync(shared) ? [shared] : [])].flatMap((dir) =>
+      readdirSync(dir)
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => join(dir, f)),
+    );
+    expect(files.length).toBeGreaterThanOrEqual(4);
+    for (const file of files) expect(() => readModelSpec(JSON.parse(readFileSync(file, 'utf8'))), file).not.toThrow();
+  });
+
+  it('"nonLinearity": "relu" is an error naming the key and the closest one, not a silent tanh', () => {
+    const j = fixture('elman-torch-small');
+    delete j.cell.nonlinearity;
+    j.cell.nonLinearity = 'relu';
+    const e = thrown(() => readModelSpec(j));
+    expect(e.code).toBe('INVALID_ARGUMENT');
+    expect(e.field).toBe('cell.nonLinearity');
+    expect(e.expected).toBe('only the keys `type`, `convention`, `inputSize`, `hiddenSize`, `weights`, `nonlinearity`');
+    expect(e.received).toBe('an unknown key `nonLinearity` (did you mean `nonlinearity`?)');
+    expect(e.message).toMatch(/^cell\.nonLinearity: expected only the keys .*received an unknown key `nonLinearity` \(did you mean `nonlinearity`\?\)$/);
+  });
+
+  it('a second layer (weight_ih_l1) says that pelk supports one layer', () => {
+    for (const name of ['gru-torch-small', 'lstm-torch-small', 'elman-torch-small']) {
+      const j = fixture(name);
+      const w = j.cell.weights as Record<string, unknown>;
+      w.weight_ih_l1 = w.weight_hh_l0;
+      w.weight_hh_l1 = w.weight_hh_l0;
+      const e = thrown(() => readModelSpec(j));
+      expect(e.code).toBe('UNSUPPORTED');
+      expect(e.field).toBe('cell.weights.weight_ih_l1');
+      expect(e.expected).toMatch(/^only the keys `weight_ih_l0`, `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0` \(pelk evaluates one layer/);
+      expect(e.received).toMatch(/^`weight_ih_l1`, the weights of layer 2 \(num_layers > 1 is not supported: pelk supports one layer/);
+    }
+    const rev = fixture('gru-torch-small');
+    (rev.cell.weights as Record<string, unknown>).bias_hh_l0_reverse = [0];
+    const r = thrown(() => readModelSpec(rev));
+    expect(r.code).toBe('UNSUPPORTED');
+    expect(r.field).toBe('cell.weights.bias_hh_l0_reverse');
+    expect(r.received).toMatch(/reverse direction \(bidirectional=True is not supported/);
+  });
+
+  it('unknown weight names get the closest known name', () => {
+    const j = fixture('gru-torch-small');
+    const w = j.cell.weights as Record<string, unknown>;
+    w.bias_hh_lO = w.bias_hh_l0;
+    delete w.bias_hh_l0;
+    const e = thrown(() => readModelSpec(j));
+    expect(e.field).toBe('cell.weights.bias_hh_lO');
+    expect(e.received).toBe('an unknown key `bias_hh_lO` (did you mean `bias_hh_l0`?)');
+  });
+
+  it('unknown top-level keys, cell keys per type, and keys of keras weights, flax params and ar readouts', () => {
+    const top = thrown(() => readModelSpec({ ...fixture('gru-torch-small'), initalState: [0] }));
+    expect(top.field).toBe('spec.initalState');
+    expect(top.received).toBe('an unknown key `initalState` (did you mean `initialState`?)');
+    expect(top.expected).toBe('only the keys `name`, `oracle`, `cell`, `stateLayout`, `steps`, `inputs`, `drivers`, `initialState`, `states`');
+
+    // A key that belongs to another type or convention is unknown here.
+    const gruNl = fixture('gru-torch-small');
+    gruNl.cell.nonlinearity = 'relu';
+    expect(thrown(() => readModelSpec(gruNl)).field).toBe('cell.nonlinearity');
+    const l96 = fixture('lorenz96-small');
+    l96.cell.convention = 'torch';
+    expect(thrown(() => readModelSpec(l96)).field).toBe('cell.convention');
+    l96.cell = { ...fixture('lorenz96-small').cell, intgrator: 'euler' };
+    expect(thrown(() => readModelSpec(l96)).received).toBe('an unknown key `intgrator` (did you mean `integrator`?)');
+
+    const I = 2;
+    const H = 3;
+    const keras = {
+      type: 'gru',
+      convention: 'keras',
+      inputSize: I,
+      hiddenSize: H,
+      weights: { kernel: randomMatrix(I, 3 * H, 1), recurrent_kernel: randomMatrix(H, 3 * H, 2) },
+      resetAfter: false,
+      activation: 'tanh',
+      recurrentActivation: 'sigmoid',
+    };
+    const spec = (cell: unknown) => ({ cell, steps: 1, inputs: [[0, 0]], initialState: null });
+    const k = thrown(() => readModelSpec(spec(keras)));
+    expect(k.field).toBe('cell.weights.recurrent_kernel');
+    expect(k.received).toBe('an unknown key `recurrent_kernel` (did you mean `recurrentKernel`?)');
+    const kc = thrown(() => readModelSpec(spec({ ...keras, weights: { kernel: keras.weights.kernel }, reset_after: true })));
+    expect(kc.field).toBe('cell.reset_after');
+    expect(kc.received).toMatch(/did you mean `resetAfter`\?/);
+
+    const flaxCell = gru.flax({
+      ir: { kernel: randomMatrix(I, H, 1), bias: [0, 0, 0] },
+      iz: { kernel: randomMatrix(I, H, 2), bias: [0, 0, 0] },
+      in: { kernel: randomMatrix(I, H, 3), bias: [0, 0, 0] },
+      hr: { kernel: randomMatrix(H, H, 4) },
+      hz: { kernel: randomMatrix(H, H, 5) },
+      hn: { kernel: randomMatrix(H, H, 6), bias: [0, 0, 0] },
+    }).toSpec() as unknown as { weights: Record<string, Record<string, unknown>> };
+    const f = structuredClone(flaxCell);
+    f.weights.hn.kernal = f.weights.hn.kernel;
+    const fe = thrown(() => readModelSpec(spec(f)));
+    expect(fe.field).toBe('cell.weights.hn.kernal');
+    expect(fe.received).toMatch(/did you mean `kernel`\?/);
+    const fp = structuredClone(flaxCell);
+    fp.weights.hN = fp.weights.hn;
+    expect(thrown(() => readModelSpec(spec(fp))).received).toBe('an unknown key `hN` (did you mean `hn`?)');
+
+    const inner = { type: 'gru', convention: 'torch', inputSize: 1, hiddenSize: 2, weights: { weight_ih_l0: randomMatrix(6, 1, 1), weight_hh_l0: randomMatrix(6, 2, 2) } };
+    const arSpec = (cell: unknown) => ({ cell, inputs: null, drivers: [0, 0], initialState: null });
+    const readout = { weight: randomMatrix(2, 2, 3), bias: [0, 0], skip: true };
+    expect(() => readModelSpec(arSpec({ type: 'ar', inner, readout, noise: 'softplus' }))).not.toThrow();
+    const ro = thrown(() => readModelSpec(arSpec({ type: 'ar', inner, readout: { ...readout, skp: true }, noise: 'softplus' })));
+    expect(ro.field).toBe('cell.readout.skp');
+    expect(ro.received).toMatch(/did you mean `skip`\?/);
+    const ai = thrown(() => readModelSpec(arSpec({ type: 'ar', inner: { ...inner, nonlinearity: 'relu' }, readout })));
+    expect(ai.field).toBe('cell.inner.nonlinearity');
+    const at = thrown(() => readModelSpec(arSpec({ type: 'ar', inner, readout, noize: 'softplus' })));
+    expect(at.field).toBe('cell.noize');
+    expect(at.received).toMatch(/did you mean `noise`\?/);
   });
 });

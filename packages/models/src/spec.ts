@@ -4,6 +4,11 @@
  * is its inverse (`readModelSpec(writeModelSpec(cell, data))` gives an equal cell and data, and
  * writing what was read reproduces the JSON).
  *
+ * Unknown keys are errors (`InvalidArgumentError` naming the key, with the closest known name): at
+ * the top level, in `cell` (per type and convention), in `weights` and in an `ar` cell's `readout`.
+ * PyTorch weights of a second layer (`weight_ih_l1`) or of a reverse direction are refused with
+ * code `UNSUPPORTED`: pelk evaluates one layer.
+ *
  * Cell conventions (`cell.convention`, default `'torch'`):
  * - `'torch'` (gru, lstm, elman): `weights` with PyTorch `state_dict` names `weight_ih_l0`,
  *   `weight_hh_l0`, `bias_ih_l0`, `bias_hh_l0`; elman also `nonlinearity` ('tanh' | 'relu').
@@ -19,13 +24,14 @@
  *   otherwise). `readModelSpec` returns the drivers as `inputs` (`[T][I]`), the form `evaluate`
  *   takes, and `writeModelSpec` writes them back under `drivers`.
  */
-import { InvalidArgumentError, assertPositiveInteger, describeValue } from '@pelk/core';
+import { InvalidArgumentError, assertPositiveInteger, checkKnownKeys, describeValue } from '@pelk/core';
 import { type ArCell, arFromParts } from './ar.js';
-import { elmanFromKeras, elmanFromTorch } from './elman.js';
-import { gruFromFlax, gruFromKeras, gruFromTorch } from './gru.js';
+import { ELMAN_KERAS_CONFIG_KEYS, ELMAN_TORCH_OPTION_KEYS, elmanFromKeras, elmanFromTorch } from './elman.js';
+import { GRU_FLAX_OPTION_KEYS, GRU_KERAS_CONFIG_KEYS, gruFromFlax, gruFromKeras, gruFromTorch } from './gru.js';
 import { fieldName, readObject, readWeight, toNested } from './host.js';
-import { lorenz96FromObject } from './lorenz96.js';
-import { lstmFromKeras, lstmFromTorch } from './lstm.js';
+import { LORENZ96_OPTION_KEYS, lorenz96FromObject } from './lorenz96.js';
+import { LSTM_KERAS_CONFIG_KEYS, lstmFromKeras, lstmFromTorch } from './lstm.js';
+import { KERAS_WEIGHT_KEYS, SIZE_KEYS } from './rnn-weights.js';
 import type { CellSpec, ModelCell } from './types.js';
 
 /** A model spec as read: the cell, ready to bind, and the evaluation data. */
@@ -90,6 +96,35 @@ function stateLayout(cell: ModelCell): string {
 
 const AR_INNER_TYPES = ['gru', 'lstm', 'elman'];
 
+/** The keys a model spec may have at the top level (FORMAT.md). */
+const SPEC_KEYS = ['name', 'oracle', 'cell', 'stateLayout', 'steps', 'inputs', 'drivers', 'initialState', 'states'] as const;
+
+/** The keys a recurrent cell has in every convention. */
+const RNN_CELL_KEYS = ['type', 'convention', ...SIZE_KEYS, 'weights'] as const;
+
+/** The keys of a recurrent cell whose factory options (sizes and more) are `options`. */
+const rnnCellKeys = (options: readonly string[]): string[] => [...new Set([...RNN_CELL_KEYS, ...options])];
+
+/**
+ * The keys of a `cell` object per type and convention (the weights are checked where they are
+ * read: torch `state_dict` names, flax Dense dicts, Keras `kernel`/`recurrentKernel`/`bias`).
+ */
+const CELL_KEYS: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> = {
+  gru: {
+    torch: RNN_CELL_KEYS,
+    flax: rnnCellKeys(GRU_FLAX_OPTION_KEYS),
+    keras: rnnCellKeys(GRU_KERAS_CONFIG_KEYS),
+  },
+  lstm: {
+    torch: RNN_CELL_KEYS,
+    keras: rnnCellKeys(LSTM_KERAS_CONFIG_KEYS),
+  },
+  elman: {
+    torch: rnnCellKeys(ELMAN_TORCH_OPTION_KEYS),
+    keras: rnnCellKeys(ELMAN_KERAS_CONFIG_KEYS),
+  },
+};
+
 function conventionError(type: string, convention: unknown, known: readonly string[]): InvalidArgumentError {
   return new InvalidArgumentError(
     'cell.convention',
@@ -112,6 +147,12 @@ export function readCellSpec(value: unknown, field = 'cell'): ModelCell {
   const type = c.type;
   const convention = c.convention ?? 'torch';
   const weights = fieldName(field, 'weights');
+  // Unknown keys (a typo such as `nonLinearity`) are errors, checked before anything is read.
+  const known = typeof type === 'string' && Object.hasOwn(CELL_KEYS, type) ? CELL_KEYS[type] : undefined;
+  if (known && typeof convention === 'string' && Object.hasOwn(known, convention)) checkKnownKeys(c, known[convention], field);
+  if (type === 'lorenz96') checkKnownKeys(c, ['type', ...LORENZ96_OPTION_KEYS], field);
+  if (type === 'ar') checkKnownKeys(c, ['type', 'inner', 'readout', 'noise'], field);
+  if (convention === 'keras' && known) checkKnownKeys(readObject(c.weights, weights), KERAS_WEIGHT_KEYS, weights);
   switch (type) {
     case 'gru':
       if (convention === 'torch') return gruFromTorch(c.weights, c, weights, field);
@@ -222,6 +263,7 @@ function readData(
  */
 export function readModelSpec(json: unknown): ModelSpec {
   const o = readObject(json, 'spec');
+  checkKnownKeys(o, SPEC_KEYS, 'spec');
   const name = optionalString(o.name, 'name');
   const oracle = optionalString(o.oracle, 'oracle');
   const cell = readCellSpec(o.cell, 'cell');

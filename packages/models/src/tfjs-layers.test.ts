@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { gru } from './gru.js';
-import { randomArray } from './test-support.js';
+import { randomArray } from '../test/support.js';
 import {
   type TfjsLayerLike,
   type TfjsModelJson,
@@ -379,6 +379,14 @@ describe('cellsFromTfjsModel', () => {
 
     expect(() => cellFromTfjsModel(saved.json, saved.shards)).toThrow(/options.layer: expected one of 'encoder', 'decoder'/);
     expect(() => cellFromTfjsModel(saved.json, saved.shards, { layer: 'dense' })).toThrow(InvalidArgumentError);
+    // Unknown option keys are errors (a typo would otherwise pick the default silently).
+    const typo = thrown(() => cellFromTfjsModel(saved.json, saved.shards, { layers: 'decoder' } as never));
+    expect(typo.field).toBe('options.layers');
+    expect(typo.expected).toBe('only the keys `skipUnsupported`, `layer`');
+    expect(typo.received).toBe('an unknown key `layers` (did you mean `layer`?)');
+    const skip = thrown(() => cellsFromTfjsModel(saved.json, saved.shards, { skipUnsuported: true } as never));
+    expect(skip.field).toBe('options.skipUnsuported');
+    expect(skip.received).toBe('an unknown key `skipUnsuported` (did you mean `skipUnsupported`?)');
     tf.dispose([x, h1, h2]);
   });
 

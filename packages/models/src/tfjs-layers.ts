@@ -20,7 +20,7 @@
  * - `unroll`, `implementation`, initialisers, regularisers, constraints: no effect on the transition.
  * - Masks (a `Masking` layer before the recurrent one) are not applied: every step is a transition.
  */
-import { InvalidArgumentError, ShapeError, assertPositiveInteger, describeValue } from '@pelk/core';
+import { InvalidArgumentError, ShapeError, assertPositiveInteger, checkKnownKeys, describeValue } from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
 import { type ElmanCell, elmanFromKeras } from './elman.js';
 import { type GruCell, gruFromKeras } from './gru.js';
@@ -614,6 +614,7 @@ export function cellsFromTfjsModel(
 ): TfjsModelCell[] {
   const m = modelFromArgs(model);
   const o = readObject(options, 'options');
+  checkKnownKeys(o, ['skipUnsupported'], 'options');
   const skip = o.skipUnsupported ?? false;
   if (typeof skip !== 'boolean') throw new InvalidArgumentError('options.skipUnsupported', 'a boolean', describeValue(skip));
   const { specs, source } = readSpecs(m);
@@ -691,6 +692,7 @@ export function cellFromTfjsModel(
   options: TfjsModelLayerOptions = {},
 ): TfjsRecurrentCell {
   const o = readObject(options, 'options');
+  checkKnownKeys(o, ['skipUnsupported', 'layer'], 'options');
   const all = cellsFromTfjsModel(model, weightData, { skipUnsupported: o.skipUnsupported as boolean | undefined });
   const names = all.map((c) => `'${c.name}'`).join(', ');
   if (o.layer !== undefined) {

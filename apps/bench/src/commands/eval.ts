@@ -1,9 +1,13 @@
 /**
  * `pelk eval`: evaluate a model-spec JSON (the format of the shared fixtures) with one method on one
  * backend, print a summary, optionally write the states.
+ *
+ * Exit codes (main.ts): 0 converged; 2 bad input (checked before the run, `--out`'s folder
+ * included); 3 the run finished without converging ({@link EXIT_NOT_CONVERGED}: the states and
+ * the summary are still written, `reason` says why); 1 internal error.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { extname } from 'node:path';
+import { accessSync, constants, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, extname, resolve } from 'node:path';
 import {
   type DType,
   type EvaluateOptions,
@@ -12,6 +16,7 @@ import {
   type Method,
   type MethodRun,
   type ShapedArray,
+  type StopReason,
   evaluate,
   nest,
 } from '@pelk/core';
@@ -34,6 +39,13 @@ export interface EvalCommandOptions {
   readonly json: boolean;
 }
 
+/**
+ * Exit status of `pelk eval` when the run finished but did not converge (`converged: false`):
+ * what was asked (`--out`, the summary) is written first. Distinct from 2 (bad input) and 1
+ * (internal error).
+ */
+export const EXIT_NOT_CONVERGED = 3;
+
 /** The one-line summary `--json` prints. */
 export interface EvalSummary {
   method: Method;
@@ -44,7 +56,11 @@ export interface EvalSummary {
   D: number;
   iterations: number;
   converged: boolean;
+  /** Why the evaluation stopped: `'converged'`, or why it did not (`'max-iterations'`, `'clipped'`, …). */
+  reason: StopReason;
   residual: number;
+  /** Finite values clipped to `±clip` over the run (`result.diagnostics.clippedValues`). */
+  clippedValues: number;
   ms: number;
   /** `max |states − spec.states|` when the spec carries reference states and inputs were not overridden. */
   maxAbsErrorVsSpec?: number;
@@ -69,9 +85,7 @@ function readText(path: string, flag: string): string {
  * ```
  */
 export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
-  if (o.out !== undefined && !['.npy', '.json'].includes(extname(o.out))) {
-    throw new InvalidArgumentError('--out', 'a path ending in .npy or .json', JSON.stringify(o.out));
-  }
+  if (o.out !== undefined) checkOutPath(o.out);
   let json: unknown;
   const text = readText(o.model, '--model');
   try {
@@ -115,7 +129,9 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
       D: shape[shape.length - 1],
       iterations: result.iterations,
       converged: result.converged,
+      reason: result.reason,
       residual: result.residual,
+      clippedValues: result.diagnostics.clippedValues,
       ms: Math.round(result.diagnostics.elapsedMs * 1000) / 1000,
       ...(o.method === 'auto' ? { methods: [...result.methods] } : {}),
     };
@@ -129,6 +145,48 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
     return summary;
   } finally {
     result.dispose();
+  }
+}
+
+/**
+ * Checks `--out` before anything runs: a `.npy` or `.json` file name (not an existing folder) in a
+ * folder that exists, is a folder and is writable — so a long run never fails at its end for want
+ * of a place to write.
+ */
+function checkOutPath(out: string): void {
+  if (!['.npy', '.json'].includes(extname(out))) {
+    throw new InvalidArgumentError('--out', 'a path ending in .npy or .json', JSON.stringify(out));
+  }
+  const expected = 'a file path in an existing, writable folder';
+  const path = resolve(out);
+  const dir = dirname(path);
+  const stat = (p: string) => {
+    try {
+      return statSync(p);
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code ?? 'unreadable';
+    }
+  };
+  const d = stat(dir);
+  if (typeof d === 'string') {
+    const why = d === 'ENOENT' ? 'does not exist' : d === 'ENOTDIR' ? 'cannot exist: part of its path is a file' : `cannot be read (${d})`;
+    throw new InvalidArgumentError('--out', expected, `${JSON.stringify(out)} (folder ${JSON.stringify(dir)} ${why})`);
+  }
+  if (!d.isDirectory()) {
+    throw new InvalidArgumentError('--out', expected, `${JSON.stringify(out)} (${JSON.stringify(dir)} is not a folder)`);
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new InvalidArgumentError(
+      '--out',
+      expected,
+      `${JSON.stringify(out)} (folder ${JSON.stringify(dir)} is not writable: ${(err as NodeJS.ErrnoException).code ?? 'EACCES'})`,
+    );
+  }
+  const f = stat(path);
+  if (typeof f !== 'string' && f.isDirectory()) {
+    throw new InvalidArgumentError('--out', expected, `${JSON.stringify(out)} (an existing folder)`);
   }
 }
 
@@ -147,8 +205,9 @@ function writeStates(path: string, data: ArrayLike<number>, shape: readonly numb
 export function formatSummary(s: EvalSummary): string {
   const lines = [
     `method ${s.method} on ${s.backend} (${s.dtype}), ${s.B ? `B=${s.B}, ` : ''}T=${s.T}, D=${s.D}`,
-    `${s.converged ? 'converged' : 'NOT converged'} after ${s.iterations} iteration${s.iterations === 1 ? '' : 's'}, residual ${s.residual.toExponential(2)}, ${s.ms.toFixed(1)} ms`,
+    `${s.converged ? 'converged' : `NOT converged (${s.reason})`} after ${s.iterations} iteration${s.iterations === 1 ? '' : 's'}, residual ${s.residual.toExponential(2)}, ${s.ms.toFixed(1)} ms`,
   ];
+  if (s.clippedValues > 0) lines.push(`${s.clippedValues} value${s.clippedValues === 1 ? '' : 's'} clipped to ±clip during the run`);
   if (s.methods) for (const m of s.methods) lines.push(`  ran ${m.method} (${m.iterations} iterations): ${m.reason}`);
   if (s.maxAbsErrorVsSpec !== undefined) lines.push(`max |states − spec states| = ${s.maxAbsErrorVsSpec.toExponential(2)}`);
   return lines.join('\n');

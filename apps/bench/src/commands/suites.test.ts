@@ -51,9 +51,34 @@ describe('peers suite', () => {
     // float32 trajectories of the same GRU: sequential ones agree to float32 rounding over 16 steps;
     // the parallel ones stop when a step is below float32's default tolerance, 1e-4.
     for (const r of report.results) expect(r.maxAbsDiffVsLayer).toBeLessThanOrEqual(r.implementation.includes('sequential') ? 1e-5 : 1e-4);
-    for (const r of report.results) expect(r.speedupVsLayer).toBeGreaterThan(0);
+    // Every row was timed, and its speed-up is the ratio of the two measured medians (rounded to
+    // three significant digits): the layer on the same tfjs backend, or on `versus` (wasm) for
+    // pelk's own cpu backend.
+    const layerMs = (on: string) => report.results.find((r) => r.implementation === 'tf.layers.gru' && r.on === on)!.medianMs;
+    for (const r of report.results) {
+      expect(r.refused, r.implementation).toBeUndefined();
+      expect(Number.isFinite(r.medianMs) && r.medianMs > 0, `${r.implementation} on ${r.on}: median ${r.medianMs} ms`).toBe(true);
+      const versus = r.on === 'pelk-cpu' ? r.versus : r.on;
+      expect(versus).toBe(r.on === 'pelk-cpu' ? 'wasm' : r.on);
+      const ratio = layerMs(versus!) / r.medianMs;
+      expect(Math.abs(r.speedupVsLayer! - ratio), `${r.implementation} on ${r.on}: ${r.speedupVsLayer}× vs ${ratio}`).toBeLessThanOrEqual(5e-3 * ratio);
+    }
     expect(report.profiles.map((p) => `${p.method} on ${p.on}`)).toEqual(['quasi-deer on wasm', 'deer on wasm', 'quasi-deer on cpu', 'deer on cpu']);
-    for (const p of report.profiles) expect(p.cellMs + p.scanMs).toBeGreaterThan(0);
+    // Each part of one iteration was measured (finite; the cell and the scan take some time, the
+    // Jacobian's share is clamped at 0), and together they take no longer than the measured run of
+    // the same method, backend and T, which performs at least one such iteration.
+    for (const p of report.profiles) {
+      const what = `${p.method} on ${p.on}`;
+      expect(p.error, what).toBeUndefined();
+      expect(p.T).toBe(16);
+      for (const part of [p.cellMs, p.jacobianMs, p.scanMs]) expect(Number.isFinite(part), `${what}: ${part} ms`).toBe(true);
+      expect(p.cellMs, what).toBeGreaterThan(0);
+      expect(p.scanMs, what).toBeGreaterThan(0);
+      expect(p.jacobianMs, what).toBeGreaterThanOrEqual(0);
+      const run = report.results.find((r) => r.implementation === `pelk ${p.method}` && r.on === p.on && r.T === p.T)!;
+      expect(run.iterations, what).toBeGreaterThanOrEqual(1);
+      expect(p.cellMs + p.jacobianMs + p.scanMs, `${what}: parts of one iteration vs the whole run`).toBeLessThanOrEqual(run.medianMs);
+    }
     expect(formatPeers(report)).toContain('× vs tf.layers.gru');
     expect(peersFiles(report, '')['peers-T16.svg']).toContain('<svg');
   }, 120_000);

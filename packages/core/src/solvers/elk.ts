@@ -1,7 +1,8 @@
 import type { Tensor } from '../backend.js';
 import type { JacobianKind } from '../cell.js';
-import type { IterationInfo } from '../types.js';
-import { type Problem, type SolverOutput, checkAbort, elapsedSince } from './problem.js';
+import type { IterationInfo, StopReason } from '../types.js';
+import { linearizeAt, repeatReason } from './newton.js';
+import { type Problem, type SolverOutput, elapsedSince } from './problem.js';
 
 /** How ELK damps its steps. */
 export type ElkDamping =
@@ -43,7 +44,7 @@ export interface ElkSettings {
   readonly clip: number;
 }
 
-/** A linearisation of the cell around an iterate. */
+/** A linearisation of the cell around an iterate (the iterate's ownership included). */
 interface Linearization {
   readonly states: Tensor;
   readonly jacobian: Tensor;
@@ -53,6 +54,8 @@ interface Linearization {
   readonly merit: number;
   /** `max_t ‖s_t − f(s_{t−1})‖∞`. */
   readonly residual: number;
+  /** Values of `states` that were reset (NaN/±Inf) or clipped when it was made. */
+  readonly dirty: number;
 }
 
 /**
@@ -64,65 +67,63 @@ interface Linearization {
  * With adaptive damping a candidate is accepted unless its merit `½Σ‖r_t‖²` jumps above `slack ×`
  * the current one; σ² grows (less damping, towards DEER's Newton steps) after each accepted step
  * that lowered the merit, and a rejected step is retried from the last accepted iterate with σ²
- * shrunk (more damping). An accepted candidate's linearisation is
- * reused for the next step, so an accepted step costs one linearisation and one Kalman pass, as
- * with fixed damping.
+ * shrunk (more damping). An accepted candidate's linearisation is reused for the next step, so an
+ * accepted step costs one linearisation and one Kalman pass, as with fixed damping.
+ *
+ * The run stops converged only when the accepted iterate's own true residual is within the
+ * tolerance and none of its values was clipped or reset — a small step under damping proves
+ * nothing. It also stops when an accepted step repeats the iterate exactly, when adaptive damping
+ * has exhausted its restarts (`'stalled'`), or at the cap.
  */
 export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promise<SolverOutput> {
-  const { backend, cell, init } = p;
+  const { backend, init } = p;
   const history: IterationInfo[] = [];
   let resets = 0;
+  let clippedTotal = 0;
   let accepted: Linearization | undefined;
   let startMerit = Number.POSITIVE_INFINITY;
   let sigmaSq = s.damping.mode === 'fixed' ? s.damping.sigmaSq : s.damping.initial;
   let sigmaMax = s.damping.mode === 'fixed' ? sigmaSq : s.damping.max;
-  // The lowest-merit iterate so far (a copy), where a stalled run restarts.
+  // The lowest-merit clean iterate so far (a copy), where a stalled run restarts.
   let best: { states: Tensor; merit: number; sigmaSq: number } | undefined;
   let restarts = 0;
   const remember = (lin: Linearization, sigma: number) => {
-    if (s.damping.mode === 'fixed' || (best && best.merit <= lin.merit)) return;
+    if (s.damping.mode === 'fixed' || lin.dirty > 0 || (best && best.merit <= lin.merit)) return;
     if (best) backend.dispose(best.states);
     best = { states: backend.tidy(() => backend.affine(lin.states, 1, 0)), merit: lin.merit, sigmaSq: sigma };
   };
-  let stopped = false;
+  let reason: StopReason | undefined;
   let iteration = 0;
   const free = (lin: Linearization | undefined) => {
     if (lin) backend.dispose([lin.states, lin.jacobian, lin.offset]);
   };
 
   // Takes ownership of `states`: they become the linearisation's, or are freed if it fails.
-  const linearize = async (states: Tensor): Promise<Linearization> => {
-    let meritP!: Promise<number>;
-    let residualP!: Promise<number>;
-    let parts: { jacobian: Tensor; offset: Tensor } | undefined;
+  const linearize = async (states: Tensor, dirty: number): Promise<Linearization> => {
     try {
-      parts = backend.tidy(() => {
-        const prev = backend.shiftTime(states, init);
-        const lin = cell.linearize(prev, s.jacobian);
-        meritP = backend.sumSquaredDiff(states, lin.value);
-        residualP = backend.maxAbsDiff(states, lin.value);
-        const applied = s.jacobian === 'dense' ? backend.matvec(lin.jacobian, prev) : backend.binary('mul', lin.jacobian, prev);
-        return { jacobian: lin.jacobian, offset: backend.binary('sub', lin.value, applied) };
-      });
-      const [sumSq, residual] = await Promise.all([meritP, residualP]);
-      return { states, jacobian: parts.jacobian, offset: parts.offset, merit: 0.5 * sumSq, residual };
+      const lin = await linearizeAt(p, states, s.jacobian, true);
+      return { states, jacobian: lin.jacobian, offset: lin.offset, merit: lin.merit, residual: lin.residual, dirty };
     } catch (err) {
-      backend.dispose(parts ? [states, parts.jacobian, parts.offset] : [states]);
+      backend.dispose(states);
       throw err;
     }
   };
 
   try {
-    accepted = await linearize(guess);
+    accepted = await linearize(guess, 0);
     startMerit = accepted.merit;
     remember(accepted, sigmaSq);
-    while (iteration < s.maxIterations) {
-      checkAbort(p.signal, iteration);
+    for (;;) {
+      if (accepted.residual <= s.tolerance && accepted.dirty === 0) reason = 'converged';
+      else if (iteration >= s.maxIterations) reason = 'max-iterations';
+      if (reason) break;
+      await p.pacer.tick(iteration);
       iteration++;
       const from: Linearization = accepted;
       const sigmaUsed = sigmaSq;
       // A candidate from the accepted iterate: the damped step, by a Kalman pass.
       let nonFiniteP!: Promise<number>;
+      let clippedP!: Promise<number>;
       let stepP!: Promise<number>;
       const candidate = backend.tidy(() => {
         const model = {
@@ -135,15 +136,17 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
         };
         const smooth = s.kalman === 'smoother';
         const moments = s.jacobian === 'dense' ? backend.kalmanDense(model, { smooth }) : backend.kalmanDiagonal(model, { smooth });
-        const { value, nonFinite } = backend.sanitize(moments.mean, s.clip);
-        nonFiniteP = nonFinite;
-        stepP = backend.maxAbsDiff(value, from.states);
-        return value;
+        const clean = backend.sanitize(moments.mean, s.clip);
+        nonFiniteP = clean.nonFinite;
+        clippedP = clean.clipped;
+        stepP = backend.maxAbsDiff(clean.value, from.states);
+        return clean.value;
       });
-      const [nonFinite, step] = await Promise.all([nonFiniteP, stepP]);
+      const [nonFinite, clipped, step] = await Promise.all([nonFiniteP, clippedP, stepP]);
       resets += nonFinite;
+      clippedTotal += clipped;
       // Linearise at the candidate: its merit decides, and if accepted the next step reuses it.
-      const lin = await linearize(candidate);
+      const lin = await linearize(candidate, nonFinite + clipped);
       const ok =
         s.damping.mode === 'fixed' ||
         (Number.isFinite(lin.merit) && lin.merit < s.damping.slack * from.merit && lin.merit < s.damping.ceiling * startMerit);
@@ -161,6 +164,7 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
         residual: accepted.residual,
         step,
         nonFinite,
+        clipped,
         elapsedMs: elapsedSince(p.startedAt),
         sigmaSq: sigmaUsed,
         merit: lin.merit,
@@ -168,22 +172,24 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
       };
       history.push(info);
       p.onIteration?.(info);
-      // Converged when the accepted iterate's own residual is within tolerance, or when the step is
-      // and the damping was not stronger than the process noise (σ² ≥ 1): under heavy damping a
-      // small step says nothing about being at the answer. (Float32 on chaotic models has a
-      // residual floor above tight tolerances; the step test covers it.)
-      if (ok && nonFinite === 0 && (accepted.residual <= s.tolerance || (step <= s.tolerance && sigmaUsed >= 1))) {
-        stopped = true;
+      const done = accepted.residual <= s.tolerance && accepted.dirty === 0;
+      // An accepted exact repeat of a non-solution repeats forever: its merit did not fall, so σ²
+      // stays as it was and the next candidate would be the same.
+      if (!done && ok && step === 0) {
+        reason = repeatReason(nonFinite, clipped);
         break;
       }
       // Stalled: strong damping does not bring the merit back. Restart from the best iterate with
       // σ² capped where that iterate was produced, or give up.
-      if (s.damping.mode === 'adaptive' && sigmaSq < s.damping.min) {
-        if (!best || restarts >= s.damping.restarts) break;
+      if (!done && s.damping.mode === 'adaptive' && sigmaSq < s.damping.min) {
+        if (!best || restarts >= s.damping.restarts) {
+          reason = 'stalled';
+          break;
+        }
         restarts++;
         free(accepted);
         accepted = undefined;
-        accepted = await linearize(backend.tidy(() => backend.affine(best!.states, 1, 0)));
+        accepted = await linearize(backend.tidy(() => backend.affine(best!.states, 1, 0)), 0);
         sigmaSq = s.damping.initial;
         sigmaMax = Math.max(s.damping.initial, best.sigmaSq);
       }
@@ -191,7 +197,15 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
     const states = accepted.states;
     backend.dispose([accepted.jacobian, accepted.offset]);
     if (best) backend.dispose(best.states);
-    return { states, iterations: iteration, stopped, history, nonFiniteResets: resets, residual: accepted.residual };
+    return {
+      states,
+      iterations: iteration,
+      reason,
+      residual: accepted.residual,
+      history,
+      nonFiniteResets: resets,
+      clippedValues: clippedTotal,
+    };
   } catch (err) {
     free(accepted);
     if (best) backend.dispose(best.states);

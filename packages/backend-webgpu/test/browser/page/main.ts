@@ -1,9 +1,10 @@
 /// <reference types="@webgpu/types" />
 /**
- * The browser page of browser.test.ts: on `navigator.gpu`, creates the WebGPU backend and checks
- * its WGSL primitives against float64 loops and two solvers against the fixtures' float64
- * oracles, in float32. The test calls `window.__pelkProbe()`, then `window.__pelkRunChecks()`
- * (names in ../report.ts), and reads the JSON they return.
+ * The browser page of src/browser.test.ts: on `navigator.gpu`, creates the WebGPU backend and
+ * checks its WGSL primitives against the float64 loops of `@pelk/conformance/reference` (the
+ * suite's own references; that entry imports neither vitest nor Node) and two solvers against
+ * the fixtures' float64 oracles, in float32. The test calls `window.__pelkProbe()`, then
+ * `window.__pelkRunChecks()` (names in ../report.ts), and reads the JSON they return.
  *
  * Tolerances: inputs are rounded to float32 first, so the references are exact for the data the
  * GPU sees; what remains is float32 rounding of O(log T) combines per output (the conformance
@@ -12,10 +13,10 @@
 import { evaluate, type Method, type Tensor } from '@pelk/core';
 import { readModelSpec } from '@pelk/models';
 import * as tf from '@tensorflow/tfjs-core';
-import { createWebGpuBackend } from '../../runtime.js';
-import type { WebGpuBackend } from '../../webgpu-backend.js';
+import { diagonalKalmanReference, linearRecurrence, maxAbs, maxAbsDiff, randomArray } from '@pelk/conformance/reference';
+import { createWebGpuBackend } from '../../../src/runtime.js';
+import type { WebGpuBackend } from '../../../src/webgpu-backend.js';
 import { type BrowserCheck, PROBE, type ProbeResult, RUN_CHECKS, type RunReport } from '../report.js';
-import { linearRecurrence, maxAbs, maxAbsDiff, randomF32, scalarKalman } from './reference.js';
 
 const EPS32 = 2 ** -24;
 const B = 2;
@@ -23,12 +24,18 @@ const D = 3;
 /** What the Node conformance suite allows float32 solvers against the fixtures. */
 const FIXTURE_TOL = 1e-4;
 
+/** Deterministic numbers uniform in `[-scale, scale)`, rounded to float32 so the GPU sees exactly these values. */
+function randomF32(n: number, seed: number, scale = 1): Float64Array {
+  return randomArray(n, seed, scale).map(Math.fround);
+}
+
 function scanTolerance(T: number, scale: number): number {
   return 64 * EPS32 * Math.max(1, Math.log2(T + 1)) * Math.max(1, scale);
 }
 
 /** Throws unless `|got − want| ≤ tol` everywhere; returns the error, for the detail line. */
 function compare(what: string, got: ArrayLike<number>, want: ArrayLike<number>, tol: number): string {
+  if (got.length !== want.length) throw new Error(`${what}: ${got.length} values, expected ${want.length}`);
   const err = maxAbsDiff(got, want);
   const line = `${what}: max |err| ${err.toExponential(2)} (tol ${tol.toExponential(2)})`;
   if (!(err <= tol)) throw new Error(line);
@@ -72,7 +79,7 @@ async function diagonalScan(backend: WebGpuBackend, T: number, reverse: boolean)
   const out = backend.linearScanDiagonal(inputs[0], inputs[1], inputs[2], { reverse });
   const got = await backend.read(out);
   backend.dispose([...inputs, out]);
-  const want = linearRecurrence(a, b, s0, { B, T, D }, false, reverse);
+  const want = linearRecurrence(a, b, s0, B, T, D, false, reverse);
   return compare('states', got, want, scanTolerance(T, maxAbs(want)));
 }
 
@@ -85,7 +92,7 @@ async function denseScan(backend: WebGpuBackend, T: number, reverse: boolean): P
   const out = backend.linearScanDense(inputs[0], inputs[1], inputs[2], { reverse });
   const got = await backend.read(out);
   backend.dispose([...inputs, out]);
-  const want = linearRecurrence(A, b, s0, { B, T, D }, true, reverse);
+  const want = linearRecurrence(A, b, s0, B, T, D, true, reverse);
   return compare('states', got, want, scanTolerance(T, maxAbs(want)));
 }
 
@@ -101,10 +108,12 @@ async function kalman(backend: WebGpuBackend, T: number, r: number, smooth: bool
   const mean = await backend.read(out.mean);
   const variance = await backend.read(out.covariance);
   backend.dispose([...inputs, out.mean, out.covariance]);
-  const want = scalarKalman(F, b, y, s0, { B, T, D }, q, r, smooth);
+  const ref = diagonalKalmanReference(F, b, y, s0, { B, T, D }, q, r);
+  const wantMean = smooth ? ref.smoothMean : ref.filterMean;
+  const wantVariance = smooth ? ref.smoothVariance : ref.filterVariance;
   return [
-    compare('means', mean, want.mean, 16 * scanTolerance(T, maxAbs(want.mean))),
-    compare('variances', variance, want.variance, 16 * scanTolerance(T, maxAbs(want.variance))),
+    compare('means', mean, wantMean, 16 * scanTolerance(T, maxAbs(wantMean))),
+    compare('variances', variance, wantVariance, 16 * scanTolerance(T, maxAbs(wantVariance))),
   ].join('; ');
 }
 

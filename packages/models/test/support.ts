@@ -1,14 +1,16 @@
 /**
- * Test helpers (not published): the checks every cell variant must pass, against the float64 CPU
- * backend — analytic Jacobians vs central finite differences of `apply`, the diagonal vs the dense
- * diagonal, `apply` vs `step`, and no leaked tensors.
+ * Test helpers for the cells' tests in ../src. They live outside `src` so they are not published
+ * and the cells stay backend-neutral (only tests import a backend or vitest): the checks every cell
+ * variant must pass, against the float64 CPU backend — analytic Jacobians vs central finite
+ * differences of `apply`, the diagonal vs the dense diagonal, `apply` vs `step`, a fused rollout
+ * vs stepping, and no leaked tensors.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { BoundCell, Cell, DType, Tensor } from '@pelk/core';
 import { CpuBackend } from '@pelk/backend-cpu';
 import { expect, it } from 'vitest';
-import { mulberry32 } from './host.js';
+import { mulberry32 } from '../src/host.js';
 
 /** Deterministic uniform numbers in `[-scale, scale)`. */
 export function randomArray(n: number, seed: number, scale = 1): Float64Array {
@@ -177,8 +179,18 @@ export function cellContract(name: string, make: () => Cell, o: ContractOptions 
       const inputs = I > 0 ? backend.fromArray(randomArray(B * T * I, seed, o.inputScale ?? 1), [B, T, I], dtype) : null;
       const bound = cell.bind(backend, { dtype, inputs, batch: B, steps: T });
       const init = backend.fromArray(randomArray(B * D, seed + 2, o.stateScale ?? 1).map((v) => v + (o.stateOffset ?? 0)), [B, D], dtype);
-      const fused = bound.rollout?.(init);
-      if (fused) {
+      const rollout = bound.rollout?.(init);
+      if (rollout) {
+        // Advanced in uneven slices (2, then 1, 2, …) so slice boundaries fall mid-sequence.
+        let done = 0;
+        for (let slice = 2; done < T; slice = 3 - slice) {
+          const next = rollout.advance(slice);
+          expect(next).toBe(Math.min(T, done + slice));
+          done = next;
+        }
+        expect(rollout.advance(1)).toBe(T);
+        const fused = rollout.states;
+        expect(fused.shape).toEqual([B, T, D]);
         const got = backend.readSync(fused);
         let prev = init;
         for (let t = 0; t < T; t++) {
