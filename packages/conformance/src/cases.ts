@@ -54,6 +54,13 @@ export function randomGru(I: number, H: number, seed: number, scale = 1): { cell
   return { cell: cellFromSpec({ type: 'gru', convention: 'torch', inputSize: I, hiddenSize: H, weights: torchWeights(I, H, 3, seed, scale) }) };
 }
 
+/** A GRU, LSTM or Elman (tanh) cell, PyTorch convention, with weights scaled by `scale`. */
+export function randomRnn(kind: 'gru' | 'lstm' | 'elman', I: number, H: number, seed: number, scale = 1): Cell {
+  const base = { convention: 'torch', inputSize: I, hiddenSize: H } as const;
+  if (kind === 'elman') return cellFromSpec({ ...base, type: 'elman', nonlinearity: 'tanh', weights: torchWeights(I, H, 1, seed, scale) });
+  return cellFromSpec({ ...base, type: kind, weights: torchWeights(I, H, kind === 'gru' ? 3 : 4, seed, scale) });
+}
+
 /** A named cell for the Jacobian checks. */
 export interface CellCase {
   readonly name: string;

@@ -25,6 +25,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkJacobians, failingCell, jacobianCases, randomGru } from './cases.js';
 import { FIXTURE_NAMES, loadFixture, sharedFixturePath } from './fixtures.js';
+import { defineCertificateCases } from './certificate-cases.js';
 import { defineMemoryCases } from './memory-cases.js';
 import { type KalmanCase, kalmanReference, levenbergMarquardtStep } from './kalman-reference.js';
 import { linearRecurrence, maxAbs, maxAbsDiff, randomArray } from './reference.js';
@@ -568,6 +569,8 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
         });
 
         describe('peak memory within the refusal estimate', () => defineMemoryCases(() => backend, dtype));
+
+        defineCertificateCases({ backend: () => backend, dtype, run, methods });
 
         describe('bad input: typed errors, nothing allocated', () => {
           it('rejects shapes, values and methods', async () => {

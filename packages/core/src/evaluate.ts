@@ -17,7 +17,8 @@ import {
   type Method,
   type MethodRun,
 } from './types.js';
-import { type HostTensor, assertPositiveInteger, assertPositiveNumber, toHostTensor } from './validate.js';
+import { checkKnownKeys } from './keys.js';
+import { type HostTensor, assertPositiveInteger, assertPositiveNumber, shapeOfInputs, toHostTensor } from './validate.js';
 
 /**
  * Default stopping tolerances per dtype (ALGORITHMS.md §8): the largest true residual
@@ -43,6 +44,26 @@ export const DAMPED_MIN_ITERATIONS = 1000;
 
 /** Default bound that iterates are clipped to. */
 export const DEFAULT_CLIP = 1e8;
+
+/** Every key of {@link EvaluateOptions}: any other is a typo, refused with the closest name. */
+const EVALUATE_OPTION_KEYS = [
+  'backend',
+  'method',
+  'dtype',
+  'tolerance',
+  'maxIterations',
+  'initialState',
+  'initialGuess',
+  'steps',
+  'batch',
+  'clip',
+  'onIteration',
+  'progressEvery',
+  'signal',
+  'kalman',
+  'sigmaSq',
+  'allowSequential',
+] as const satisfies readonly (keyof EvaluateOptions)[];
 
 /** A validated evaluation request, before anything is allocated on the backend. */
 interface Plan {
@@ -125,6 +146,7 @@ function validateCell(cell: Cell): void {
 /** Checks everything on the host and decides sizes. Throws typed errors; allocates nothing on a backend. */
 function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, backend: ComputeBackend): Plan {
   validateCell(cell);
+  checkKnownKeys(options, EVALUATE_OPTION_KEYS, 'options');
   const method = options.method ?? 'quasi-deer';
   if (!METHODS.includes(method)) throw new UnknownMethodError(method, METHODS);
 
@@ -151,19 +173,22 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
     if (inputsLike === null || inputsLike === undefined) {
       throw new InvalidArgumentError('inputs', `[T, ${cell.inputSize}] or [B, T, ${cell.inputSize}] data`, describeValue(inputsLike));
     }
-    inputs = toHostTensor(inputsLike, 'inputs', [2, 3]);
-    batched = inputs.shape.length === 3;
-    const [b, t, i] = batched ? inputs.shape : [1, ...inputs.shape];
+    // Shapes first: sizes and limits are checked before the data is copied.
+    const shape = shapeOfInputs(inputsLike, 'inputs', [2, 3]);
+    batched = shape.length === 3;
+    const [b, t, i] = batched ? shape : [1, ...shape];
     if (i !== cell.inputSize) {
-      throw new ShapeError('inputs', `last dimension ${cell.inputSize} (the cell's input size)`, `shape [${inputs.shape.join(', ')}]`);
+      throw new ShapeError('inputs', `last dimension ${cell.inputSize} (the cell's input size)`, `shape [${shape.join(', ')}]`);
     }
-    if (t < 1) throw new ShapeError('inputs', 'at least one time step (T ≥ 1)', `shape [${inputs.shape.join(', ')}]`);
-    if (b < 1) throw new ShapeError('inputs', 'a batch of at least one sequence (B ≥ 1)', `shape [${inputs.shape.join(', ')}]`);
+    if (t < 1) throw new ShapeError('inputs', 'at least one time step (T ≥ 1)', `shape [${shape.join(', ')}]`);
+    if (b < 1) throw new ShapeError('inputs', 'a batch of at least one sequence (B ≥ 1)', `shape [${shape.join(', ')}]`);
     batch = b;
     steps = t;
     if (options.steps !== undefined && options.steps !== t) {
       throw new ShapeError('options.steps', `${t} (the inputs' T) or undefined`, describeValue(options.steps));
     }
+    checkMemory(method, batch, steps, D, dtype, cell, backend);
+    inputs = toHostTensor(inputsLike, 'inputs', [2, 3]);
   } else {
     if (inputsLike !== null && inputsLike !== undefined) {
       throw new InvalidArgumentError('inputs', `null (a '${cell.kind}' cell takes no inputs)`, describeValue(inputsLike));
