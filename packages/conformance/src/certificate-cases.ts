@@ -16,6 +16,7 @@ import {
   InvalidArgumentError,
   MIN_TOLERANCE,
   type Method,
+  SEGMENT_STEPS,
   type ShapedArray,
   evaluate,
 } from '@pelk/core';
@@ -222,6 +223,23 @@ export function defineCertificateCases(ctx: CertificateContext): void {
       });
       await expect(aborted).rejects.toBeInstanceOf(AbortError);
       expect(backend.memory().tensors).toBe(before);
+    });
+
+    it('sequential across segments of time: reports on the same steps and continues exactly across boundaries', async () => {
+      const cell = randomRnn('lstm', 2, 3, 94);
+      const D = cell.stateSize;
+      const T = SEGMENT_STEPS * 2 + 500;
+      const inputs = { data: randomArray(T * 2, 95), shape: [T, 2] };
+      const fractions: number[] = [];
+      const progressEvery = 5000;
+      const whole = await run(cell, inputs, { method: 'sequential', progressEvery, onIteration: (i) => fractions.push(i.fraction ?? -1) });
+      expect(fractions).toEqual(Array.from({ length: Math.floor((T - 1) / progressEvery) }, (_, k) => ((k + 1) * progressEvery) / T));
+      // Restart from the state just before each segment boundary: the same next states.
+      for (const boundary of [Math.ceil(SEGMENT_STEPS / progressEvery) * progressEvery, T - 50]) {
+        const from = whole.states.slice((boundary - 1) * D, boundary * D);
+        const part = await run(cell, { data: inputs.data.slice(boundary * 2, (boundary + 40) * 2), shape: [40, 2] }, { method: 'sequential', initialState: Array.from(from) });
+        expect(maxDiff(part.states, whole.states.subarray(boundary * D, (boundary + 40) * D))).toBeLessThanOrEqual(16 * eps() * (1 + maxAbs(part.states)));
+      }
     });
 
     for (const method of ['sequential', 'quasi-deer'] as const) {

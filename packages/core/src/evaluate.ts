@@ -6,7 +6,7 @@ import { resolveBackend } from './registry.js';
 import { type ElkDamping, solveElk } from './solvers/elk.js';
 import { solveNewton } from './solvers/newton.js';
 import { Pacer, type Problem, type SolverOutput } from './solvers/problem.js';
-import { solveSequential } from './solvers/sequential.js';
+import { type SequentialBase, solveSequential, solveSequentialSegments } from './solvers/sequential.js';
 import {
   type EvaluateOptions,
   type EvaluateResult,
@@ -393,17 +393,12 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
   let output: SolverOutput | undefined;
   let methods: MethodRun[] = [];
   try {
-    const inputTensor = pl.inputs ? backend.fromArray(pl.inputs.data, [B, T, cell.inputSize], dtype) : null;
-    if (inputTensor) owned.push(inputTensor);
     const init = backend.fromArray(pl.init, [B, D], dtype);
     owned.push(init);
-    bound = cell.bind(backend, { dtype, inputs: inputTensor, batch: B, steps: T });
-    const problem: Problem = {
+    const base: SequentialBase = {
       backend,
-      cell: bound,
       dtype,
       batch: B,
-      steps: T,
       stateSize: D,
       init,
       signal: options.signal,
@@ -411,9 +406,20 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
       startedAt,
       pacer: new Pacer(options.signal),
     };
-    const run = await solve(problem, pl, cell);
-    output = run.output;
-    methods = run.methods;
+    const sequentialOnly =
+      pl.method === 'sequential' || (pl.method === 'auto' && pl.allowSequential && backend.capabilities.prefersSequential);
+    if (sequentialOnly) {
+      output = await solveSequentialSegments(base, T, (start, steps) => bindSegment(backend, cell, pl, start, steps), pl.progressEvery);
+      const reason = pl.method === 'sequential' ? 'requested' : `backend '${backend.name}' evaluates sequentially faster than in parallel`;
+      methods = [{ method: 'sequential', iterations: 1, reason }];
+    } else {
+      const inputTensor = pl.inputs ? backend.fromArray(pl.inputs.data, [B, T, cell.inputSize], dtype) : null;
+      if (inputTensor) owned.push(inputTensor);
+      bound = cell.bind(backend, { dtype, inputs: inputTensor, batch: B, steps: T });
+      const run = await solve({ ...base, cell: bound, steps: T }, pl, cell);
+      output = run.output;
+      methods = run.methods;
+    }
     const shape = pl.batched ? [B, T, D] : [T, D];
     const states = pl.batched ? output.states : backend.reshape(output.states, shape);
     if (states !== output.states) backend.dispose(output.states);
@@ -460,7 +466,7 @@ async function solve(problem: Problem, pl: Plan, cell: Cell): Promise<{ output: 
   const one = (method: Method, output: SolverOutput) => ({ output, methods: [{ method, iterations: output.iterations, reason: 'requested' }] });
 
   switch (pl.method) {
-    case 'sequential':
+    case 'sequential': // evaluate runs it in segments; here for completeness
       return one('sequential', await solveSequential(problem, pl.progressEvery));
     case 'deer':
     case 'quasi-deer':
@@ -476,7 +482,7 @@ async function solve(problem: Problem, pl: Plan, cell: Cell): Promise<{ output: 
 /**
  * Method `auto`:
  * 1. If the backend evaluates sequentially faster than in parallel (`prefersSequential`, a CPU)
- *    and `allowSequential` is not false: sequential.
+ *    and `allowSequential` is not false: sequential (run by `evaluate` itself, in segments).
  * 2. Otherwise quasi-DEER, abandoned as soon as an iterate goes non-finite or its residual grows
  *    three iterations in a row or to 1e3× its first value — the signs of an unstable linearisation.
  * 3. Then quasi-ELK with adaptive damping from the same initial guess; if it stops without
@@ -498,10 +504,6 @@ async function solveAuto(
     onIteration: problem.onIteration && ((info) => problem.onIteration?.({ ...info, method })),
   });
   const tag = (method: Method, out: SolverOutput): SolverOutput => ({ ...out, history: out.history.map((h) => ({ ...h, method })) });
-  if (pl.allowSequential && backend.capabilities.prefersSequential) {
-    const output = await solveSequential(problem, pl.progressEvery);
-    return { output, methods: [{ method: 'sequential', iterations: 1, reason: `backend '${backend.name}' evaluates sequentially faster than in parallel` }] };
-  }
   const methods: MethodRun[] = [];
   let first = Number.NaN;
   let rises = 0;
@@ -543,6 +545,24 @@ function withHistory(earlier: SolverOutput, later: SolverOutput): SolverOutput {
     nonFiniteResets: earlier.nonFiniteResets + later.nonFiniteResets,
     clippedValues: earlier.clippedValues + later.clippedValues,
   };
+}
+
+/** Binds `cell` to steps `[start, start + steps)` of the plan's inputs (a segment of a sequential run). */
+function bindSegment(backend: ComputeBackend, cell: Cell, pl: Plan, start: number, steps: number): { cell: BoundCell; owned: Tensor[] } {
+  let segment: Tensor | null = null;
+  if (pl.inputs) {
+    const I = cell.inputSize;
+    const T = pl.steps;
+    const data = new Float64Array(pl.batch * steps * I);
+    for (let b = 0; b < pl.batch; b++) data.set(pl.inputs.data.subarray((b * T + start) * I, (b * T + start + steps) * I), b * steps * I);
+    segment = backend.fromArray(data, [pl.batch, steps, I], pl.dtype);
+  }
+  try {
+    return { cell: cell.bind(backend, { dtype: pl.dtype, inputs: segment, batch: pl.batch, steps }), owned: segment ? [segment] : [] };
+  } catch (err) {
+    if (segment) backend.dispose(segment);
+    throw err;
+  }
 }
 
 function initialGuessTensor(backend: ComputeBackend, pl: Plan): Tensor {

@@ -1,5 +1,5 @@
-import type { Tensor } from '../backend.js';
-import type { Rollout } from '../cell.js';
+import type { ComputeBackend, Tensor } from '../backend.js';
+import type { BoundCell, Rollout } from '../cell.js';
 import { type Problem, type SolverOutput, elapsedSince } from './problem.js';
 
 /** Steps per chunk: per-step results are stacked into one tensor this often, so step tensors are recycled. */
@@ -20,12 +20,94 @@ const SLICE_MS = 10;
  * trajectory is finite, and as NaN (reason `'non-finite'`) when it overflowed.
  */
 export async function solveSequential(p: Problem, progressEvery: number): Promise<SolverOutput> {
-  const { cell } = p;
+  return certify(p.backend, await sequentialStates(p, progressEvery));
+}
+
+/** The states of a sequential evaluation (fused rollout or step by step). */
+async function sequentialStates(p: Problem, progressEvery: number): Promise<Tensor> {
   await p.pacer.tick(0);
-  const fused = cell.rollout?.(p.init);
-  const states = fused ? await runRollout(p, fused, progressEvery) : await stepByStep(p, progressEvery);
+  const fused = p.cell.rollout?.(p.init);
+  return fused ? runRollout(p, fused, progressEvery) : stepByStep(p, progressEvery);
+}
+
+/**
+ * Steps per segment of {@link solveSequentialSegments}: small enough that binding a segment (its
+ * input projection) takes a few milliseconds, large enough that per-segment overhead vanishes.
+ */
+export const SEGMENT_STEPS = 16384;
+
+/** A sequential problem before binding: everything but the bound cell and the step count. */
+export type SequentialBase = Omit<Problem, 'cell' | 'steps'>;
+
+/** Binds the cell to steps `[start, start + steps)` of the inputs; `owned` is freed after the segment. */
+export type SegmentBinder = (start: number, steps: number) => { cell: BoundCell; owned: Tensor[] };
+
+/**
+ * Sequential evaluation in segments of time: each segment binds the cell to its own slice of the
+ * inputs (so the input projection of the whole sequence never exists at once, and no single
+ * synchronous stretch grows with T), runs from the last state of the previous segment, and the
+ * segments' states are joined at the end. The trajectory is the same as in one piece: the cell is
+ * time-invariant given its inputs (`s_t = f(s_{t−1}, u_t)`).
+ */
+export async function solveSequentialSegments(
+  base: SequentialBase,
+  steps: number,
+  bind: SegmentBinder,
+  progressEvery: number,
+): Promise<SolverOutput> {
+  const { backend } = base;
+  // A multiple of progressEvery, so that reports fall on the same steps as in one piece.
+  const segment = Math.max(1, Math.ceil(SEGMENT_STEPS / progressEvery)) * progressEvery;
+  const chunks: Tensor[] = [];
+  let carried: Tensor | undefined;
   try {
-    const finite = Number.isFinite(await p.backend.maxAbs(states));
+    for (let start = 0; start < steps; start += segment) {
+      const len = Math.min(segment, steps - start);
+      await base.pacer.tick(0);
+      const { cell, owned } = bind(start, len);
+      try {
+        const onIteration =
+          base.onIteration && ((info: Parameters<NonNullable<Problem['onIteration']>>[0]) =>
+            base.onIteration?.({ ...info, fraction: (start + (info.fraction ?? 0) * len) / steps }));
+        const p: Problem = { ...base, cell, steps: len, init: carried ?? base.init, onIteration };
+        const states = await sequentialStates(p, progressEvery);
+        chunks.push(states);
+      } finally {
+        cell.dispose();
+        backend.dispose(owned);
+      }
+      if (carried) backend.dispose(carried);
+      carried = undefined;
+      if (start + len < steps) {
+        const last = chunks[chunks.length - 1];
+        carried = backend.tidy(() => backend.timeStep(last, len - 1));
+        // The end of a segment is a report point (segments are multiples of progressEvery).
+        base.onIteration?.({
+          iteration: 1,
+          residual: Number.NaN,
+          step: Number.NaN,
+          nonFinite: 0,
+          clipped: 0,
+          elapsedMs: elapsedSince(base.startedAt),
+          fraction: (start + len) / steps,
+        });
+      }
+    }
+    const states = chunks.length === 1 ? chunks[0] : backend.concat(chunks, 1);
+    if (chunks.length > 1) backend.dispose(chunks);
+    chunks.length = 0; // from here on `certify` owns the states
+    return certify(backend, states);
+  } catch (err) {
+    if (carried) backend.dispose(carried);
+    backend.dispose(chunks);
+    throw err;
+  }
+}
+
+/** The sequential result of `states`: residual 0 by construction when finite, NaN otherwise. */
+async function certify(backend: ComputeBackend, states: Tensor): Promise<SolverOutput> {
+  try {
+    const finite = Number.isFinite(await backend.maxAbs(states));
     return {
       states,
       iterations: 1,
@@ -36,7 +118,7 @@ export async function solveSequential(p: Problem, progressEvery: number): Promis
       clippedValues: 0,
     };
   } catch (err) {
-    p.backend.dispose(states);
+    backend.dispose(states);
     throw err;
   }
 }
