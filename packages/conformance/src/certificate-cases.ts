@@ -274,12 +274,8 @@ export function defineCertificateCases(ctx: CertificateContext): void {
         clearTimeout(timer);
         const latency = performance.now() - firedAt;
         expect(backend.memory().tensors).toBe(before);
-        if (!(outcome instanceof AbortError)) {
-          // The run finished before the timer: nothing to measure, but it must have been quick.
-          expect(firedAt, 'the run ended before the 30 ms timer').toBe(0);
-          expect(performance.now() - started).toBeLessThan(1000);
-          return;
-        }
+        // The problem is sized to outlast the timer on any backend.
+        expect(outcome, `finished in ${(performance.now() - started).toFixed(0)} ms, before the 30 ms timer`).toBeInstanceOf(AbortError);
         // Served between slices (sequential) or iterations (parallel methods): within 100 ms, or
         // within one iteration where an iteration itself takes longer.
         expect(latency).toBeLessThanOrEqual(Math.max(100, 1.5 * slowest + 20));

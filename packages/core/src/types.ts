@@ -108,9 +108,17 @@ export interface EvaluateOptions {
   readonly steps?: number;
   /** Batch size for autonomous cells when `initialState` does not give it. Default 1. */
   readonly batch?: number;
-  /** Iterates are clipped to `±clip` and NaN reset to 0 (ALGORITHMS.md §8). Default 1e8. */
+  /**
+   * Iterates are clipped to `±clip` and NaN reset to 0 (ALGORITHMS.md §8), counted in
+   * `diagnostics.clippedValues` / `nonFiniteResets`; an iterate with clipped or reset values is
+   * never certified as converged. Default 1e8.
+   */
   readonly clip?: number;
-  /** Progress callback, called once per iteration (parallel methods) or every `progressEvery` steps (sequential). */
+  /**
+   * Progress callback, called once per iteration (parallel methods) or every `progressEvery` steps
+   * (sequential, fused or not). Evaluations also yield to the event loop every ~20 ms, so timers,
+   * I/O and `signal` are served while they run.
+   */
   readonly onIteration?: (info: IterationInfo) => void;
   /** Sequential method: call `onIteration` every this many steps. Default 4096. */
   readonly progressEvery?: number;
