@@ -3,7 +3,7 @@ import { type ComputeBackend, InvalidArgumentError, ShapeError, type Tensor } fr
 import { describe, expect, it, vi } from 'vitest';
 import { scaleRows } from './bound.js';
 import { customCell } from './custom.js';
-import { cellContract, maxAbs, randomArray } from '../test/support.js';
+import { cellContract, maxAbs, randomArray, thrownBy } from '../test/support.js';
 
 const D = 3;
 const I = 2;
@@ -240,17 +240,6 @@ describe('custom cell behaviour', () => {
     });
   });
 });
-
-/** The InvalidArgumentError `fn` throws; fails when it throws nothing or something else. */
-function thrownBy(fn: () => unknown): InvalidArgumentError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(InvalidArgumentError);
-    return e as InvalidArgumentError;
-  }
-  throw new Error('expected an InvalidArgumentError');
-}
 
 describe('customCell options: unknown keys are errors', () => {
   it('a misspelt jacobian is refused instead of falling back to finite differences', () => {

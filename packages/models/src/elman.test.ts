@@ -2,7 +2,7 @@ import { InvalidArgumentError, ShapeError } from '@pelk/core';
 import { describe, expect, it } from 'vitest';
 import { elman } from './elman.js';
 import type { TorchWeightsSpec } from './types.js';
-import { cellContract, randomArray, randomMatrix } from '../test/support.js';
+import { cellContract, randomArray, randomMatrix, thrownBy } from '../test/support.js';
 
 describe('elman cells', () => {
   cellContract('torch tanh (random)', () => elman.random({ inputSize: 3, hiddenSize: 6, seed: 4, scale: 0.7 }));
@@ -23,17 +23,6 @@ describe('elman factories', () => {
     expect(() => elman.torch({ ...w, weight_hh_l0: [[1, 2], [3]] } as never)).toThrow(/weights.weight_hh_l0\[1\]: expected an array of length 2/);
   });
 });
-
-/** The InvalidArgumentError `fn` throws; fails when it throws nothing or something else. */
-function thrownBy(fn: () => unknown): InvalidArgumentError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(InvalidArgumentError);
-    return e as InvalidArgumentError;
-  }
-  throw new Error('expected an InvalidArgumentError');
-}
 
 describe('elman options: unknown keys are errors', () => {
   const w = () => elman.random({ inputSize: 3, hiddenSize: 4, seed: 1 }).toSpec().weights as TorchWeightsSpec;

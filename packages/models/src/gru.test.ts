@@ -2,7 +2,7 @@ import { CpuBackend } from '@pelk/backend-cpu';
 import { InvalidArgumentError, NonFiniteError, ShapeError } from '@pelk/core';
 import { describe, expect, it } from 'vitest';
 import { gru } from './gru.js';
-import { cellContract, randomArray, randomMatrix } from '../test/support.js';
+import { cellContract, randomArray, randomMatrix, thrownBy } from '../test/support.js';
 
 const I = 3;
 const H = 5;
@@ -176,17 +176,6 @@ describe('gru validation', () => {
     expect(Math.max(...all.map(Math.abs))).toBeLessThanOrEqual(0.5);
   });
 });
-
-/** The InvalidArgumentError `fn` throws; fails when it throws nothing or something else. */
-function thrownBy(fn: () => unknown): InvalidArgumentError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(InvalidArgumentError);
-    return e as InvalidArgumentError;
-  }
-  throw new Error('expected an InvalidArgumentError');
-}
 
 describe('gru options: unknown keys are errors', () => {
   it('torch options and weight names', () => {

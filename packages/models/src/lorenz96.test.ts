@@ -1,7 +1,7 @@
 import { InvalidArgumentError } from '@pelk/core';
 import { describe, expect, it } from 'vitest';
 import { lorenz96 } from './lorenz96.js';
-import { cellContract } from '../test/support.js';
+import { cellContract, thrownBy } from '../test/support.js';
 
 describe('lorenz96 cells', () => {
   cellContract('rk4', () => lorenz96({ dimension: 5, forcing: 8, dt: 0.01 }), { stateScale: 3, stateOffset: 6 });
@@ -18,17 +18,6 @@ describe('lorenz96 options', () => {
     expect(lorenz96({ dimension: 5 }).toSpec()).toEqual({ type: 'lorenz96', dimension: 5, forcing: 8, dt: 0.01, integrator: 'rk4' });
   });
 });
-
-/** The InvalidArgumentError `fn` throws; fails when it throws nothing or something else. */
-function thrownBy(fn: () => unknown): InvalidArgumentError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(InvalidArgumentError);
-    return e as InvalidArgumentError;
-  }
-  throw new Error('expected an InvalidArgumentError');
-}
 
 describe('lorenz96 options: unknown keys are errors', () => {
   it('names the key and suggests the known one', () => {

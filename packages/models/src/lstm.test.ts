@@ -2,7 +2,7 @@ import { InvalidArgumentError, NonFiniteError, ShapeError } from '@pelk/core';
 import { describe, expect, it } from 'vitest';
 import { lstm } from './lstm.js';
 import type { TorchWeightsSpec } from './types.js';
-import { cellContract, randomArray, randomMatrix } from '../test/support.js';
+import { cellContract, randomArray, randomMatrix, thrownBy } from '../test/support.js';
 
 const I = 3;
 const H = 4;
@@ -47,17 +47,6 @@ describe('lstm factories', () => {
     expect(() => lstm.keras({ ...kerasWeights(1), recurrentActivation: 'softsign' as never })).toThrow(/recurrentActivation/);
   });
 });
-
-/** The InvalidArgumentError `fn` throws; fails when it throws nothing or something else. */
-function thrownBy(fn: () => unknown): InvalidArgumentError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(InvalidArgumentError);
-    return e as InvalidArgumentError;
-  }
-  throw new Error('expected an InvalidArgumentError');
-}
 
 describe('lstm options: unknown keys are errors', () => {
   it('torch options, random options, keras configs and weight names', () => {

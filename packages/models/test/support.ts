@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { BoundCell, Cell, DType, Tensor } from '@pelk/core';
+import { type BoundCell, type Cell, type DType, InvalidArgumentError, type Tensor } from '@pelk/core';
 import { CpuBackend } from '@pelk/backend-cpu';
 import { expect, it } from 'vitest';
 import { mulberry32 } from '../src/host.js';
@@ -257,4 +257,15 @@ export function rollout(
   }
   backend.dispose(prev);
   return out;
+}
+
+/** The InvalidArgumentError `fn` throws; fails when it throws nothing or something else. */
+export function thrownBy(fn: () => unknown): InvalidArgumentError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(InvalidArgumentError);
+    return e as InvalidArgumentError;
+  }
+  throw new Error('expected an InvalidArgumentError');
 }
