@@ -1,5 +1,5 @@
 import { CpuBackend } from '@pelk/backend-cpu';
-import { InvalidArgumentError, NonFiniteError, ShapeError } from '@pelk/core';
+import { NonFiniteError, ShapeError } from '@pelk/core';
 import { describe, expect, it } from 'vitest';
 import { gru } from './gru.js';
 import { cellContract, randomArray, randomMatrix, thrownBy } from '../test/support.js';

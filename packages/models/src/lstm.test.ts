@@ -1,4 +1,4 @@
-import { InvalidArgumentError, NonFiniteError, ShapeError } from '@pelk/core';
+import { NonFiniteError, ShapeError } from '@pelk/core';
 import { describe, expect, it } from 'vitest';
 import { lstm } from './lstm.js';
 import type { TorchWeightsSpec } from './types.js';
