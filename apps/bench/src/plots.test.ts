@@ -42,5 +42,9 @@ describe('stability plots and summary', () => {
     const text = formatStability(report);
     expect(text).toContain('σ²=100: 5');
     expect(text).toContain('0.8×');
+    // One stopping rule, stated once for every column: evaluate's certificate at the suite's tolerance.
+    expect(text.split('\n')[0]).toMatch(/^Stopping rule \(every column\): .*result\.converged.*≤ 1e-9.*cap 1000\.$/);
+    const stopped = formatStability({ ...report, runs: [...runs, { ...run('quasi-deer', undefined, 1000, false), reason: 'max-iterations' }] });
+    expect(stopped).toContain('NOT converged (max-iterations, 1000)');
   });
 });

@@ -33,15 +33,16 @@ function svgText(node: Element): string {
 }
 
 /**
- * Residual `max_t ‖s_t − f(s_{t−1})‖∞` against the iteration (log scale) for DEER, quasi-DEER,
- * ELK and quasi-ELK with adaptive damping, and ELK / quasi-ELK at their best fixed σ².
+ * Residual `max_t ‖s_t − f(s_{t−1})‖∞` of the iterate each iteration produced against the iteration
+ * (log scale) for DEER, quasi-DEER, ELK and quasi-ELK with adaptive damping, and ELK / quasi-ELK at
+ * their best fixed σ²; with `tolerance`, a dashed rule marks the certificate's bound.
  *
  * @example
  * ```ts
  * writeFileSync('residual.svg', residualPlot('argru-T2000', runs, summary));
  * ```
  */
-export function residualPlot(problem: string, runs: StabilityRun[], summary: StabilitySummary[]): string {
+export function residualPlot(problem: string, runs: StabilityRun[], summary: StabilitySummary[], tolerance?: number): string {
   const best = (method: string) => summary.find((s) => s.problem === problem && s.method === method && s.kalman === 'filter')?.bestSigmaSq;
   const shown = runs.filter(
     (r) =>
@@ -63,7 +64,8 @@ export function residualPlot(problem: string, runs: StabilityRun[], summary: Sta
     y: { type: 'log', label: '↑ residual max_t ‖s_t − f(s_t−1)‖∞ (clipped to [1e-16, 1e10])', grid: true },
     color: { scheme: 'tableau10' },
     marks: [
-      titleMark(`${problem}: residual per iteration (float64)`),
+      titleMark(`${problem}: residual per iteration (float64)${tolerance === undefined ? '' : `; dashed: the tolerance ${tolerance}, converged = certified below it`}`),
+      ...(tolerance === undefined ? [] : [Plot.ruleY([tolerance], { stroke: 'gray', strokeDasharray: '4,4' })]),
       Plot.line(data, { x: 'iteration', y: 'residual', stroke: 'run', strokeWidth: 1.5 }),
       ...legendMarks([...new Set(data.map((d) => d.run))]),
     ],
@@ -72,10 +74,11 @@ export function residualPlot(problem: string, runs: StabilityRun[], summary: Sta
 }
 
 /**
- * Iterations to converge against fixed σ² (log scale) for ELK and quasi-ELK with filter and
- * smoother steps; runs that did not converge are drawn at the iteration cap as crosses.
+ * Iterations to converge (`result.converged`: the certificate, residual ≤ `tolerance`) against
+ * fixed σ² (log scale) for ELK and quasi-ELK with filter and smoother steps; runs that did not
+ * converge are drawn at the iteration cap as crosses.
  */
-export function iterationsVsSigmaPlot(problem: string, runs: StabilityRun[], cap: number): string {
+export function iterationsVsSigmaPlot(problem: string, runs: StabilityRun[], cap: number, tolerance?: number): string {
   const fixed = runs.filter((r) => typeof r.sigmaSq === 'number');
   const data = fixed.map((r) => ({
     sigmaSq: r.sigmaSq as number,
@@ -96,7 +99,9 @@ export function iterationsVsSigmaPlot(problem: string, runs: StabilityRun[], cap
     y: { type: 'log', label: '↑ iterations', grid: true },
     color: { scheme: 'tableau10' },
     marks: [
-      titleMark(`${problem}: iterations to converge vs fixed σ² (dashed: adaptive damping; × = not converged within ${cap})`),
+      titleMark(
+        `${problem}: iterations to converge${tolerance === undefined ? '' : ` (residual ≤ ${tolerance})`} vs fixed σ² (dashed: adaptive damping; × = not converged within ${cap})`,
+      ),
       ...legendMarks([...new Set([...data, ...adaptive].map((d) => d.variant))]),
       Plot.line(
         data.filter((d) => d.converged),

@@ -54,7 +54,7 @@ export class ProgressLine {
   private plainLine(run: number, totalRuns: number, info: IterationInfo): void {
     const prefix = `${this.label} run ${run + 1}/${totalRuns}:`;
     if (info.fraction === undefined) {
-      process.stderr.write(`${prefix} iteration ${info.iteration}, step ${info.step.toExponential(1)}\n`);
+      process.stderr.write(`${prefix} iteration ${info.iteration}, step ${info.step.toExponential(1)}, residual ${info.residual.toExponential(1)}\n`);
       return;
     }
     const quarter = Math.floor(info.fraction * 4) + run * 4;

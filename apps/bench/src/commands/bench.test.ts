@@ -68,9 +68,11 @@ describe('pelk bench', () => {
       const text = await runDemo({ backend: 'cpu', steps: 400, hidden: 8, input: 2, dtype, deerSteps: 100 });
       const rows = demoRows(text);
       expect(rows.map((r) => r.method)).toEqual(['sequential', 'quasi-deer', 'deer']);
+      // DEER runs on the --deer-steps prefix and says so (compared with that prefix of the sequential answer).
+      expect(text).toMatch(/DEER ran on the first 100 steps \(--deer-steps/);
       const bound = 10 * DEFAULT_TOLERANCE[dtype];
       for (const row of rows) {
-        expect(row.T, row.method).toBe('400');
+        expect(row.T, row.method).toBe(row.method === 'deer' ? '100' : '400');
         expect(row.converged, row.method).toBe('yes');
         expect(Number(row.iterations), row.method).toBeGreaterThanOrEqual(1);
         const delta = row['max |Δ| vs sequential'];

@@ -3,11 +3,16 @@
  * trained AR-GRU and on Lorenz-96, how many iterations DEER, quasi-DEER, ELK and quasi-ELK (Kalman
  * filter and smoother steps) need, for a sweep of fixed σ² and for adaptive damping; JSON results
  * and SVG plots of the residual against the iteration and of iterations against σ².
+ *
+ * One stopping rule for every column: a run counts as converged when `evaluate` certifies it
+ * (`result.converged` at tolerance 1e-9: the returned trajectory's true residual
+ * `max_t ‖s_t − f(s_{t−1})‖∞` ≤ 1e-9 in float64, no value clipped or reset, the cap not reached),
+ * and its iteration count is the number of iterations it ran to get there.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Cell, type ComputeBackend, type KalmanMode, type Method, type ShapedArray, evaluate } from '@pelk/core';
+import { type Cell, type ComputeBackend, type KalmanMode, type Method, type ShapedArray, type StopReason, evaluate } from '@pelk/core';
 import { lorenz96, readModelSpec } from '@pelk/models';
 import { createBackend } from '../backends.js';
 import { randomInputs } from '../data.js';
@@ -43,11 +48,16 @@ export interface StabilityRun {
   /** Fixed σ², or 'adaptive'. */
   sigmaSq?: number | 'adaptive';
   iterations: number;
+  /** `result.converged`: the certificate at the suite's tolerance (see {@link stoppingRule}). */
   converged: boolean;
+  /** `result.reason`: why the run stopped (`'converged'`, `'max-iterations'`, `'stalled'`, …). */
+  reason?: StopReason;
+  /** `result.residual`: the true residual of the returned trajectory. */
+  residual?: number;
   ms: number;
   /** `max |s − s_sequential|` at the end. */
   error: number;
-  /** Residual after each iteration. */
+  /** Residual of the iterate each iteration produced (`history[i].residual`). */
   residuals: number[];
 }
 
@@ -59,6 +69,8 @@ export interface StabilityReport {
   readonly quick: boolean;
   readonly maxIterations: number;
   readonly tolerance: number;
+  /** The one stopping rule behind every iteration count of the report, in words. */
+  readonly stoppingRule?: string;
   readonly runs: StabilityRun[];
   /** Per problem and ELK variant: the best fixed σ² and how adaptive damping compares. */
   readonly summary: StabilitySummary[];
@@ -74,6 +86,17 @@ export interface StabilitySummary {
   adaptiveIterations: number | null;
   /** adaptive / best (≤ 1.5 is the goal); null when either did not converge. */
   ratio: number | null;
+}
+
+/**
+ * The suite's one stopping rule, in words: every column (DEER, quasi-DEER, ELK and quasi-ELK, fixed
+ * and adaptive σ²) counts the iterations to `evaluate`'s certificate at the same tolerance.
+ */
+export function stoppingRule(tolerance: number, maxIterations: number): string {
+  return (
+    `iterations until evaluate() certifies convergence (result.converged: the returned trajectory's true residual ` +
+    `max_t ‖s_t − f(s_{t−1})‖∞ ≤ ${tolerance} in float64, no value clipped or reset), every method, zero initial guess, cap ${maxIterations}`
+  );
 }
 
 const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -163,13 +186,15 @@ export async function runStability(o: StabilityOptions): Promise<StabilityReport
         sigmaSq: c.sigmaSq,
         iterations: r.iterations,
         converged: r.converged,
+        reason: r.reason,
+        residual: r.residual,
         ms: Math.round(ms),
         error: maxAbsDiff(states, p.oracle),
         residuals: r.history.map((h) => h.residual),
       });
       r.dispose();
       progress.done();
-      log(`${label}: ${r.iterations} iterations, ${r.converged ? 'converged' : 'NOT converged'}, ${Math.round(ms)} ms`);
+      log(`${label}: ${r.iterations} iterations, ${r.converged ? 'converged' : `NOT converged (${r.reason})`}, residual ${r.residual.toExponential(1)}, ${Math.round(ms)} ms`);
     }
   }
   const report: StabilityReport = {
@@ -179,6 +204,7 @@ export async function runStability(o: StabilityOptions): Promise<StabilityReport
     quick: o.quick,
     maxIterations,
     tolerance,
+    stoppingRule: stoppingRule(tolerance, maxIterations),
     runs,
     summary: summarize(runs),
   };
@@ -215,23 +241,34 @@ export function stabilityFiles(report: StabilityReport): Record<string, string> 
   const files: Record<string, string> = { 'stability.json': `${JSON.stringify(report, null, 1)}\n`, 'stability.txt': `${formatStability(report)}\n` };
   for (const problem of [...new Set(report.runs.map((r) => r.problem))]) {
     const runs = report.runs.filter((r) => r.problem === problem);
-    files[`stability-${problem}.svg`] = residualPlot(problem, runs, report.summary);
-    files[`stability-sweep-${problem}.svg`] = iterationsVsSigmaPlot(problem, runs, report.maxIterations);
+    files[`stability-${problem}.svg`] = residualPlot(problem, runs, report.summary, report.tolerance);
+    files[`stability-sweep-${problem}.svg`] = iterationsVsSigmaPlot(problem, runs, report.maxIterations, report.tolerance);
   }
   return files;
 }
 
 /** The summary as a text table. */
 export function formatStability(report: StabilityReport): string {
+  const swept = (s: StabilitySummary) => report.runs.some((r) => r.problem === s.problem && r.method === s.method && r.kalman === s.kalman && typeof r.sigmaSq === 'number');
   const rows = report.summary.map((s) => [
     s.problem,
     `${s.method} (${s.kalman})`,
-    s.bestSigmaSq === null ? 'none converged' : `σ²=${s.bestSigmaSq}: ${s.bestIterations}`,
-    s.adaptiveIterations === null ? 'NOT converged' : String(s.adaptiveIterations),
+    s.bestSigmaSq === null ? (swept(s) ? 'none converged' : 'not swept') : `σ²=${s.bestSigmaSq}: ${s.bestIterations}`,
+    s.adaptiveIterations === null ? notConverged(report.runs.find((r) => r.problem === s.problem && r.method === s.method && r.kalman === s.kalman && r.sigmaSq === 'adaptive')) : String(s.adaptiveIterations),
     s.ratio === null ? '—' : `${s.ratio}×`,
   ]);
   const dense = report.runs
     .filter((r) => r.method === 'deer' || r.method === 'quasi-deer')
-    .map((r) => [r.problem, r.method, '', r.converged ? String(r.iterations) : `NOT converged (${r.iterations})`, '']);
-  return table(['problem', 'method', `best fixed σ² (iterations, cap ${report.maxIterations})`, 'adaptive', 'adaptive / best'], [...dense, ...rows]);
+    .map((r) => [r.problem, r.method, '', r.converged ? String(r.iterations) : notConverged(r), '']);
+  return [
+    `Stopping rule (every column): ${report.stoppingRule ?? stoppingRule(report.tolerance, report.maxIterations)}.`,
+    '',
+    table(['problem', 'method', `best fixed σ² (iterations, cap ${report.maxIterations})`, 'adaptive', 'adaptive / best'], [...dense, ...rows]),
+  ].join('\n');
+}
+
+/** `NOT converged (max-iterations, 1000)`: why a run has no certificate, and after how many iterations. */
+function notConverged(r: StabilityRun | undefined): string {
+  if (!r) return 'NOT converged';
+  return `NOT converged (${r.reason ? `${r.reason}, ` : ''}${r.iterations})`;
 }

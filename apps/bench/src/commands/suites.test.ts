@@ -49,7 +49,7 @@ describe('peers suite', () => {
       'pelk quasi-deer on pelk-cpu',
     ]);
     // float32 trajectories of the same GRU: sequential ones agree to float32 rounding over 16 steps;
-    // the parallel ones stop when a step is below float32's default tolerance, 1e-4.
+    // the parallel ones stop when their residual is below float32's default tolerance, 1e-4.
     for (const r of report.results) expect(r.maxAbsDiffVsLayer).toBeLessThanOrEqual(r.implementation.includes('sequential') ? 1e-5 : 1e-4);
     // Every row was timed, and its speed-up is the ratio of the two measured medians (rounded to
     // three significant digits): the layer on the same tfjs backend, or on `versus` (wasm) for
