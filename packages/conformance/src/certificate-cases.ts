@@ -14,6 +14,7 @@ import {
   type EvaluateOptions,
   type EvaluateResult,
   InvalidArgumentError,
+  LINEARIZE_SEGMENT_STEPS,
   MIN_TOLERANCE,
   type Method,
   SEGMENT_STEPS,
@@ -163,6 +164,21 @@ export function defineCertificateCases(ctx: CertificateContext): void {
       }
       // Not vacuous: these models are within every method's reach.
       expect(certified, `${certified} of ${runs} runs converged`).toBe(runs);
+    });
+
+    it('long sequences (linearised in segments on host-memory backends) converge to the sequential answer', async () => {
+      const T = LINEARIZE_SEGMENT_STEPS * 2 + 700;
+      const B = 2;
+      const cell = randomRnn('gru', 2, 3, 96);
+      const inputs = { data: randomArray(B * T * 2, 97), shape: [B, T, 2] };
+      const initialState = { data: randomArray(B * 3, 98, 0.5), shape: [B, 3] };
+      const seq = await run(cell, inputs, { method: 'sequential', initialState });
+      for (const method of ctx.methods.filter((m) => m === 'quasi-deer' || m === 'quasi-elk')) {
+        const { result, states } = await run(cell, inputs, { method, initialState });
+        expect(result.converged, `${method}: ${result.reason}, residual ${result.residual}`).toBe(true);
+        // A contractive GRU (weights of scale 1): the error is a small multiple of the residual.
+        expect(maxDiff(states, seq.states), method).toBeLessThanOrEqual(10 * DEFAULT_TOLERANCE[dtype]);
+      }
     });
 
     it('refuses a tolerance below 16 unit roundoffs of the dtype', async () => {

@@ -49,6 +49,13 @@ export interface BoundCell {
    * `jacobian` `[B, T, D, D]` (dense) or `[B, T, D]` (diagonal).
    */
   linearize(prev: Tensor, kind: JacobianKind): { value: Tensor; jacobian: Tensor };
+  /**
+   * Optional: {@link linearize} on the steps `[start, start + n)` only, for `prev` `[B, n, D]` (the
+   * states entering those steps); returns `value` `[B, n, D]` and the Jacobians of those steps. It
+   * lets a solver linearise a long sequence in segments and serve the event loop in between. Must
+   * equal the corresponding rows of `linearize` up to rounding.
+   */
+  linearizeRange?(prev: Tensor, start: number, kind: JacobianKind): { value: Tensor; jacobian: Tensor };
   /** One step for every batch entry: `prev` `[B, D]` (the state at `t - 1`) → `[B, D]` at step `t` (0-based). */
   step(prev: Tensor, t: number): Tensor;
   /**

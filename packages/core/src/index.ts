@@ -38,6 +38,7 @@ export { checkKnownKeys, closestKey } from './keys.js';
 export { ADAPTIVE_DAMPING, DAMPED_MIN_ITERATIONS, DEFAULT_CLIP, DEFAULT_TOLERANCE, MIN_TOLERANCE, evaluate, nest } from './evaluate.js';
 export { type EvaluationSize, bytesPerElement, estimateEvaluationBytes } from './memory.js';
 export type { ElkDamping } from './solvers/elk.js';
+export { LINEARIZE_SEGMENT_STEPS } from './solvers/newton.js';
 export { SEGMENT_STEPS } from './solvers/sequential.js';
 export { type BackendFactory, registerBackend, registeredBackends, resolveBackend, unregisterBackend } from './registry.js';
 export {

@@ -117,6 +117,11 @@ export function makeBoundCell(p: BoundCellParts): BoundCell {
       throw new ShapeError('prev', shapeText(shape), prev?.shape ? shapeText(prev.shape) : describeValue(prev));
     }
   };
+  const checkKind = (kind: JacobianKind): void => {
+    if (kind !== 'dense' && kind !== 'diagonal') {
+      throw new InvalidArgumentError('kind', "'dense' or 'diagonal'", describeValue(kind));
+    }
+  };
   return {
     apply(prev) {
       alive();
@@ -126,12 +131,23 @@ export function makeBoundCell(p: BoundCellParts): BoundCell {
     },
     linearize(prev, kind) {
       alive();
-      if (kind !== 'dense' && kind !== 'diagonal') {
-        throw new InvalidArgumentError('kind', "'dense' or 'diagonal'", describeValue(kind));
-      }
+      checkKind(kind);
       checkPrev(prev, [B, T, D]);
       return backend.tidy(() => {
         const { value, jacobian } = forward(prev, drive, kind);
+        return { value, jacobian: jacobian! };
+      });
+    },
+    linearizeRange(prev, start, kind) {
+      alive();
+      checkKind(kind);
+      const n = prev?.shape?.[1] ?? 0;
+      if (!Number.isInteger(start) || start < 0 || start + n > T) {
+        throw new InvalidArgumentError('start', `an integer in [0, ${T - n}] (prev covers ${n} steps)`, describeValue(start));
+      }
+      checkPrev(prev, [B, n, D]);
+      return backend.tidy(() => {
+        const { value, jacobian } = forward(prev, drive && backend.slice(drive, 1, start, n), kind);
         return { value, jacobian: jacobian! };
       });
     },

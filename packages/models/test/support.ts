@@ -155,6 +155,39 @@ export function cellContract(name: string, make: () => Cell, o: ContractOptions 
     cleanup();
   });
 
+  it(`${name}: linearizeRange on steps [start, start + n) equals those rows of linearize`, () => {
+    const { D, bound, prev, cleanup } = setup();
+    expect(bound.linearizeRange, 'every cell of @pelk/models offers linearizeRange').toBeDefined();
+    for (const kind of ['dense', 'diagonal'] as const) {
+      const width = kind === 'dense' ? D * D : D;
+      let whole!: { value: Float64Array; jacobian: Float64Array };
+      backend.tidy(() => {
+        const lin = bound.linearize(backend.fromArray(prev, [B, T, D], 'float64'), kind);
+        whole = { value: backend.readSync(lin.value) as Float64Array, jacobian: backend.readSync(lin.jacobian) as Float64Array };
+      });
+      for (let start = 0; start < T; start++) {
+        for (let n = 1; start + n <= T; n++) {
+          backend.tidy(() => {
+            const rows = Float64Array.from({ length: B * n * D }, (_, k) => {
+              const b = Math.floor(k / (n * D));
+              return prev[(b * T + start) * D + (k % (n * D))];
+            });
+            const part = bound.linearizeRange!(backend.fromArray(rows, [B, n, D], 'float64'), start, kind);
+            const value = backend.readSync(part.value);
+            const jac = backend.readSync(part.jacobian);
+            for (let b = 0; b < B; b++) {
+              const want = whole.value.subarray((b * T + start) * D, (b * T + start + n) * D);
+              expect(maxAbsDiff(value.subarray(b * n * D, (b + 1) * n * D), want), `${kind} value, start ${start}, n ${n}`).toBe(0);
+              const wantJ = whole.jacobian.subarray((b * T + start) * width, (b * T + start + n) * width);
+              expect(maxAbsDiff(jac.subarray(b * n * width, (b + 1) * n * width), wantJ), `${kind} Jacobian, start ${start}, n ${n}`).toBe(0);
+            }
+          });
+        }
+      }
+    }
+    cleanup();
+  });
+
   it(`${name}: apply on [B, T, D] equals step at every t`, () => {
     const { D, bound, prev, cleanup } = setup();
     const applied = readAndFree(bound, prev, D);

@@ -29,9 +29,24 @@ interface Linearization {
 }
 
 /**
+ * Sequences longer than this are linearised in segments for a diagonal method on a host-memory
+ * backend (whose ops run synchronously on the JavaScript thread): each segment is one synchronous
+ * stretch of about {@link SEGMENT_MS}, and the event loop (timers, abort signals) is served between
+ * segments. Dense Jacobians are linearised in one piece (joining `[B, T, D, D]` segments would
+ * double DEER's largest allocation), and so is everything on device backends (GPU work is queued,
+ * not run on the thread, and segments would multiply its dispatches and read-backs).
+ */
+export const LINEARIZE_SEGMENT_STEPS = 16384;
+
+/** Wall time a segment of a linearisation aims at (its length adapts to what the last one took). */
+const SEGMENT_MS = 25;
+
+/**
  * Linearises the cell around `states` (ALGORITHMS.md §2): the Jacobians `A_t`, the offsets
  * `b_t = f(s_{t−1}) − A_t s_{t−1}`, and — from the same values — the true residual
  * `max_t ‖s_t − f(s_{t−1})‖∞`, the certificate of `states`. Optionally also `½Σ‖r_t‖²` (ELK's merit).
+ * Long sequences with diagonal Jacobians are linearised in segments of
+ * {@link LINEARIZE_SEGMENT_STEPS} steps when the cell offers `linearizeRange`.
  */
 export async function linearizeAt(
   p: Problem,
@@ -39,22 +54,85 @@ export async function linearizeAt(
   jacobian: JacobianKind,
   withMerit: boolean,
 ): Promise<Linearization & { merit: number }> {
-  const { backend, cell, init } = p;
+  const { backend, cell, steps } = p;
+  const segmented =
+    jacobian === 'diagonal' && cell.linearizeRange !== undefined && backend.hostData !== undefined && steps > LINEARIZE_SEGMENT_STEPS;
+  if (!segmented) {
+    const part = linearizePart(p, states, p.init, jacobian, withMerit, (prev) => cell.linearize(prev, jacobian));
+    return settle(p, part, part);
+  }
+  const jacobians: Tensor[] = [];
+  const offsets: Tensor[] = [];
+  const partials: Promise<[number, number]>[] = [];
+  try {
+    let length = 2048;
+    for (let start = 0; start < steps; ) {
+      if (start > 0) await p.pacer.tick(0);
+      const n = Math.min(length, steps - start);
+      const began = performance.now();
+      const part = backend.tidy(() => {
+        const entering = start === 0 ? p.init : backend.timeStep(states, start - 1);
+        const segment = backend.slice(states, 1, start, n);
+        const lin = linearizePart(p, segment, entering, jacobian, withMerit, (prev) => cell.linearizeRange!(prev, start, jacobian));
+        const partial = Promise.all([lin.residualP, lin.meritP]);
+        partial.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+        partials.push(partial);
+        return { jacobian: lin.jacobian, offset: lin.offset };
+      });
+      jacobians.push(part.jacobian);
+      offsets.push(part.offset);
+      // Next segment: toward SEGMENT_MS, growing at most 4× at a time.
+      const ms = performance.now() - began;
+      length = Math.max(256, Math.min(LINEARIZE_SEGMENT_STEPS, Math.round(n * Math.min(4, SEGMENT_MS / Math.max(ms, 1e-3)))));
+      start += n;
+    }
+    const whole = backend.tidy(() => ({ jacobian: backend.concat(jacobians, 1), offset: backend.concat(offsets, 1) }));
+    backend.dispose([...jacobians, ...offsets]);
+    jacobians.length = 0;
+    offsets.length = 0;
+    const residualP = Promise.all(partials).then((r) => r.reduce((m, [x]) => (Number.isNaN(m) || Number.isNaN(x) ? Number.NaN : Math.max(m, x)), 0));
+    const meritP = Promise.all(partials).then((r) => r.reduce((s, [, x]) => s + x, 0));
+    return settle(p, whole, { residualP, meritP });
+  } catch (err) {
+    backend.dispose([...jacobians, ...offsets]);
+    throw err;
+  }
+}
+
+/** One linearisation of `states` (`[B, n, D]`) whose first step is entered from `entering` (`[B, D]`). */
+function linearizePart(
+  p: Problem,
+  states: Tensor,
+  entering: Tensor,
+  jacobian: JacobianKind,
+  withMerit: boolean,
+  linearize: (prev: Tensor) => { value: Tensor; jacobian: Tensor },
+): { jacobian: Tensor; offset: Tensor; residualP: Promise<number>; meritP: Promise<number> } {
+  const { backend } = p;
   let residualP!: Promise<number>;
   let meritP: Promise<number> = Promise.resolve(Number.NaN);
   const parts = backend.tidy(() => {
-    const prev = backend.shiftTime(states, init);
-    const lin = cell.linearize(prev, jacobian);
+    const prev = backend.shiftTime(states, entering);
+    const lin = linearize(prev);
     residualP = backend.maxAbsDiff(states, lin.value);
     if (withMerit) meritP = backend.sumSquaredDiff(states, lin.value);
     const applied = jacobian === 'dense' ? backend.matvec(lin.jacobian, prev) : backend.binary('mul', lin.jacobian, prev);
     return { jacobian: lin.jacobian, offset: backend.binary('sub', lin.value, applied) };
   });
+  return { ...parts, residualP, meritP };
+}
+
+/** Waits for the scalar reductions of a linearisation; frees its tensors if they fail. */
+async function settle(
+  p: Problem,
+  parts: { jacobian: Tensor; offset: Tensor },
+  scalars: { residualP: Promise<number>; meritP: Promise<number> },
+): Promise<Linearization & { merit: number }> {
   try {
-    const [residual, sumSq] = await Promise.all([residualP, meritP]);
-    return { ...parts, residual, merit: 0.5 * sumSq };
+    const [residual, sumSq] = await Promise.all([scalars.residualP, scalars.meritP]);
+    return { jacobian: parts.jacobian, offset: parts.offset, residual, merit: 0.5 * sumSq };
   } catch (err) {
-    backend.dispose([parts.jacobian, parts.offset]);
+    p.backend.dispose([parts.jacobian, parts.offset]);
     throw err;
   }
 }
@@ -106,11 +184,21 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
       let nonFiniteP!: Promise<number>;
       let clippedP!: Promise<number>;
       let stepP!: Promise<number>;
+      const solved = backend.tidy(() =>
+        s.jacobian === 'dense'
+          ? backend.linearScanDense(from.jacobian, from.offset, init)
+          : backend.linearScanDiagonal(from.jacobian, from.offset, init),
+      );
+      lin = undefined;
+      backend.dispose([from.jacobian, from.offset]);
+      // A turn for the event loop between the scan and the rest of the iteration.
+      try {
+        await p.pacer.tick(iteration);
+      } catch (err) {
+        backend.dispose(solved);
+        throw err;
+      }
       const next = backend.tidy(() => {
-        const solved =
-          s.jacobian === 'dense'
-            ? backend.linearScanDense(from.jacobian, from.offset, init)
-            : backend.linearScanDiagonal(from.jacobian, from.offset, init);
         const clean = backend.sanitize(solved, s.clip);
         nonFiniteP = clean.nonFinite;
         clippedP = clean.clipped;
@@ -118,13 +206,21 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
         return clean.value;
       });
       states = next;
-      lin = undefined;
-      backend.dispose([from.jacobian, from.offset, current]);
+      backend.dispose([solved, current]);
+      // The new iterate is linearised before any read is awaited, so that its residual is read back
+      // together with the counts and the step: one device read-back per iteration (WebGPU).
+      const linP = linearizeAt(p, states, s.jacobian, false);
+      linP.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
       let step: number;
-      [nonFinite, clipped, step] = await Promise.all([nonFiniteP, clippedP, stepP]);
+      try {
+        [nonFinite, clipped, step] = await Promise.all([nonFiniteP, clippedP, stepP]);
+      } catch (err) {
+        linP.then((l) => backend.dispose([l.jacobian, l.offset]), () => undefined);
+        throw err;
+      }
       resets += nonFinite;
       clippedTotal += clipped;
-      lin = await linearizeAt(p, states, s.jacobian, false);
+      lin = await linP;
       const info: IterationInfo = {
         iteration,
         residual: lin.residual,
