@@ -3,7 +3,7 @@
  * was before plus the result's one tensor (its states), for every method — and exactly what it was
  * before when the run throws (aborted, a cell that fails mid-run, or an `onIteration` callback that fails).
  */
-import { type Method, evaluate } from '@pelk/core';
+import { MIN_TOLERANCE, type Method, evaluate } from '@pelk/core';
 import { failingCell, randomArray, randomGru } from '@pelk/conformance';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -57,7 +57,8 @@ describe('tfjs memory discipline (tf.memory().numTensors)', () => {
           throw new Error('callback failed');
         },
       });
-      // The fused sequential kernel (GRU on tfjs cpu) reports no progress, so it finishes instead.
+      // Every method reports progress, the fused sequential kernel (GRU on tfjs cpu) included: it
+      // advances in slices of `progressEvery` steps and calls `onIteration` between them.
       const outcome = await failing.then(
         (r) => {
           r.dispose();
@@ -65,8 +66,58 @@ describe('tfjs memory discipline (tf.memory().numTensors)', () => {
         },
         (e: Error) => e.message,
       );
-      expect(outcome).toBe(method === 'sequential' || method === 'auto' ? 'finished' : 'callback failed');
+      expect(outcome).toBe('callback failed');
       expect(tf.memory().numTensors).toBe(before);
     });
   }
+});
+
+/**
+ * Abort latency on tfjs's `wasm` backend: an `AbortSignal` fired by a timer (not from
+ * `onIteration`) ends a quasi-DEER run at the next iteration boundary — evaluations yield to the
+ * event loop between iterations — so the `AbortError` arrives within one iteration's time of the
+ * timer being due, with every tensor released.
+ */
+describe('tfjs wasm: a timer-fired abort', () => {
+  it('ends a quasi-DEER run within one iteration, every tensor released', { timeout: 120_000 }, async () => {
+    const backend = await createTfjsBackend({ backend: 'wasm' });
+    await backend.activate();
+    // Weights ×3: quasi-DEER needs far more iterations than the abort leaves it.
+    const { cell: slow } = randomGru(I, 16, 21, 3);
+    const steps = 20_000;
+    const x = { data: randomArray(steps * I, 22), shape: [steps, I] };
+    const opts = { backend, method: 'quasi-deer' as const, tolerance: MIN_TOLERANCE.float32 };
+    // One iteration's duration, measured: the longest of a few iterations.
+    const stamps: number[] = [];
+    const probe = await evaluate(slow, x, { ...opts, maxIterations: 5, onIteration: (i) => stamps.push(i.elapsedMs) });
+    probe.dispose();
+    expect(stamps.length).toBe(5);
+    const iterationMs = Math.max(...stamps.slice(1).map((t, k) => t - stamps[k]));
+
+    const before = tf.memory().numTensors;
+    const controller = new AbortController();
+    const delay = Math.round(3.5 * iterationMs);
+    const started = performance.now();
+    let firedAt = 0;
+    const timer = setTimeout(() => {
+      firedAt = performance.now();
+      controller.abort();
+    }, delay);
+    const outcome = await evaluate(slow, x, { ...opts, maxIterations: 10_000, signal: controller.signal }).then(
+      (r) => {
+        r.dispose();
+        return null;
+      },
+      (e: unknown) => e,
+    );
+    const ended = performance.now();
+    clearTimeout(timer);
+    const latency = ended - (started + delay);
+    console.info(
+      `tfjs-wasm quasi-DEER (T=${steps}, D=16): iteration ${iterationMs.toFixed(1)} ms; abort due at ${delay} ms, timer ran ${(firedAt - started - delay).toFixed(1)} ms late, AbortError ${latency.toFixed(1)} ms after due`,
+    );
+    expect(outcome, 'the run ended before the abort').toMatchObject({ code: 'ABORTED' });
+    expect(latency, `AbortError ${latency.toFixed(1)} ms after the timer was due; one iteration takes ${iterationMs.toFixed(1)} ms`).toBeLessThanOrEqual(iterationMs);
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

@@ -3,5 +3,5 @@
  * WGSL scans and Kalman passes, tfjs-backend-webgpu for dense algebra.
  */
 export { createWebGpuBackend, type WebGpuBackendOptions } from './runtime.js';
-export { WebGpuBackend, type WebGpuLimitsOptions, webgpuMemoryBudget } from './webgpu-backend.js';
+export { type GpuPoolUsage, WebGpuBackend, type WebGpuLimitsOptions, webgpuMemoryBudget } from './webgpu-backend.js';
 export { DEFAULT_CHUNK, DEFAULT_DENSE_CHUNK, type KernelOptions, denseScan, diagonalScan, kalmanDiagonal, reduceLevels } from './kernels/index.js';

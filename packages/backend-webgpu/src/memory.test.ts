@@ -5,7 +5,7 @@
  * iteration is one queue submission (its dispatches plus the one coalesced read-back).
  * Without an adapter this is skipped visibly, unless PELK_REQUIRE_WEBGPU=1 (CI).
  */
-import { type Method, evaluate } from '@pelk/core';
+import { MIN_TOLERANCE, type Method, evaluate } from '@pelk/core';
 import { failingCell, randomArray, randomGru } from '@pelk/conformance';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -77,6 +77,122 @@ if (probe instanceof Error) {
       } finally {
         queue.submit = submit;
       }
+    });
+  });
+
+  describe('webgpu buffer pool: released when an evaluation ends', { timeout: 300_000 }, () => {
+    it('100 evaluations of changing sizes leave no pooled buffers behind', async () => {
+      await device.queue.onSubmittedWorkDone();
+      backend.trim();
+      const start = backend.poolUsage();
+      let peakFree = 0;
+      let peakBytes = 0;
+      const watch = () => {
+        const u = backend.poolUsage();
+        peakFree = Math.max(peakFree, u.freeBuffers);
+        peakBytes = Math.max(peakBytes, u.allocatedBytes);
+      };
+      const methods: readonly Method[] = ['quasi-deer', 'deer', 'quasi-elk', 'sequential'];
+      for (let n = 0; n < 100; n++) {
+        // A new T every time: an untrimmed pool keeps one set of buffers per size it has seen.
+        const steps = 20 + n;
+        const x = { data: randomArray(steps * I, 1000 + n), shape: [steps, I] };
+        const result = await evaluate(cell, x, { backend, method: methods[n % methods.length], onIteration: watch, progressEvery: 8 });
+        await result.read();
+        result.dispose();
+      }
+      await device.queue.onSubmittedWorkDone();
+      const end = backend.poolUsage();
+      console.info(
+        `webgpu pool after 100 evaluations: ${end.freeBuffers} free buffers, ${end.allocatedBytes - end.usedBytes} free bytes ` +
+          `(${end.usedBuffers} buffers / ${end.usedBytes} bytes in use, as before: ${start.usedBuffers} / ${start.usedBytes}); ` +
+          `during the runs up to ${peakFree} free buffers, ${peakBytes} bytes allocated`,
+      );
+      // What is left: at most the last result's buffer and its read-back staging buffer, freed
+      // after the last trim (the next evaluation's trim releases them).
+      expect(end.freeBuffers).toBeLessThanOrEqual(2);
+      expect(end.allocatedBytes - end.usedBytes).toBeLessThanOrEqual(2 * 4 * 119 * 4);
+      expect(end.usedBuffers).toBe(start.usedBuffers);
+      expect(end.usedBytes).toBe(start.usedBytes);
+      // The pool did serve the iterations.
+      expect(peakFree).toBeGreaterThan(0);
+      backend.trim();
+      expect(backend.poolUsage().freeBuffers).toBe(0);
+    });
+
+    it('releasePooledBuffers(cap) keeps at most cap bytes of free buffers; trim() the default (none)', async () => {
+      backend.trim();
+      const base = backend.poolUsage();
+      // Free buffers of many sizes: tensors created, used and disposed.
+      for (let k = 1; k <= 40; k++) {
+        const t = tf.tidy(() => tf.add(tf.fill([k * 64], 1), 1));
+        await t.data();
+        t.dispose();
+      }
+      await device.queue.onSubmittedWorkDone();
+      const filled = backend.poolUsage();
+      expect(filled.freeBuffers).toBeGreaterThanOrEqual(40);
+      const cap = 16 * 1024;
+      backend.releasePooledBuffers(cap);
+      const capped = backend.poolUsage();
+      expect(capped.allocatedBytes - capped.usedBytes).toBeLessThanOrEqual(cap);
+      expect(capped.freeBuffers).toBeGreaterThan(0);
+      expect(capped.freeBuffers).toBeLessThan(filled.freeBuffers);
+      // Buffers still work after a trim: tfjs allocates new ones.
+      const again = tf.tidy(() => tf.add(tf.fill([640], 2), 1));
+      expect(Array.from((await again.data()) as Float32Array).every((v) => v === 3)).toBe(true);
+      again.dispose();
+      backend.trim();
+      const trimmed = backend.poolUsage();
+      expect(trimmed.freeBuffers).toBe(0);
+      expect(trimmed.allocatedBytes).toBe(trimmed.usedBytes);
+      expect(trimmed.usedBuffers).toBe(base.usedBuffers);
+    });
+  });
+
+  describe('webgpu: a timer-fired abort', { timeout: 300_000 }, () => {
+    it('ends a quasi-DEER run within one iteration, every tensor and buffer released', async () => {
+      // Weights ×3: quasi-DEER needs far more iterations than the abort leaves it.
+      const { cell: slow } = randomGru(I, 16, 21, 3);
+      const steps = 4000;
+      const x = { data: randomArray(steps * I, 22), shape: [steps, I] };
+      const opts = { backend, method: 'quasi-deer' as const, tolerance: MIN_TOLERANCE.float32 };
+      // One iteration's duration, measured: the longest of a few iterations.
+      const stamps: number[] = [];
+      const probe = await evaluate(slow, x, { ...opts, maxIterations: 5, onIteration: (i) => stamps.push(i.elapsedMs) });
+      probe.dispose();
+      expect(stamps.length).toBe(5);
+      const iterationMs = Math.max(...stamps.slice(1).map((t, k) => t - stamps[k]));
+
+      const before = await usage();
+      const controller = new AbortController();
+      const delay = Math.round(3.5 * iterationMs);
+      const started = performance.now();
+      let firedAt = 0;
+      const timer = setTimeout(() => {
+        firedAt = performance.now();
+        controller.abort();
+      }, delay);
+      const outcome = await evaluate(slow, x, { ...opts, maxIterations: 10_000, signal: controller.signal }).then(
+        (r) => {
+          r.dispose();
+          return null;
+        },
+        (e: unknown) => e,
+      );
+      const ended = performance.now();
+      clearTimeout(timer);
+      const latency = ended - (started + delay);
+      console.info(
+        `webgpu quasi-DEER (T=${steps}, D=16): iteration ${iterationMs.toFixed(1)} ms; abort due at ${delay} ms, timer ran ${(firedAt - started - delay).toFixed(1)} ms late, AbortError ${latency.toFixed(1)} ms after due`,
+      );
+      expect(outcome, 'the run ended before the abort').toMatchObject({ code: 'ABORTED' });
+      expect(latency, `AbortError ${latency.toFixed(1)} ms after the timer was due; one iteration takes ${iterationMs.toFixed(1)} ms`).toBeLessThanOrEqual(iterationMs);
+      expect(await usage()).toEqual(before);
+      // The aborted evaluation's trim released the pool too.
+      const pool = backend.poolUsage();
+      expect(pool.freeBuffers).toBe(0);
+      expect(pool.allocatedBytes).toBe(pool.usedBytes);
     });
   });
 }

@@ -1,5 +1,14 @@
 /// <reference types="@webgpu/types" />
-import { type KalmanModel, type KalmanMoments, type KalmanOptions, PelkError, type ScanOptions, type Tensor } from '@pelk/core';
+import {
+  InvalidArgumentError,
+  type KalmanModel,
+  type KalmanMoments,
+  type KalmanOptions,
+  PelkError,
+  type ScanOptions,
+  type Tensor,
+  describeValue,
+} from '@pelk/core';
 import { TfjsBackend, type TfjsLimitsOptions } from '@pelk/backend-tfjs-node';
 import type { WebGPUBackend as TfWebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type * as tfc from '@tensorflow/tfjs-core';
@@ -9,6 +18,35 @@ import { type KernelOptions, denseScan, diagonalScan, kalmanDiagonal } from './k
 export interface WebGpuLimitsOptions extends TfjsLimitsOptions {
   /** Time steps per chunk of the scan kernels (tests force tiny values to exercise every level). */
   readonly chunk?: number;
+  /**
+   * Bytes of free GPU buffers that tfjs's buffer pool may keep after {@link WebGpuBackend.trim}
+   * (which core calls when every evaluation ends). Default 0: an evaluation's buffers are destroyed
+   * when it returns, so nothing stays resident between evaluations. Within one evaluation the pool
+   * reuses buffers across iterations (it holds at most the iteration's own working set); a cap
+   * above 0 keeps up to that many bytes of pooled buffers for the next evaluation.
+   */
+  readonly maxPooledBytes?: number;
+}
+
+/** The parts of tfjs-backend-webgpu's `BufferManager` (4.x) that {@link WebGpuBackend.trim} uses. */
+interface TfBufferPool {
+  freeBuffers: Map<string, GPUBuffer[]>;
+  numFreeBuffers: number;
+  numBytesAllocated: number;
+  numUsedBuffers: number;
+  numBytesUsed: number;
+}
+
+/** What tfjs's buffer pool holds: buffers in use (live tensors, pending uniforms) and free ones. */
+export interface GpuPoolUsage {
+  /** Buffers in use. */
+  readonly usedBuffers: number;
+  /** Bytes of the buffers in use. */
+  readonly usedBytes: number;
+  /** Free buffers kept for reuse. */
+  readonly freeBuffers: number;
+  /** Bytes of all buffers the pool has allocated and not destroyed (in use + free). */
+  readonly allocatedBytes: number;
 }
 
 /**
@@ -42,12 +80,18 @@ export class WebGpuBackend extends TfjsBackend {
   /** The tfjs WebGPU backend object (its `device` is the GPUDevice pelk's kernels run on). */
   readonly gpu: TfWebGPUBackend;
   private readonly kernelOptions: KernelOptions;
+  private readonly maxPooledBytes: number;
   private lostReason: string | null = null;
 
   constructor(tf: typeof tfc, gpu: TfWebGPUBackend, options: WebGpuLimitsOptions, device: string) {
     super(tf, 'webgpu', { ...options, maxTotalBytes: options.maxTotalBytes ?? webgpuMemoryBudget(gpu.device?.limits) }, device);
     this.gpu = gpu;
     this.kernelOptions = options.chunk === undefined ? {} : { chunk: options.chunk };
+    const cap = options.maxPooledBytes ?? 0;
+    if (typeof cap !== 'number' || !(cap >= 0) || cap === Number.POSITIVE_INFINITY) {
+      throw new InvalidArgumentError('options.maxPooledBytes', 'a finite number of bytes ≥ 0', describeValue(cap));
+    }
+    this.maxPooledBytes = cap;
     gpu.device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;
     });
@@ -90,17 +134,72 @@ export class WebGpuBackend extends TfjsBackend {
   }
 
   /**
-   * Submits whatever tfjs has recorded but not yet submitted. tfjs frees the buffers of tensors
-   * disposed while their commands were pending only at the next submission; core calls `trim`
-   * after every evaluation, so an evaluation's buffers are back in tfjs's pool when it returns.
+   * Releases what an evaluation left in tfjs's buffer pool; core calls it when every evaluation
+   * ends (returned, failed or aborted). First it submits whatever tfjs has recorded but not yet
+   * submitted (tfjs frees the buffers of tensors disposed while their commands were pending only
+   * at the next submission); then it destroys the pool's free buffers beyond `maxPooledBytes`
+   * (default 0: all of them). tfjs itself never shrinks its pool: without this, every size of
+   * buffer an evaluation ever used stays allocated until the device is destroyed. Buffers of live
+   * tensors are untouched; a destroyed buffer still used by submitted commands is freed by the
+   * WebGPU implementation once they complete.
    */
   trim(): void {
     const gpu = this.gpu as unknown as { commandEncoder: unknown; endComputePassEncoder(): void; submitQueue(): void };
     // Nothing recorded since the last submission: nothing pending either.
-    if (!gpu.commandEncoder) return;
-    // tfjs keeps a compute pass open between dispatches: close it before submitting.
-    gpu.endComputePassEncoder();
-    gpu.submitQueue();
+    if (gpu.commandEncoder) {
+      // tfjs keeps a compute pass open between dispatches: close it before submitting.
+      gpu.endComputePassEncoder();
+      gpu.submitQueue();
+    }
+    this.releasePooledBuffers(this.maxPooledBytes);
+  }
+
+  /** tfjs's buffer pool, if it has the shape this backend knows (tfjs-backend-webgpu 4.x). */
+  private pool(): TfBufferPool | undefined {
+    const pool = (this.gpu as unknown as { bufferManager?: Partial<TfBufferPool> }).bufferManager;
+    if (!pool || !(pool.freeBuffers instanceof Map) || typeof pool.numFreeBuffers !== 'number' || typeof pool.numBytesAllocated !== 'number') {
+      return undefined;
+    }
+    return pool as TfBufferPool;
+  }
+
+  /** What tfjs's buffer pool holds now (zeros when its layout is unknown). */
+  poolUsage(): GpuPoolUsage {
+    const pool = this.pool();
+    if (!pool) return { usedBuffers: 0, usedBytes: 0, freeBuffers: 0, allocatedBytes: 0 };
+    return { usedBuffers: pool.numUsedBuffers, usedBytes: pool.numBytesUsed, freeBuffers: pool.numFreeBuffers, allocatedBytes: pool.numBytesAllocated };
+  }
+
+  /**
+   * Destroys free pooled buffers until at most `keepBytes` of them remain (the most recently freed
+   * of each size are kept first). Returns the number of bytes released.
+   */
+  releasePooledBuffers(keepBytes = 0): number {
+    const pool = this.pool();
+    if (!pool) return 0;
+    let kept = 0;
+    let released = 0;
+    let count = 0;
+    for (const buffers of pool.freeBuffers.values()) {
+      // Keep the map's keys: tfjs's releaseBuffer ignores every release once the map is empty.
+      const keep: GPUBuffer[] = [];
+      for (let k = buffers.length - 1; k >= 0; k--) {
+        const buffer = buffers[k];
+        if (kept + buffer.size <= keepBytes) {
+          keep.unshift(buffer);
+          kept += buffer.size;
+        } else {
+          buffer.destroy();
+          released += buffer.size;
+        }
+      }
+      buffers.length = 0;
+      buffers.push(...keep);
+      count += keep.length;
+    }
+    pool.numFreeBuffers = count;
+    pool.numBytesAllocated -= released;
+    return released;
   }
 
   /** Removes tfjs's webgpu backend and destroys the device (Dawn keeps Node alive while one lives). */

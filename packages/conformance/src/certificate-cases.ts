@@ -220,10 +220,10 @@ export function defineCertificateCases(ctx: CertificateContext): void {
   describe('progress and abort on every path', () => {
     it('sequential reports progress every progressEvery steps and sees an abort requested there', async () => {
       const cell = randomRnn('gru', 2, 8, 90);
-      const T = 6000;
+      const T = 1200;
       const inputs = { data: randomArray(T * 2, 91), shape: [T, 2] };
       const fractions: number[] = [];
-      const { result } = await run(cell, inputs, { method: 'sequential', progressEvery: 1000, onIteration: (i) => fractions.push(i.fraction ?? -1) });
+      const { result } = await run(cell, inputs, { method: 'sequential', progressEvery: 200, onIteration: (i) => fractions.push(i.fraction ?? -1) });
       expect(result.converged).toBe(true);
       expect(fractions).toEqual([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6]);
       const backend = ctx.backend();
@@ -233,7 +233,7 @@ export function defineCertificateCases(ctx: CertificateContext): void {
         backend,
         dtype,
         method: 'sequential',
-        progressEvery: 1000,
+        progressEvery: 200,
         signal: controller.signal,
         onIteration: (i) => (i.fraction ?? 0) >= 2 / 6 && controller.abort(),
       });
@@ -241,7 +241,12 @@ export function defineCertificateCases(ctx: CertificateContext): void {
       expect(backend.memory().tensors).toBe(before);
     });
 
-    it('sequential across segments of time: reports on the same steps and continues exactly across boundaries', async () => {
+    it('sequential across segments of time: reports on the same steps and continues exactly across boundaries', async (tc) => {
+      if (!ctx.backend().hostData) {
+        // Segments are core code, the same on every backend; 33,000 steps of per-step device ops
+        // take minutes on a software GPU.
+        tc.skip(`backend '${ctx.backend().name}' runs sequential steps as device ops (no host rollout); segments are checked on host-memory backends`);
+      }
       const cell = randomRnn('lstm', 2, 3, 94);
       const D = cell.stateSize;
       const T = SEGMENT_STEPS * 2 + 500;
@@ -292,9 +297,17 @@ export function defineCertificateCases(ctx: CertificateContext): void {
         expect(backend.memory().tensors).toBe(before);
         // The problem is sized to outlast the timer on any backend.
         expect(outcome, `finished in ${(performance.now() - started).toFixed(0)} ms, before the 30 ms timer`).toBeInstanceOf(AbortError);
+        // No iteration reported before the abort (a slow device: on SwiftShader the first
+        // linearisation at T = 20,000 outlasts the timer by ~1.7 s, and the abort is seen at the
+        // next iteration boundary): time one iteration (with its setup) to state the bound in.
+        if (method !== 'sequential' && slowest === 0) {
+          const t0 = performance.now();
+          (await evaluate(cell, inputs, { backend, dtype, method, maxIterations: 1 })).dispose();
+          slowest = performance.now() - t0;
+        }
         // Served between slices (sequential) or iterations (parallel methods): within 100 ms, or
         // within one iteration where an iteration itself takes longer.
-        expect(latency).toBeLessThanOrEqual(Math.max(100, 1.5 * slowest + 20));
+        expect(latency, `abort seen ${latency.toFixed(0)} ms after the timer; slowest iteration ${slowest.toFixed(0)} ms`).toBeLessThanOrEqual(Math.max(100, 1.5 * slowest + 20));
       });
     }
   });

@@ -27,7 +27,8 @@ export function solve(tf: Tf, M: tfc.Tensor, R: tfc.Tensor, pivot = true): tfc.T
     const eye = tf.eye(D);
     for (let k = 0; k < D; k++) {
       const unit = tf.reshape(tf.slice(eye, [k, 0], [1, D]), [1, D, 1]);
-      if (!pivot) {
+      // D = 1: one row, nothing to exchange (and tfjs's oneHot refuses a depth below 2).
+      if (!pivot || D === 1) {
         const rowK = tf.slice(X, [0, k, 0], [N, 1, W]);
         const pivotRow = tf.div(rowK, tf.slice(rowK, [0, 0, k], [N, 1, 1]));
         X = tf.sub(X, tf.mul(tf.sub(tf.slice(X, [0, 0, k], [N, D, 1]), unit), pivotRow));
