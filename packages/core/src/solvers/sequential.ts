@@ -45,9 +45,11 @@ export type SegmentBinder = (start: number, steps: number) => { cell: BoundCell;
 /**
  * Sequential evaluation in segments of time: each segment binds the cell to its own slice of the
  * inputs (so the input projection of the whole sequence never exists at once, and no single
- * synchronous stretch grows with T), runs from the last state of the previous segment, and the
- * segments' states are joined at the end. The trajectory is the same as in one piece: the cell is
- * time-invariant given its inputs (`s_t = f(s_{t−1}, u_t)`).
+ * synchronous stretch grows with T), runs from the last state of the previous segment. On host-memory
+ * backends each segment's states are copied into the output as soon as the segment ends (no join
+ * at the end, no second copy of the trajectory); elsewhere the segments are joined at the end. The
+ * trajectory is the same as in one piece: the cell is time-invariant given its inputs
+ * (`s_t = f(s_{t−1}, u_t)`).
  */
 export async function solveSequentialSegments(
   base: SequentialBase,
@@ -58,9 +60,14 @@ export async function solveSequentialSegments(
   const { backend } = base;
   // A multiple of progressEvery, so that reports fall on the same steps as in one piece.
   const segment = Math.max(1, Math.ceil(SEGMENT_STEPS / progressEvery)) * progressEvery;
+  const { batch: B, stateSize: D } = base;
+  const hostData = steps > segment ? backend.hostData?.bind(backend) : undefined;
   const chunks: Tensor[] = [];
   let carried: Tensor | undefined;
+  let out: Tensor | undefined;
   try {
+    // A fresh tensor, filled in place segment by segment (host-memory backends).
+    if (hostData) out = backend.fill([B, steps, D], 0, base.dtype);
     for (let start = 0; start < steps; start += segment) {
       const len = Math.min(segment, steps - start);
       await base.pacer.tick(0);
@@ -78,9 +85,15 @@ export async function solveSequentialSegments(
       }
       if (carried) backend.dispose(carried);
       carried = undefined;
+      const last = chunks[chunks.length - 1];
+      if (start + len < steps) carried = backend.tidy(() => backend.timeStep(last, len - 1));
+      if (out && hostData) {
+        const o = hostData(out);
+        const src = hostData(last);
+        for (let b = 0; b < B; b++) o.set(src.subarray(b * len * D, (b + 1) * len * D), (b * steps + start) * D);
+        backend.dispose(chunks.pop()!);
+      }
       if (start + len < steps) {
-        const last = chunks[chunks.length - 1];
-        carried = backend.tidy(() => backend.timeStep(last, len - 1));
         // The end of a segment is a report point (segments are multiples of progressEvery).
         base.onIteration?.({
           iteration: 1,
@@ -93,12 +106,14 @@ export async function solveSequentialSegments(
         });
       }
     }
-    const states = chunks.length === 1 ? chunks[0] : backend.concat(chunks, 1);
-    if (chunks.length > 1) backend.dispose(chunks);
+    const states = out ?? (chunks.length === 1 ? chunks[0] : backend.concat(chunks, 1));
+    if (!out && chunks.length > 1) backend.dispose(chunks);
     chunks.length = 0; // from here on `certify` owns the states
+    out = undefined;
     return certify(backend, states);
   } catch (err) {
     if (carried) backend.dispose(carried);
+    if (out) backend.dispose(out);
     backend.dispose(chunks);
     throw err;
   }
