@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createWebGpuBackend } from '@pelk/backend-webgpu';
 import { readNpy, writeNpy } from './io/npy.js';
-import { main } from './main.js';
+import { pelk } from './cli-test-support.js';
 
 // Whether WebGPU is available here (Dawn with a GPU or SwiftShader); CI requires it.
 const webgpu = await createWebGpuBackend().then(
@@ -19,26 +19,6 @@ const skipWebGpu = webgpu !== '' && process.env.PELK_REQUIRE_WEBGPU !== '1';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../../packages/conformance/fixtures/${name}.json`, import.meta.url));
 
-/** Runs the CLI in-process, capturing stdout and stderr. */
-async function pelk(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
-    out += String(s);
-    return true;
-  });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
-    err += String(s);
-    return true;
-  });
-  try {
-    const code = await main(args);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 describe('pelk eval', () => {
   let dir: string;

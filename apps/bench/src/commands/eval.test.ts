@@ -4,31 +4,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { readNpy } from '../io/npy.js';
-import { main } from '../main.js';
+import { pelk } from '../cli-test-support.js';
 import { EXIT_NOT_CONVERGED } from './eval.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../../../packages/conformance/fixtures/${name}.json`, import.meta.url));
 
-/** Runs the CLI in-process, capturing stdout and stderr. */
-async function pelk(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s) => {
-    out += String(s);
-    return true;
-  });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s) => {
-    err += String(s);
-    return true;
-  });
-  try {
-    const code = await main(args);
-    return { code, out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
