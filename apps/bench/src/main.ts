@@ -55,7 +55,7 @@ Exit codes:
   2  bad input, checked before the run (one line: pelk: field: expected …, received …),
      including an --out whose folder is missing, not a folder or not writable
   ${EXIT_NOT_CONVERGED}  finished without converging: --out and the summary are written first;
-     the summary's "reason" says why (max-iterations, clipped, non-finite, stalled, abandoned)`,
+     the summary's "reason" says why (max-iterations, clipped, non-finite, stalled)`,
   )
   .action(async (o) => {
     const summary = await runEval({

@@ -11,13 +11,14 @@ import {
   type EvaluateOptions,
   type EvaluateResult,
   type InputsLike,
-  type IterationInfo,
   type KalmanMode,
   METHODS,
   type Method,
   type MethodRun,
 } from './types.js';
 import { checkKnownKeys } from './keys.js';
+import type { LyapunovEstimate } from './lyapunov.js';
+import { type WindowSource, bindWindow, lyapunovAlong, lyapunovProbe } from './predictability.js';
 import { type HostTensor, assertPositiveInteger, assertPositiveNumber, shapeOfInputs, toHostTensor } from './validate.js';
 
 /**
@@ -63,6 +64,7 @@ const EVALUATE_OPTION_KEYS = [
   'kalman',
   'sigmaSq',
   'allowSequential',
+  'lyapunov',
 ] as const satisfies readonly (keyof EvaluateOptions)[];
 
 /** A validated evaluation request, before anything is allocated on the backend. */
@@ -84,50 +86,34 @@ interface Plan {
   /** Fixed σ², or undefined for adaptive damping. */
   readonly sigmaSq: number | undefined;
   readonly allowSequential: boolean;
+  /** Estimate the Lyapunov exponent (undefined: only when a parallel method runs). */
+  readonly lyapunov: boolean | undefined;
 }
 
 /**
- * Adaptive damping, chosen from measurements (float64, zero initial guess, tolerance 1e-9, cap
- * 1,000 iterations; `pnpm pelk bench --suite stability` reproduces them). No single fixed σ² serves
- * both test problems: on the trained AR-GRU (T = 2,000) the best fixed σ² is 1e6 for ELK (76
- * iterations) and 1e2 for quasi-ELK (430); on Lorenz-96 (T = 400 / 1,000) 1e2 for ELK (139 / 284)
- * and 10 for quasi-ELK (271 / 579); each of these fails to converge on the other problem.
- * This schedule — σ² from 1, ×1.5 after a step that lowers the merit, ÷4 after a rejected one; a
- * candidate is rejected when its merit exceeds 3× the current one or 1e4× the initial guess's; a
- * stalled run (σ² < 1e-4) restarts from its lowest-merit iterate with σ² capped where that iterate
- * was made — converged in 88 / 64 / 268 (ELK) and 356 / 234 / 728 (quasi-ELK) iterations, within
- * 1.26× of the best fixed σ² everywhere, and in float32 too. quasi-ELK caps σ² at 300: its diagonal
- * linearisation is too poor a model of coupled dynamics to take DEER-like steps on unstable models
- * (uncapped, it needed ~1,460 iterations on the AR-GRU). Variants measured and rejected: growth ×2
- * or ×10, slack 10 or 100, a ceiling of 1e2 or 1e3, a ceiling relative to the best merit, no
- * restarts — each failed or stalled on at least one of these runs.
+ * Adaptive damping of ELK and quasi-ELK (see `solveElk`): a trust region that starts as Newton.
+ * The first step is undamped (σ² = ∞, DEER's step); a candidate whose merit `½Σ‖r_t‖²` is
+ * non-finite or over `slack` × the current one is replaced by the Jacobi step and σ² falls (to
+ * `initialSigmaSq` after an undamped step, ÷`shrink` after a damped one, never below
+ * `minSigmaSq`); σ² grows ×`grow` after an accepted step that lowered the merit, and above
+ * `maxSigmaSq` the steps are undamped again. The numbers are those of the earlier schedule (σ² from
+ * 1, ×1.5, ÷4, slack 3), measured on the trained AR-GRU and Lorenz-96 D = 5; what changed is the
+ * structure (start undamped, Jacobi step on rejection, Jacobi sweep after a damped step), not new
+ * tuning. `pnpm pelk bench --suite stability` measures it on those tuning problems and, apart, on
+ * held-out ones.
  */
 export const ADAPTIVE_DAMPING = {
-  initial: 1,
-  min: 1e-4,
-  restarts: 5,
-  maxDense: 1e12,
-  maxDiagonal: 300,
+  initialSigmaSq: 1,
   grow: 1.5,
   shrink: 4,
+  maxSigmaSq: 1e12,
+  minSigmaSq: 1e-8,
   slack: 3,
-  ceiling: 1e4,
 } as const;
 
-/** The adaptive schedule for dense (ELK) or diagonal (quasi-ELK) Jacobians. */
-function adaptiveDamping(jacobian: 'dense' | 'diagonal'): ElkDamping {
-  const a = ADAPTIVE_DAMPING;
-  return {
-    mode: 'adaptive',
-    initial: a.initial,
-    min: a.min,
-    restarts: a.restarts,
-    max: jacobian === 'dense' ? a.maxDense : a.maxDiagonal,
-    grow: a.grow,
-    shrink: a.shrink,
-    slack: a.slack,
-    ceiling: a.ceiling,
-  };
+/** The adaptive schedule of ELK and quasi-ELK. */
+function adaptiveDamping(): ElkDamping {
+  return { mode: 'adaptive', ...ADAPTIVE_DAMPING };
 }
 
 function isResult(x: unknown): x is EvaluateResult {
@@ -280,6 +266,9 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
     throw new InvalidArgumentError('options.allowSequential', 'a boolean', describeValue(options.allowSequential));
   }
   const allowSequential = options.allowSequential ?? true;
+  if (options.lyapunov !== undefined && typeof options.lyapunov !== 'boolean') {
+    throw new InvalidArgumentError('options.lyapunov', 'a boolean', describeValue(options.lyapunov));
+  }
 
   // 'auto' may end on dense ELK only if that fits; quasi-ELK and sequential always fit when quasi-DEER does.
   checkMemory(method, batch, steps, D, dtype, cell, backend);
@@ -300,6 +289,7 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
     kalman,
     sigmaSq,
     allowSequential,
+    lyapunov: options.lyapunov,
   };
 }
 
@@ -406,12 +396,24 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
       startedAt,
       pacer: new Pacer(options.signal),
     };
-    const sequentialOnly =
-      pl.method === 'sequential' || (pl.method === 'auto' && pl.allowSequential && backend.capabilities.prefersSequential);
-    if (sequentialOnly) {
-      output = await solveSequentialSegments(base, T, (start, steps) => bindSegment(backend, cell, pl, start, steps), pl.progressEvery);
-      const reason = pl.method === 'sequential' ? 'requested' : `backend '${backend.name}' evaluates sequentially faster than in parallel`;
-      methods = [{ method: 'sequential', iterations: 1, reason }];
+    const source: WindowSource = { backend, cell, dtype, inputs: pl.inputs, batch: B, steps: T, init };
+    // Method `auto` on a backend that runs parallel methods fast reads the model's predictability
+    // first: along an unpredictable trajectory parallel iterations grow with T.
+    let lyapunov: LyapunovEstimate | undefined;
+    let sequentialReason: string | undefined;
+    if (pl.method === 'sequential') sequentialReason = 'requested';
+    else if (pl.method === 'auto' && pl.allowSequential) {
+      if (backend.capabilities.prefersSequential) sequentialReason = `backend '${backend.name}' evaluates sequentially faster than in parallel`;
+      else {
+        lyapunov = await lyapunovProbe(source, base.pacer, startedAt);
+        if (lyapunov?.verdict === 'unpredictable') {
+          sequentialReason = `along its first ${lyapunov.steps} steps the model is ${lyapunov.reading} — sequential evaluation is faster`;
+        }
+      }
+    }
+    if (sequentialReason !== undefined) {
+      output = await solveSequentialSegments(base, T, (start, steps) => bindWindow(source, start, steps, B), pl.progressEvery);
+      methods = [{ method: 'sequential', iterations: 1, reason: sequentialReason }];
     } else {
       const inputTensor = pl.inputs ? backend.fromArray(pl.inputs.data, [B, T, cell.inputSize], dtype) : null;
       if (inputTensor) owned.push(inputTensor);
@@ -420,11 +422,12 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
       output = run.output;
       methods = run.methods;
     }
+    if (lyapunov === undefined && (pl.lyapunov ?? sequentialReason === undefined)) lyapunov = await lyapunovAlong(source, output.states);
     const shape = pl.batched ? [B, T, D] : [T, D];
     const states = pl.batched ? output.states : backend.reshape(output.states, shape);
     if (states !== output.states) backend.dispose(output.states);
     const elapsedMs = performance.now() - startedAt;
-    return makeResult(backend, pl, output, states, shape, elapsedMs, methods);
+    return makeResult(backend, pl, output, states, shape, elapsedMs, methods, lyapunov);
   } catch (err) {
     if (output) backend.dispose(output.states);
     throw err;
@@ -436,29 +439,18 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
   }
 }
 
-type NewtonRunner = (
-  jacobian: 'dense' | 'diagonal',
-  guess: Tensor,
-  options?: { monitor?: (info: IterationInfo) => boolean; problem?: Problem; maxIterations?: number },
-) => Promise<SolverOutput>;
-type ElkRunner = (jacobian: 'dense' | 'diagonal', guess: Tensor, options?: { problem?: Problem; maxIterations?: number }) => Promise<SolverOutput>;
+type Runner = (jacobian: 'dense' | 'diagonal', guess: Tensor, options?: { problem?: Problem; maxIterations?: number }) => Promise<SolverOutput>;
 
 /** Runs the requested method (for `auto`: the chain of methods) and says which ran and why. */
 async function solve(problem: Problem, pl: Plan, cell: Cell): Promise<{ output: SolverOutput; methods: MethodRun[] }> {
   const { backend } = problem;
-  const newton: NewtonRunner = (jacobian, guess, o = {}) =>
-    solveNewton(o.problem ?? problem, guess, {
-      jacobian,
-      tolerance: pl.tolerance,
-      maxIterations: o.maxIterations ?? pl.maxIterations,
-      clip: pl.clip,
-      monitor: o.monitor,
-    });
-  const elk: ElkRunner = (jacobian, guess, o = {}) =>
+  const newton: Runner = (jacobian, guess, o = {}) =>
+    solveNewton(o.problem ?? problem, guess, { jacobian, tolerance: pl.tolerance, maxIterations: o.maxIterations ?? pl.maxIterations, clip: pl.clip });
+  const elk: Runner = (jacobian, guess, o = {}) =>
     solveElk(o.problem ?? problem, guess, {
       jacobian,
       kalman: pl.kalman,
-      damping: pl.sigmaSq === undefined ? adaptiveDamping(jacobian) : { mode: 'fixed', sigmaSq: pl.sigmaSq },
+      damping: pl.sigmaSq === undefined ? adaptiveDamping() : { mode: 'fixed', sigmaSq: pl.sigmaSq },
       tolerance: pl.tolerance,
       maxIterations: o.maxIterations ?? pl.maxIterations,
       clip: pl.clip,
@@ -475,28 +467,21 @@ async function solve(problem: Problem, pl: Plan, cell: Cell): Promise<{ output: 
     case 'quasi-elk':
       return one(pl.method, await elk(pl.method === 'elk' ? 'dense' : 'diagonal', initialGuessTensor(backend, pl)));
     case 'auto':
-      return solveAuto(problem, pl, cell, newton, elk);
+      return solveAuto(problem, pl, cell, elk);
   }
 }
 
 /**
- * Method `auto`:
- * 1. If the backend evaluates sequentially faster than in parallel (`prefersSequential`, a CPU)
- *    and `allowSequential` is not false: sequential (run by `evaluate` itself, in segments).
- * 2. Otherwise quasi-DEER, abandoned as soon as an iterate goes non-finite or its residual grows
- *    three iterations in a row or to 1e3× its first value — the signs of an unstable linearisation.
- * 3. Then quasi-ELK with adaptive damping from the same initial guess; if it stops without
- *    converging, ELK with adaptive damping when its dense memory fits the backend.
+ * Method `auto` (once `evaluate` has ruled out sequential evaluation: the backend prefers it, or
+ * the model is unpredictable — a clearly positive Lyapunov exponent along its first steps):
+ * 1. quasi-ELK with adaptive damping, which takes quasi-DEER's undamped steps for as long as they
+ *    work and damps only when one fails;
+ * 2. if that stops without converging, ELK with adaptive damping from the same initial guess, when
+ *    its dense memory fits the backend.
  * `maxIterations` caps the iterations of the whole chain: each method gets what its predecessors
  * left. The result's `methods` lists each method that ran and why.
  */
-async function solveAuto(
-  problem: Problem,
-  pl: Plan,
-  cell: Cell,
-  newton: NewtonRunner,
-  elk: ElkRunner,
-): Promise<{ output: SolverOutput; methods: MethodRun[] }> {
+async function solveAuto(problem: Problem, pl: Plan, cell: Cell, elk: Runner): Promise<{ output: SolverOutput; methods: MethodRun[] }> {
   const { backend } = problem;
   // Each method's progress reports and history records say which method produced them.
   const as = (method: Method): Problem => ({
@@ -505,35 +490,20 @@ async function solveAuto(
   });
   const tag = (method: Method, out: SolverOutput): SolverOutput => ({ ...out, history: out.history.map((h) => ({ ...h, method })) });
   const methods: MethodRun[] = [];
-  let first = Number.NaN;
-  let rises = 0;
-  let last = Number.POSITIVE_INFINITY;
-  let why = '';
-  const monitor = (info: IterationInfo): boolean => {
-    if (Number.isNaN(first)) first = info.residual;
-    rises = info.residual > last ? rises + 1 : 0;
-    last = info.residual;
-    if (info.nonFinite > 0) why = `its iterate went non-finite at iteration ${info.iteration}`;
-    else if (rises >= 3) why = `its residual grew three iterations in a row (iteration ${info.iteration})`;
-    else if (info.residual > 1e3 * first) why = `its residual grew to over 1000× its first value (iteration ${info.iteration})`;
-    return why !== '';
-  };
   let budget = pl.maxIterations;
-  const quasi = tag('quasi-deer', await newton('diagonal', initialGuessTensor(backend, pl), { monitor, problem: as('quasi-deer'), maxIterations: budget }));
-  methods.push({ method: 'quasi-deer', iterations: quasi.iterations, reason: 'parallel backend: quasi-DEER first (cheapest per iteration)' });
-  budget -= quasi.iterations;
-  if (quasi.reason === 'converged' || budget <= 0) return { output: quasi, methods };
-  backend.dispose(quasi.states);
-  const stabilised = tag('quasi-elk', await elk('diagonal', initialGuessTensor(backend, pl), { problem: as('quasi-elk'), maxIterations: budget }));
-  methods.push({ method: 'quasi-elk', iterations: stabilised.iterations, reason: why ? `quasi-DEER was abandoned: ${why}` : `quasi-DEER stopped without converging (${quasi.reason})` });
-  budget -= stabilised.iterations;
-  const soFar = withHistory(quasi, stabilised);
-  if (stabilised.reason === 'converged' || budget <= 0) return { output: soFar, methods };
-  if (memoryProblem('elk', pl.batch, pl.steps, pl.stateSize, pl.dtype, cell, backend)) return { output: soFar, methods };
-  backend.dispose(stabilised.states);
+  const first = tag('quasi-elk', await elk('diagonal', initialGuessTensor(backend, pl), { problem: as('quasi-elk'), maxIterations: budget }));
+  methods.push({
+    method: 'quasi-elk',
+    iterations: first.iterations,
+    reason: 'parallel backend: quasi-ELK (quasi-DEER steps, the cheapest per iteration, damped only when one fails)',
+  });
+  budget -= first.iterations;
+  if (first.reason === 'converged' || budget <= 0) return { output: first, methods };
+  if (memoryProblem('elk', pl.batch, pl.steps, pl.stateSize, pl.dtype, cell, backend)) return { output: first, methods };
+  backend.dispose(first.states);
   const dense = tag('elk', await elk('dense', initialGuessTensor(backend, pl), { problem: as('elk'), maxIterations: budget }));
-  methods.push({ method: 'elk', iterations: dense.iterations, reason: `quasi-ELK stopped without converging (${stabilised.reason})` });
-  return { output: withHistory(soFar, dense), methods };
+  methods.push({ method: 'elk', iterations: dense.iterations, reason: `quasi-ELK stopped without converging (${first.reason})` });
+  return { output: withHistory(first, dense), methods };
 }
 
 /** `later`'s output with `earlier`'s history and counts prepended (for `auto`). */
@@ -545,24 +515,6 @@ function withHistory(earlier: SolverOutput, later: SolverOutput): SolverOutput {
     nonFiniteResets: earlier.nonFiniteResets + later.nonFiniteResets,
     clippedValues: earlier.clippedValues + later.clippedValues,
   };
-}
-
-/** Binds `cell` to steps `[start, start + steps)` of the plan's inputs (a segment of a sequential run). */
-function bindSegment(backend: ComputeBackend, cell: Cell, pl: Plan, start: number, steps: number): { cell: BoundCell; owned: Tensor[] } {
-  let segment: Tensor | null = null;
-  if (pl.inputs) {
-    const I = cell.inputSize;
-    const T = pl.steps;
-    const data = new Float64Array(pl.batch * steps * I);
-    for (let b = 0; b < pl.batch; b++) data.set(pl.inputs.data.subarray((b * T + start) * I, (b * T + start + steps) * I), b * steps * I);
-    segment = backend.fromArray(data, [pl.batch, steps, I], pl.dtype);
-  }
-  try {
-    return { cell: cell.bind(backend, { dtype: pl.dtype, inputs: segment, batch: pl.batch, steps }), owned: segment ? [segment] : [] };
-  } catch (err) {
-    if (segment) backend.dispose(segment);
-    throw err;
-  }
 }
 
 function initialGuessTensor(backend: ComputeBackend, pl: Plan): Tensor {
@@ -584,6 +536,7 @@ function makeResult(
   shape: number[],
   elapsedMs: number,
   methods: MethodRun[],
+  lyapunov: LyapunovEstimate | undefined,
 ): EvaluateResult {
   // The certificate. Solvers end 'converged' only on a clean iterate within the tolerance; the
   // residual is checked here once more so that no solver path can hand out a false claim.
@@ -608,6 +561,7 @@ function makeResult(
       elapsedMs,
       tolerance: pl.tolerance,
       maxIterations: pl.maxIterations,
+      ...(lyapunov ? { lyapunov } : {}),
     },
     methods,
     read,

@@ -37,6 +37,15 @@ export {
 export { checkKnownKeys, closestKey } from './keys.js';
 export { ADAPTIVE_DAMPING, DAMPED_MIN_ITERATIONS, DEFAULT_CLIP, DEFAULT_TOLERANCE, MIN_TOLERANCE, evaluate, nest } from './evaluate.js';
 export { type EvaluationSize, bytesPerElement, estimateEvaluationBytes } from './memory.js';
+export {
+  LYAPUNOV_FLOOR,
+  type LyapunovEstimate,
+  type LyapunovOptions,
+  type LyapunovVerdict,
+  estimateLyapunov,
+  lyapunovVerdict,
+} from './lyapunov.js';
+export { LYAPUNOV_WINDOW, lyapunovWindow } from './lyapunov-window.js';
 export type { ElkDamping } from './solvers/elk.js';
 export { LINEARIZE_SEGMENT_STEPS } from './solvers/newton.js';
 export { SEGMENT_STEPS } from './solvers/sequential.js';

@@ -25,12 +25,15 @@
  *                                            (lorenz96: K = 6; custom: K = 16, finite differences)
  *   + e·(16·D² + 8·D·I) + 64 KiB             weights and small work arrays
  *
+ *   + DEER's estimate on the Lyapunov window   every method but sequential (`lyapunov`): at most 4 rows × 256 steps
+ *
  * `auto` budgets quasi-DEER and quasi-ELK (it runs dense ELK only after re-checking that it fits).
  * A custom cell's own `step` / `jacobian` functions may hold more than the few `[N, D]`
  * temporaries assumed here; the estimate covers pelk's finite-difference Jacobians around a step
  * function of a handful of ops.
  */
 import type { DType } from './backend.js';
+import { lyapunovWindow } from './lyapunov-window.js';
 import type { Method } from './types.js';
 
 /** What {@link estimateEvaluationBytes} needs to know about an evaluation. */
@@ -51,6 +54,11 @@ export interface EvaluationSize {
    * term for the diagonal methods too; unknown kinds are budgeted like `'custom'`.
    */
   readonly cellKind?: string;
+  /**
+   * Whether the Lyapunov exponent is estimated (`options.lyapunov`; default: every method but
+   * sequential): the dense linearisation of its window is budgeted like DEER's on that window.
+   */
+  readonly lyapunov?: boolean;
 }
 
 /** Bytes per element of a dtype. */
@@ -119,5 +127,8 @@ export function estimateEvaluationBytes(s: EvaluationSize): number {
     const extra = kindExtra(s.cellKind);
     bytes += N * D * D * e * (method === 'deer' || method === 'elk' ? extra.dense : extra.diagonal) + N * D * e * extra.vector;
   }
-  return bytes + e * (16 * D * D + 8 * D * I) + 65536;
+  bytes += e * (16 * D * D + 8 * D * I) + 65536;
+  const window = (s.lyapunov ?? method !== 'sequential') ? lyapunovWindow(B, T, D) : undefined;
+  if (window) bytes += estimateEvaluationBytes({ ...s, method: 'deer', batch: window.rows, steps: window.steps, lyapunov: false });
+  return bytes;
 }

@@ -1,4 +1,5 @@
 import type { ComputeBackend, DType, HostArray, Tensor } from './backend.js';
+import type { LyapunovEstimate } from './lyapunov.js';
 
 /**
  * Solver methods: `sequential`; DEER (Newton, dense Jacobians) and quasi-DEER (diagonal);
@@ -21,17 +22,16 @@ export type KalmanMode = 'filter' | 'smoother';
  *   trajectory grows beyond the clip bound, so no clipped iterate can be the answer);
  * - `'non-finite'`: the returned trajectory holds NaN or ±Infinity (sequential), or the iterate kept
  *   going non-finite;
- * - `'stalled'`: the iteration stopped making progress (an exact repeat of a non-solution, or ELK's
- *   damping exhausted its restarts);
- * - `'abandoned'`: method `auto` gave up on the method that produced the result.
+ * - `'stalled'`: the iteration stopped making progress (an exact repeat of a non-solution, or steps
+ *   within the tolerance that no longer lower the residual: a rounding floor above the tolerance).
  */
-export type StopReason = 'converged' | 'max-iterations' | 'clipped' | 'non-finite' | 'stalled' | 'abandoned';
+export type StopReason = 'converged' | 'max-iterations' | 'clipped' | 'non-finite' | 'stalled';
 
 /** One method run by `auto`, and why. */
 export interface MethodRun {
   readonly method: Method;
   readonly iterations: number;
-  /** Why this method ran (or why the previous one was abandoned). */
+  /** Why this method ran (for `auto`: why it chose it, or why the previous one did not suffice). */
   readonly reason: string;
 }
 
@@ -63,11 +63,17 @@ export interface IterationInfo {
   readonly elapsedMs: number;
   /** Sequential method only: the fraction of time steps done so far (its progress reports). */
   readonly fraction?: number;
-  /** ELK methods: the observation variance σ² = 1/λ this iteration's step used. */
+  /**
+   * ELK methods: the observation variance σ² = 1/λ this iteration's step used; `Infinity` for an
+   * undamped (Newton) step (JSON writes it as `null`).
+   */
   readonly sigmaSq?: number;
   /** ELK methods: the merit `½Σ‖s_t − f(s_{t−1})‖²` of this iteration's candidate. */
   readonly merit?: number;
-  /** ELK with adaptive damping: whether the candidate was accepted (a rejected one is retried with more damping). */
+  /**
+   * ELK with adaptive damping: whether the candidate was accepted; a rejected one is replaced by the
+   * Jacobi step of the current iterate, and the next step is damped more.
+   */
   readonly accepted?: boolean;
   /** Method `auto`: which method produced this iteration. */
   readonly method?: Method;
@@ -133,11 +139,12 @@ export interface EvaluateOptions {
   readonly kalman?: KalmanMode;
   /**
    * ELK methods: the pseudo-observation variance σ² = 1/λ (λ is the Levenberg–Marquardt damping;
-   * larger σ² = less damping, σ² → ∞ is DEER), or `'adaptive'` (default): σ² starts at 1, grows
-   * ×1.5 after each step that lowers the merit `½Σ‖r_t‖²`, and a step whose merit jumps over 3× (or
-   * over 1e4× the initial guess's) is rejected and retried from the last accepted iterate with σ²
-   * divided by 4; a stalled run restarts from its best iterate (quasi-ELK caps σ² at 300). See
-   * `ADAPTIVE_DAMPING` for the measurements behind it.
+   * larger σ² = less damping, σ² → ∞ is DEER), or `'adaptive'` (default): a trust region that starts
+   * undamped — DEER's step — and damps only after a step fails (its merit `½Σ‖r_t‖²` over 3× the
+   * current one: the step is replaced by the Jacobi step and σ² falls to 1, then ÷4 per failure;
+   * it grows ×1.5 after each step that lowers the merit). Every ELK step, damped or not, extends the
+   * exact prefix of the trajectory by at least one step (Kalman filter), so ELK, like DEER, is exact
+   * after at most T iterations. See `ADAPTIVE_DAMPING` and `solveElk`.
    */
   readonly sigmaSq?: number | 'adaptive';
   /**
@@ -145,6 +152,13 @@ export interface EvaluateOptions {
    * `true`; `false` forces the parallel path (quasi-DEER, then quasi-ELK / ELK).
    */
   readonly allowSequential?: boolean;
+  /**
+   * Estimate the largest Lyapunov exponent along the returned trajectory (`diagnostics.lyapunov`):
+   * whether the model is predictable, i.e. whether parallel iterations stay few as T grows. It costs
+   * a dense linearisation of a window of at most `LYAPUNOV_WINDOW` steps and two batched scans.
+   * Default: `true` when a parallel method runs, `false` for sequential evaluation.
+   */
+  readonly lyapunov?: boolean;
 }
 
 /** The outcome of {@link evaluate}. The caller owns `states` and frees it with `dispose()`. */
@@ -183,6 +197,13 @@ export interface EvaluateResult {
     /** Tolerance and iteration cap actually used. */
     readonly tolerance: number;
     readonly maxIterations: number;
+    /**
+     * The largest Lyapunov exponent (per step) along the returned trajectory's last window (see
+     * `options.lyapunov`), with its verdict and a one-line reading; method `auto` on a parallel
+     * backend estimates it along the first steps before choosing. Absent when not estimated (or the
+     * window does not fit: `B·W·D²` Jacobian entries are capped).
+     */
+    readonly lyapunov?: LyapunovEstimate;
   };
   /** The methods that ran, in order, and why: one entry, or several when `auto` switched methods. */
   readonly methods: readonly MethodRun[];

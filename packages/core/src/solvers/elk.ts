@@ -1,36 +1,34 @@
 import type { Tensor } from '../backend.js';
 import type { JacobianKind } from '../cell.js';
 import type { IterationInfo, StopReason } from '../types.js';
-import { linearizeAt, repeatReason } from './newton.js';
+import { STALL_ITERATIONS, linearizeAt, newtonCorrection, repeatReason } from './newton.js';
 import { type Problem, type SolverOutput, elapsedSince } from './problem.js';
 
 /** How ELK damps its steps. */
 export type ElkDamping =
   | { readonly mode: 'fixed'; readonly sigmaSq: number }
   | {
-      readonly mode: 'adaptive';
-      /** σ² of the first step. */
-      readonly initial: number;
       /**
-       * Bounds of σ². When rejections push σ² below `min` the run has stalled: it restarts from the
-       * lowest-merit iterate seen, with σ² back at `initial` and capped at the σ² that produced
-       * that iterate (at most `restarts` times; then it ends unconverged).
+       * Starts undamped (σ² = ∞: the DEER / quasi-DEER step) and damps only once a step fails; see
+       * {@link solveElk}.
        */
-      readonly min: number;
-      readonly restarts: number;
-      readonly max: number;
-      /** σ² is multiplied by `grow` after a step that lowered the merit and divided by `shrink` after a rejected one. */
+      readonly mode: 'adaptive';
+      /** σ² of the first damped step, after the first rejected undamped one. */
+      readonly initialSigmaSq: number;
+      /** σ² is multiplied by `grow` after an accepted step that lowered the merit… */
       readonly grow: number;
+      /** …and divided by `shrink` after a rejected one. */
       readonly shrink: number;
+      /** Above this σ² the next step is undamped again (σ² = ∞). */
+      readonly maxSigmaSq: number;
+      /** σ² never goes below this (the damped step is then nearly the Jacobi step). */
+      readonly minSigmaSq: number;
       /**
-       * A candidate is accepted while its merit stays below `slack ×` the current iterate's (1: a
-       * monotone Levenberg–Marquardt test). The Kalman-filter step is not a descent step of the
-       * merit, so a slack > 1 lets it progress through temporary increases while still rejecting
-       * the blow-ups of under-damped steps (they jump by orders of magnitude).
+       * A candidate is accepted while its merit stays below `slack ×` the current iterate's: Newton
+       * steps often raise the merit for an iteration or two on their way to the solution (DEER
+       * converges regardless), while the blow-ups of under-damped steps jump by orders of magnitude.
        */
       readonly slack: number;
-      /** …and below `ceiling ×` the initial guess's merit, so that merit cannot drift up without bound. */
-      readonly ceiling: number;
     };
 
 /** Settings of an ELK / quasi-ELK solve. */
@@ -48,8 +46,8 @@ export interface ElkSettings {
 interface Linearization {
   readonly states: Tensor;
   readonly jacobian: Tensor;
-  /** `b_t = f(s_{t−1}) − A_t s_{t−1}`. */
-  readonly offset: Tensor;
+  /** `d_t = f(s_{t−1}) − s_t`, minus the residual. */
+  readonly defect: Tensor;
   /** `½ Σ ‖s_t − f(s_{t−1})‖²`. */
   readonly merit: number;
   /** `max_t ‖s_t − f(s_{t−1})‖∞`. */
@@ -59,60 +57,91 @@ interface Linearization {
 }
 
 /**
- * ELK (dense Jacobians) and quasi-ELK (diagonal), ALGORITHMS.md §5–6: each iteration linearises the
- * cell around the current iterate and takes the Levenberg–Marquardt-damped step computed by a
- * parallel Kalman filter (or smoother) whose pseudo-observations are the current iterate with
- * variance σ² = 1/λ.
+ * ELK (dense Jacobians) and quasi-ELK (diagonal), ALGORITHMS.md §5–6, in the form that keeps DEER's
+ * finite convergence. Each iteration linearises the cell around the current iterate `s` and
+ * computes a candidate:
+ * - **undamped** (σ² = ∞): the Newton step `s + δ`, `δ_t = A_t δ_{t−1} + d_t` by a parallel scan —
+ *   exactly DEER's (quasi-DEER's) step;
+ * - **damped** (finite σ²): the Levenberg–Marquardt step `s + δ`, δ the mean of a parallel Kalman
+ *   filter (or smoother) with dynamics `δ_t = A_t δ_{t−1} + d_t + w_t`, `w_t ~ N(0, I)`, and
+ *   pseudo-observations `0 = δ_t + v_t`, `v_t ~ N(0, σ²I)` (the current iterate, with variance σ²
+ *   = 1/λ), followed by one **Jacobi sweep** `s'_t = f(s̃_{t−1})` of that step `s̃`.
  *
- * With adaptive damping a candidate is accepted unless its merit `½Σ‖r_t‖²` jumps above `slack ×`
- * the current one; σ² grows (less damping, towards DEER's Newton steps) after each accepted step
- * that lowered the merit, and a rejected step is retried from the last accepted iterate with σ²
- * shrunk (more damping). An accepted candidate's linearisation is reused for the next step, so an
- * accepted step costs one linearisation and one Kalman pass, as with fixed damping.
+ * **Finite convergence** (Kalman filter): say the first `p` states of `s` are exact (`d_t = 0` for
+ * t ≤ p). The Newton step keeps them (δ_t = 0 there) and makes state p+1 exact (δ_{p+1} = d_{p+1}).
+ * The filter keeps them too: its predicted mean for δ_t is `A_t·0 + 0 = 0`, which agrees with the
+ * observation 0, so the filtered mean stays 0 whatever σ²; state p+1 is only partly corrected
+ * (the filter mean blends the prediction `d_{p+1}` with the observation 0) — and the Jacobi sweep
+ * finishes it: `s'_{p+1} = f(s̃_p) = f(s_p)` is exact, and so are `s'_t = f(s_{t−1})`, t ≤ p. A rejected
+ * candidate (below) is replaced by the Jacobi step `s + d` of the current iterate, which also extends
+ * the exact prefix by one. So every iteration extends the exact prefix by at least one step, and
+ * after at most T iterations, from any guess, the iterate is the sequential trajectory — as DEER's
+ * (ALGORITHMS.md §4, Prop. 1). The smoother's step mixes later observations into earlier states and
+ * has no such guarantee.
  *
- * The run stops converged only when the accepted iterate's own true residual is within the
- * tolerance and none of its values was clipped or reset — a small step under damping proves
- * nothing. It also stops when an accepted step repeats the iterate exactly, when adaptive damping
- * has exhausted its restarts (`'stalled'`), or at the cap.
+ * **Adaptive damping** (a trust region that starts as Newton): the first step is undamped. A candidate
+ * is accepted unless its merit `½Σ‖r_t‖²` is non-finite or above `slack ×` the current one; then the
+ * Jacobi step is taken instead and σ² falls (an undamped step is followed by σ² = `initialSigmaSq`,
+ * a damped one by σ²/`shrink`). After an accepted step that lowered the merit σ² grows ×`grow`, and
+ * above `maxSigmaSq` the steps are undamped again. Where Newton's steps work — every problem DEER
+ * solves cleanly — no candidate is rejected and the run is DEER's, iteration for iteration.
+ *
+ * The run stops converged only when the accepted iterate's own true residual is within the tolerance
+ * and none of its values was clipped or reset. It also stops when an accepted step repeats the iterate
+ * exactly, when the residual stalls (as DEER's, {@link STALL_ITERATIONS}), or at the cap.
  */
 export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promise<SolverOutput> {
   const { backend, init } = p;
   const history: IterationInfo[] = [];
+  const adaptive = s.damping.mode === 'adaptive' ? s.damping : undefined;
+  let sigmaSq = s.damping.mode === 'fixed' ? s.damping.sigmaSq : Number.POSITIVE_INFINITY;
   let resets = 0;
   let clippedTotal = 0;
   let accepted: Linearization | undefined;
-  let startMerit = Number.POSITIVE_INFINITY;
-  let sigmaSq = s.damping.mode === 'fixed' ? s.damping.sigmaSq : s.damping.initial;
-  let sigmaMax = s.damping.mode === 'fixed' ? sigmaSq : s.damping.max;
-  // The lowest-merit clean iterate so far (a copy), where a stalled run restarts.
-  let best: { states: Tensor; merit: number; sigmaSq: number } | undefined;
-  let restarts = 0;
-  const remember = (lin: Linearization, sigma: number) => {
-    if (s.damping.mode === 'fixed' || lin.dirty > 0 || (best && best.merit <= lin.merit)) return;
-    if (best) backend.dispose(best.states);
-    best = { states: backend.tidy(() => backend.affine(lin.states, 1, 0)), merit: lin.merit, sigmaSq: sigma };
-  };
   let reason: StopReason | undefined;
   let iteration = 0;
+  let best = Number.POSITIVE_INFINITY;
+  let stalls = 0;
+  const dense = s.jacobian === 'dense';
+  const zero = backend.fill(init.shape, 0, init.dtype);
   const free = (lin: Linearization | undefined) => {
-    if (lin) backend.dispose([lin.states, lin.jacobian, lin.offset]);
+    if (lin) backend.dispose([lin.states, lin.jacobian, lin.defect]);
   };
-
   // Takes ownership of `states`: they become the linearisation's, or are freed if it fails.
   const linearize = async (states: Tensor, dirty: number): Promise<Linearization> => {
     try {
       const lin = await linearizeAt(p, states, s.jacobian, true);
-      return { states, jacobian: lin.jacobian, offset: lin.offset, merit: lin.merit, residual: lin.residual, dirty };
+      return { states, jacobian: lin.jacobian, defect: lin.defect, merit: lin.merit, residual: lin.residual, dirty };
     } catch (err) {
       backend.dispose(states);
       throw err;
     }
   };
+  // The candidate from `from` with observation variance σ² (∞: the Newton step), sanitised.
+  const candidateFrom = (from: Linearization, sigma: number) => {
+    let delta: Tensor;
+    if (sigma === Number.POSITIVE_INFINITY) {
+      delta = newtonCorrection(p, from, zero);
+    } else {
+      const model = {
+        transition: from.jacobian,
+        bias: from.defect,
+        observation: backend.fill(from.defect.shape, 0, from.defect.dtype),
+        init: zero,
+        processVariance: 1,
+        observationVariance: sigma,
+      };
+      const smooth = s.kalman === 'smoother';
+      delta = (dense ? backend.kalmanDense(model, { smooth }) : backend.kalmanDiagonal(model, { smooth })).mean;
+    }
+    let next = backend.binary('add', from.states, delta);
+    // The Jacobi sweep that completes the damped step's state at the front of the exact prefix.
+    if (sigma !== Number.POSITIVE_INFINITY) next = p.cell.apply(backend.shiftTime(backend.sanitize(next, s.clip).value, init));
+    return backend.sanitize(next, s.clip);
+  };
 
   try {
     accepted = await linearize(guess, 0);
-    startMerit = accepted.merit;
-    remember(accepted, sigmaSq);
     for (;;) {
       if (accepted.residual <= s.tolerance && accepted.dirty === 0) reason = 'converged';
       else if (iteration >= s.maxIterations) reason = 'max-iterations';
@@ -121,44 +150,47 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
       iteration++;
       const from: Linearization = accepted;
       const sigmaUsed = sigmaSq;
-      // A candidate from the accepted iterate: the damped step, by a Kalman pass.
       let nonFiniteP!: Promise<number>;
       let clippedP!: Promise<number>;
       let stepP!: Promise<number>;
       const candidate = backend.tidy(() => {
-        const model = {
-          transition: from.jacobian,
-          bias: from.offset,
-          observation: from.states,
-          init,
-          processVariance: 1,
-          observationVariance: sigmaUsed,
-        };
-        const smooth = s.kalman === 'smoother';
-        const moments = s.jacobian === 'dense' ? backend.kalmanDense(model, { smooth }) : backend.kalmanDiagonal(model, { smooth });
-        const clean = backend.sanitize(moments.mean, s.clip);
+        const clean = candidateFrom(from, sigmaUsed);
         nonFiniteP = clean.nonFinite;
         clippedP = clean.clipped;
         stepP = backend.maxAbsDiff(clean.value, from.states);
         return clean.value;
       });
-      const [nonFinite, clipped, step] = await Promise.all([nonFiniteP, clippedP, stepP]);
-      resets += nonFinite;
-      clippedTotal += clipped;
+      let [nonFinite, clipped, step] = await Promise.all([nonFiniteP, clippedP, stepP]);
       // Linearise at the candidate: its merit decides, and if accepted the next step reuses it.
       const lin = await linearize(candidate, nonFinite + clipped);
-      const ok =
-        s.damping.mode === 'fixed' ||
-        (Number.isFinite(lin.merit) && lin.merit < s.damping.slack * from.merit && lin.merit < s.damping.ceiling * startMerit);
+      const ok = !adaptive || (Number.isFinite(lin.merit) && lin.merit < adaptive.slack * from.merit);
       if (ok) {
-        remember(lin, sigmaUsed);
-        if (s.damping.mode === 'adaptive' && lin.merit < from.merit) sigmaSq = Math.min(sigmaMax, sigmaSq * s.damping.grow);
         free(from);
         accepted = lin;
-      } else {
+        if (adaptive && sigmaUsed !== Number.POSITIVE_INFINITY && lin.merit < from.merit) {
+          sigmaSq = sigmaUsed * adaptive.grow > adaptive.maxSigmaSq ? Number.POSITIVE_INFINITY : sigmaUsed * adaptive.grow;
+        }
+      } else if (adaptive) {
         free(lin);
-        if (s.damping.mode === 'adaptive') sigmaSq /= s.damping.shrink;
+        sigmaSq = sigmaUsed === Number.POSITIVE_INFINITY ? adaptive.initialSigmaSq : Math.max(adaptive.minSigmaSq, sigmaUsed / adaptive.shrink);
+        // The Jacobi step `s + d` instead: it extends the exact prefix without the candidate's blow-up.
+        let jacobiNonFiniteP!: Promise<number>;
+        let jacobiClippedP!: Promise<number>;
+        let jacobiStepP!: Promise<number>;
+        const jacobi = backend.tidy(() => {
+          const clean = backend.sanitize(backend.binary('add', from.states, from.defect), s.clip);
+          jacobiNonFiniteP = clean.nonFinite;
+          jacobiClippedP = clean.clipped;
+          jacobiStepP = backend.maxAbs(from.defect);
+          return clean.value;
+        });
+        [nonFinite, clipped, step] = await Promise.all([jacobiNonFiniteP, jacobiClippedP, jacobiStepP]);
+        free(from);
+        accepted = undefined;
+        accepted = await linearize(jacobi, nonFinite + clipped);
       }
+      resets += nonFinite;
+      clippedTotal += clipped;
       const info: IterationInfo = {
         iteration,
         residual: accepted.residual,
@@ -173,30 +205,17 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
       history.push(info);
       p.onIteration?.(info);
       const done = accepted.residual <= s.tolerance && accepted.dirty === 0;
-      // An accepted exact repeat of a non-solution repeats forever: its merit did not fall, so σ²
-      // stays as it was and the next candidate would be the same.
-      if (!done && ok && step === 0) {
-        reason = repeatReason(nonFinite, clipped);
-        break;
+      if (!done) {
+        // An exact repeat of a non-solution repeats forever (deterministic steps).
+        if (step === 0) reason = repeatReason(nonFinite, clipped);
+        stalls = step <= s.tolerance && !(accepted.residual < best) ? stalls + 1 : 0;
+        if (stalls >= STALL_ITERATIONS) reason = 'stalled';
+        if (reason) break;
       }
-      // Stalled: strong damping does not bring the merit back. Restart from the best iterate with
-      // σ² capped where that iterate was produced, or give up.
-      if (!done && s.damping.mode === 'adaptive' && sigmaSq < s.damping.min) {
-        if (!best || restarts >= s.damping.restarts) {
-          reason = 'stalled';
-          break;
-        }
-        restarts++;
-        free(accepted);
-        accepted = undefined;
-        accepted = await linearize(backend.tidy(() => backend.affine(best!.states, 1, 0)), 0);
-        sigmaSq = s.damping.initial;
-        sigmaMax = Math.max(s.damping.initial, best.sigmaSq);
-      }
+      best = Math.min(best, accepted.residual);
     }
     const states = accepted.states;
-    backend.dispose([accepted.jacobian, accepted.offset]);
-    if (best) backend.dispose(best.states);
+    backend.dispose([accepted.jacobian, accepted.defect, zero]);
     return {
       states,
       iterations: iteration,
@@ -208,7 +227,7 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
     };
   } catch (err) {
     free(accepted);
-    if (best) backend.dispose(best.states);
+    backend.dispose(zero);
     throw err;
   }
 }

@@ -9,8 +9,6 @@ export interface NewtonSettings {
   readonly tolerance: number;
   readonly maxIterations: number;
   readonly clip: number;
-  /** Called after each iteration; returning true abandons the run (method `auto` watches for divergence). */
-  readonly monitor?: (info: IterationInfo) => boolean;
 }
 
 /**
@@ -21,10 +19,13 @@ export interface NewtonSettings {
  */
 export const STALL_ITERATIONS = 5;
 
-/** A linearisation `s_t ≈ A_t s_{t−1} + b_t` around an iterate, and that iterate's true residual. */
+/**
+ * A linearisation around an iterate `s`: the Jacobians `A_t = ∂f/∂s(s_{t−1})`, the defects
+ * `d_t = f(s_{t−1}) − s_t` (minus the residuals), and the iterate's true residual `max_t ‖d_t‖∞`.
+ */
 interface Linearization {
   readonly jacobian: Tensor;
-  readonly offset: Tensor;
+  readonly defect: Tensor;
   readonly residual: number;
 }
 
@@ -42,8 +43,8 @@ export const LINEARIZE_SEGMENT_STEPS = 16384;
 const SEGMENT_MS = 25;
 
 /**
- * Linearises the cell around `states` (ALGORITHMS.md §2): the Jacobians `A_t`, the offsets
- * `b_t = f(s_{t−1}) − A_t s_{t−1}`, and — from the same values — the true residual
+ * Linearises the cell around `states` (ALGORITHMS.md §2): the Jacobians `A_t`, the defects
+ * `d_t = f(s_{t−1}) − s_t`, and — from the same values — the true residual
  * `max_t ‖s_t − f(s_{t−1})‖∞`, the certificate of `states`. Optionally also `½Σ‖r_t‖²` (ELK's merit).
  * Long sequences with diagonal Jacobians are linearised in segments of
  * {@link LINEARIZE_SEGMENT_STEPS} steps when the cell offers `linearizeRange`.
@@ -58,11 +59,11 @@ export async function linearizeAt(
   const segmented =
     jacobian === 'diagonal' && cell.linearizeRange !== undefined && backend.hostData !== undefined && steps > LINEARIZE_SEGMENT_STEPS;
   if (!segmented) {
-    const part = linearizePart(p, states, p.init, jacobian, withMerit, (prev) => cell.linearize(prev, jacobian));
+    const part = linearizePart(p, states, p.init, withMerit, (prev) => cell.linearize(prev, jacobian));
     return settle(p, part, part);
   }
   const jacobians: Tensor[] = [];
-  const offsets: Tensor[] = [];
+  const defects: Tensor[] = [];
   const partials: Promise<[number, number]>[] = [];
   try {
     let length = 2048;
@@ -73,28 +74,28 @@ export async function linearizeAt(
       const part = backend.tidy(() => {
         const entering = start === 0 ? p.init : backend.timeStep(states, start - 1);
         const segment = backend.slice(states, 1, start, n);
-        const lin = linearizePart(p, segment, entering, jacobian, withMerit, (prev) => cell.linearizeRange!(prev, start, jacobian));
+        const lin = linearizePart(p, segment, entering, withMerit, (prev) => cell.linearizeRange!(prev, start, jacobian));
         const partial = Promise.all([lin.residualP, lin.meritP]);
         partial.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
         partials.push(partial);
-        return { jacobian: lin.jacobian, offset: lin.offset };
+        return { jacobian: lin.jacobian, defect: lin.defect };
       });
       jacobians.push(part.jacobian);
-      offsets.push(part.offset);
+      defects.push(part.defect);
       // Next segment: toward SEGMENT_MS, growing at most 4× at a time.
       const ms = performance.now() - began;
       length = Math.max(256, Math.min(LINEARIZE_SEGMENT_STEPS, Math.round(n * Math.min(4, SEGMENT_MS / Math.max(ms, 1e-3)))));
       start += n;
     }
-    const whole = backend.tidy(() => ({ jacobian: backend.concat(jacobians, 1), offset: backend.concat(offsets, 1) }));
-    backend.dispose([...jacobians, ...offsets]);
+    const whole = backend.tidy(() => ({ jacobian: backend.concat(jacobians, 1), defect: backend.concat(defects, 1) }));
+    backend.dispose([...jacobians, ...defects]);
     jacobians.length = 0;
-    offsets.length = 0;
+    defects.length = 0;
     const residualP = Promise.all(partials).then((r) => r.reduce((m, [x]) => (Number.isNaN(m) || Number.isNaN(x) ? Number.NaN : Math.max(m, x)), 0));
     const meritP = Promise.all(partials).then((r) => r.reduce((s, [, x]) => s + x, 0));
     return settle(p, whole, { residualP, meritP });
   } catch (err) {
-    backend.dispose([...jacobians, ...offsets]);
+    backend.dispose([...jacobians, ...defects]);
     throw err;
   }
 }
@@ -104,10 +105,9 @@ function linearizePart(
   p: Problem,
   states: Tensor,
   entering: Tensor,
-  jacobian: JacobianKind,
   withMerit: boolean,
   linearize: (prev: Tensor) => { value: Tensor; jacobian: Tensor },
-): { jacobian: Tensor; offset: Tensor; residualP: Promise<number>; meritP: Promise<number> } {
+): { jacobian: Tensor; defect: Tensor; residualP: Promise<number>; meritP: Promise<number> } {
   const { backend } = p;
   let residualP!: Promise<number>;
   let meritP: Promise<number> = Promise.resolve(Number.NaN);
@@ -116,8 +116,7 @@ function linearizePart(
     const lin = linearize(prev);
     residualP = backend.maxAbsDiff(states, lin.value);
     if (withMerit) meritP = backend.sumSquaredDiff(states, lin.value);
-    const applied = jacobian === 'dense' ? backend.matvec(lin.jacobian, prev) : backend.binary('mul', lin.jacobian, prev);
-    return { jacobian: lin.jacobian, offset: backend.binary('sub', lin.value, applied) };
+    return { jacobian: lin.jacobian, defect: backend.binary('sub', lin.value, states) };
   });
   return { ...parts, residualP, meritP };
 }
@@ -125,16 +124,31 @@ function linearizePart(
 /** Waits for the scalar reductions of a linearisation; frees its tensors if they fail. */
 async function settle(
   p: Problem,
-  parts: { jacobian: Tensor; offset: Tensor },
+  parts: { jacobian: Tensor; defect: Tensor },
   scalars: { residualP: Promise<number>; meritP: Promise<number> },
 ): Promise<Linearization & { merit: number }> {
   try {
     const [residual, sumSq] = await Promise.all([scalars.residualP, scalars.meritP]);
-    return { jacobian: parts.jacobian, offset: parts.offset, residual, merit: 0.5 * sumSq };
+    return { jacobian: parts.jacobian, defect: parts.defect, residual, merit: 0.5 * sumSq };
   } catch (err) {
-    p.backend.dispose([parts.jacobian, parts.offset]);
+    p.backend.dispose([parts.jacobian, parts.defect]);
     throw err;
   }
+}
+
+/**
+ * The undamped Newton correction around a linearisation: `δ_t = A_t δ_{t−1} + d_t` from `δ_0 = 0`,
+ * by the backend's parallel scan; the Newton iterate is `s + δ`. Solving for the correction rather
+ * than for `s + δ` itself (`s'_t = A_t s'_{t−1} + f(s_{t−1}) − A_t s_{t−1}`, the same recurrence in
+ * exact arithmetic) keeps the rounding of the scan relative to the residual: where the residual is
+ * zero — the exact prefix that finite convergence builds — δ is exactly zero, so on unpredictable
+ * systems, whose scans amplify rounding by the growth of the Jacobian products, the iterate still
+ * converges to a residual of a few roundoffs instead of stalling at `ε·‖s‖·‖A_T…A_1‖`.
+ */
+export function newtonCorrection(p: Problem, lin: { jacobian: Tensor; defect: Tensor }, zero: Tensor): Tensor {
+  return lin.jacobian.shape.length === 4
+    ? p.backend.linearScanDense(lin.jacobian, lin.defect, zero)
+    : p.backend.linearScanDiagonal(lin.jacobian, lin.defect, zero);
 }
 
 /** Why an iteration that is not converged cannot go on: it repeated its iterate exactly. */
@@ -152,7 +166,7 @@ export function repeatReason(nonFinite: number, clipped: number): StopReason {
  * of the iterate it returns is within the tolerance and no value of that iterate was clipped or reset.
  * It also stops when the iterate repeats exactly (the clipped or reset iterate of a trajectory that
  * outgrows the clip bound, or a rounding floor), when the residual stalls ({@link STALL_ITERATIONS}),
- * at the iteration cap, or when the monitor abandons it.
+ * or at the iteration cap.
  *
  * @param guess the first iterate `[B, T, D]`; ownership passes to the solver.
  */
@@ -170,6 +184,7 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
   let best = Number.POSITIVE_INFINITY;
   let stalls = 0;
   let reason: StopReason | undefined;
+  const zero = backend.fill(init.shape, 0, init.dtype);
   try {
     lin = await linearizeAt(p, states, s.jacobian, false);
     for (;;) {
@@ -184,13 +199,10 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
       let nonFiniteP!: Promise<number>;
       let clippedP!: Promise<number>;
       let stepP!: Promise<number>;
-      const solved = backend.tidy(() =>
-        s.jacobian === 'dense'
-          ? backend.linearScanDense(from.jacobian, from.offset, init)
-          : backend.linearScanDiagonal(from.jacobian, from.offset, init),
-      );
+      // The Newton correction δ (ALGORITHMS.md §2 in correction form): δ_t = A_t δ_{t−1} + d_t, δ_0 = 0.
+      const solved = backend.tidy(() => newtonCorrection(p, from, zero));
       lin = undefined;
-      backend.dispose([from.jacobian, from.offset]);
+      backend.dispose([from.jacobian, from.defect]);
       // A turn for the event loop between the scan and the rest of the iteration.
       try {
         await p.pacer.tick(iteration);
@@ -198,15 +210,21 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
         backend.dispose(solved);
         throw err;
       }
+      let moved: Tensor;
+      try {
+        moved = backend.binary('add', current, solved);
+      } finally {
+        backend.dispose(solved);
+      }
       const next = backend.tidy(() => {
-        const clean = backend.sanitize(solved, s.clip);
+        const clean = backend.sanitize(moved, s.clip);
         nonFiniteP = clean.nonFinite;
         clippedP = clean.clipped;
         stepP = backend.maxAbsDiff(clean.value, current);
         return clean.value;
       });
       states = next;
-      backend.dispose([solved, current]);
+      backend.dispose([moved, current]);
       // The new iterate is linearised before any read is awaited, so that its residual is read back
       // together with the counts and the step: one device read-back per iteration (WebGPU).
       const linP = linearizeAt(p, states, s.jacobian, false);
@@ -215,7 +233,7 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
       try {
         [nonFinite, clipped, step] = await Promise.all([nonFiniteP, clippedP, stepP]);
       } catch (err) {
-        linP.then((l) => backend.dispose([l.jacobian, l.offset]), () => undefined);
+        linP.then((l) => backend.dispose([l.jacobian, l.defect]), () => undefined);
         throw err;
       }
       resets += nonFinite;
@@ -237,12 +255,11 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
         if (step === 0) reason = repeatReason(nonFinite, clipped);
         stalls = step <= s.tolerance && !(lin.residual < best) ? stalls + 1 : 0;
         if (stalls >= STALL_ITERATIONS) reason = 'stalled';
-        if (!reason && s.monitor?.(info)) reason = 'abandoned';
         if (reason) break;
       }
       best = Math.min(best, lin.residual);
     }
-    backend.dispose([lin.jacobian, lin.offset]);
+    backend.dispose([lin.jacobian, lin.defect, zero]);
     return {
       states,
       iterations: iteration,
@@ -253,8 +270,8 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
       clippedValues: clippedTotal,
     };
   } catch (err) {
-    if (lin) backend.dispose([lin.jacobian, lin.offset]);
-    backend.dispose(states);
+    if (lin) backend.dispose([lin.jacobian, lin.defect]);
+    backend.dispose([states, zero]);
     throw err;
   }
 }
