@@ -93,6 +93,18 @@ describe('pelk eval: exit status and summary', () => {
     expect(summary).toMatchObject({ method: 'deer', converged: true, reason: 'converged', clippedValues: 0 });
   });
 
+  it('the --json summary carries the Lyapunov exponent: > 0 on chaotic Lorenz-96, < 0 on a trained GRU, for any method', async () => {
+    const chaotic = JSON.parse((await pelk('eval', '--model', fixture('lorenz96-small'), '--method', 'sequential', '--json')).out);
+    expect(chaotic.lyapunov.exponent).toBeGreaterThan(0);
+    expect(chaotic.lyapunov.steps).toBeGreaterThan(300);
+    const calm = JSON.parse((await pelk('eval', '--model', fixture('gru-torch-small'), '--method', 'quasi-deer', '--json')).out);
+    expect(calm.lyapunov).toMatchObject({ verdict: 'predictable', jacobian: 'dense' });
+    expect(calm.lyapunov.exponent).toBeLessThan(0);
+    expect(calm.lyapunov.reading).toMatch(/^predictable/);
+    const { out } = await pelk('eval', '--model', fixture('gru-torch-small'), '--method', 'sequential');
+    expect(out).toMatch(/predictability: predictable \(λ ≈ −/);
+  });
+
   it(`a run that ends not converged writes --out and the summary, then exits ${EXIT_NOT_CONVERGED}`, async () => {
     expect(EXIT_NOT_CONVERGED).toBe(3);
     const states = join(dir, 'states.npy');

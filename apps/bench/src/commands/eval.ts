@@ -13,6 +13,7 @@ import {
   type EvaluateOptions,
   InvalidArgumentError,
   type KalmanMode,
+  type LyapunovEstimate,
   type Method,
   type MethodRun,
   type ShapedArray,
@@ -66,6 +67,11 @@ export interface EvalSummary {
   maxAbsErrorVsSpec?: number;
   /** Method `auto`: the methods that ran and why. */
   methods?: MethodRun[];
+  /**
+   * The largest Lyapunov exponent per step along the result (`result.diagnostics.lyapunov`: exponent,
+   * standard error, window steps, verdict and a one-line reading); absent when its window does not fit.
+   */
+  lyapunov?: LyapunovEstimate;
 }
 
 function readText(path: string, flag: string): string {
@@ -115,6 +121,7 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
     sigmaSq: o.sigmaSq,
     initialState: spec.initialState ?? undefined,
     steps: spec.cell.inputSize === 0 ? spec.steps : undefined,
+    lyapunov: true,
   };
   const result = await evaluate(spec.cell, inputs, options);
   try {
@@ -134,6 +141,7 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
       clippedValues: result.diagnostics.clippedValues,
       ms: Math.round(result.diagnostics.elapsedMs * 1000) / 1000,
       ...(o.method === 'auto' ? { methods: [...result.methods] } : {}),
+      ...(result.diagnostics.lyapunov ? { lyapunov: result.diagnostics.lyapunov } : {}),
     };
     if (spec.states && o.inputs === undefined) {
       const ref = spec.states.flat();
@@ -209,6 +217,7 @@ export function formatSummary(s: EvalSummary): string {
   ];
   if (s.clippedValues > 0) lines.push(`${s.clippedValues} value${s.clippedValues === 1 ? '' : 's'} clipped to ±clip during the run`);
   if (s.methods) for (const m of s.methods) lines.push(`  ran ${m.method} (${m.iterations} iterations): ${m.reason}`);
+  if (s.lyapunov) lines.push(`predictability: ${s.lyapunov.reading} (over ${s.lyapunov.steps} steps)`);
   if (s.maxAbsErrorVsSpec !== undefined) lines.push(`max |states − spec states| = ${s.maxAbsErrorVsSpec.toExponential(2)}`);
   return lines.join('\n');
 }
