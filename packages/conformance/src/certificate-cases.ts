@@ -10,6 +10,7 @@ import {
   type Cell,
   type ComputeBackend,
   type DType,
+  DAMPED_MIN_ITERATIONS,
   DEFAULT_TOLERANCE,
   type EvaluateOptions,
   type EvaluateResult,
@@ -191,16 +192,22 @@ export function defineCertificateCases(ctx: CertificateContext): void {
       expect(ok.result.converged).toBe(true);
     });
 
-    it('the default iteration caps converge on short sequences (ELK methods at T = 1 and 3)', async () => {
+    it('the default iteration caps converge on short sequences (ELK methods at T = 1 and 3: T + 1 with the filter, more with the smoother)', async () => {
       for (const T of [1, 3]) {
         const cell = randomRnn('gru', 2, 3, 40 + T, 1.5);
         const inputs = { data: randomArray(T * 2, 50 + T), shape: [T, 2] };
         const seq = await run(cell, inputs, { method: 'sequential' });
         for (const method of ctx.methods.filter((m) => m === 'elk' || m === 'quasi-elk')) {
-          const { result, states } = await run(cell, inputs, { method });
-          expect(result.converged, `${method}, T = ${T}: ${result.reason} after ${result.iterations}`).toBe(true);
-          expect(result.diagnostics.maxIterations).toBeGreaterThan(T + 1);
-          expect(maxDiff(states, seq.states)).toBeLessThanOrEqual(10 * DEFAULT_TOLERANCE[dtype]);
+          for (const kalman of ['filter', 'smoother'] as const) {
+            for (const sigmaSq of ['adaptive', 1e-2] as const) {
+              const { result, states } = await run(cell, inputs, { method, kalman, sigmaSq });
+              const what = `${method} (${kalman}, σ² = ${sigmaSq}), T = ${T}`;
+              expect(result.converged, `${what}: ${result.reason} after ${result.iterations}`).toBe(true);
+              if (kalman === 'filter') expect(result.diagnostics.maxIterations, what).toBe(T + 1);
+              else expect(result.diagnostics.maxIterations, what).toBe(DAMPED_MIN_ITERATIONS);
+              expect(maxDiff(states, seq.states)).toBeLessThanOrEqual(10 * DEFAULT_TOLERANCE[dtype]);
+            }
+          }
         }
       }
     });

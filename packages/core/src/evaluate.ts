@@ -36,10 +36,11 @@ export const DEFAULT_TOLERANCE: Readonly<Record<DType, number>> = { float64: 1e-
 export const MIN_TOLERANCE: Readonly<Record<DType, number>> = { float64: 2 ** -49, float32: 2 ** -20 };
 
 /**
- * Default iteration cap of the damped methods (ELK, quasi-ELK) and of `auto` as a whole, when it
- * exceeds `T + 1`. DEER and quasi-DEER are exact after `T` iterations from any guess (finite
- * convergence), so `T + 1` suffices for them; damping gives up that guarantee, and a damped step
- * moves only part of the way even at T = 1, so short sequences need more than `T + 1` iterations.
+ * Default iteration cap of ELK and quasi-ELK with Kalman-smoother steps, when it exceeds `T + 1`.
+ * DEER, quasi-DEER and ELK / quasi-ELK with the (default) Kalman filter are exact after `T`
+ * iterations from any guess (finite convergence: every step extends the exact prefix), so `T + 1`
+ * suffices for them and for `auto`; the smoother's step mixes later states into earlier ones and
+ * has no such guarantee, and a damped smoother step moves only part of the way even at T = 1.
  */
 export const DAMPED_MIN_ITERATIONS = 1000;
 
@@ -219,10 +220,14 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
       describeValue(options.tolerance),
     );
   }
-  const damped = method === 'elk' || method === 'quasi-elk' || method === 'auto';
+  const kalman = options.kalman ?? 'filter';
+  if (kalman !== 'filter' && kalman !== 'smoother') {
+    throw new InvalidArgumentError('options.kalman', "'filter' or 'smoother'", describeValue(kalman));
+  }
+  const smoothed = kalman === 'smoother' && (method === 'elk' || method === 'quasi-elk' || method === 'auto');
   const maxIterations =
     options.maxIterations === undefined
-      ? damped
+      ? smoothed
         ? Math.max(steps + 1, DAMPED_MIN_ITERATIONS)
         : steps + 1
       : assertPositiveInteger(options.maxIterations, 'options.maxIterations');
@@ -256,10 +261,6 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
     }
   }
 
-  const kalman = options.kalman ?? 'filter';
-  if (kalman !== 'filter' && kalman !== 'smoother') {
-    throw new InvalidArgumentError('options.kalman', "'filter' or 'smoother'", describeValue(kalman));
-  }
   const sigmaSq =
     options.sigmaSq === undefined || options.sigmaSq === 'adaptive' ? undefined : assertPositiveNumber(options.sigmaSq, 'options.sigmaSq');
   if (options.allowSequential !== undefined && typeof options.allowSequential !== 'boolean') {
