@@ -107,11 +107,26 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
   const free = (lin: Linearization | undefined) => {
     if (lin) backend.dispose([lin.states, lin.jacobian, lin.defect]);
   };
-  // Takes ownership of `states`: they become the linearisation's, or are freed if it fails.
-  const linearize = async (states: Tensor, dirty: number): Promise<Linearization> => {
+  /**
+   * Linearises `states` (taking ownership: they become the linearisation's, or are freed on failure)
+   * while the counts of how they were made (`[nonFinite, clipped, step]`) are read back: the
+   * linearisation is queued before any read is awaited, so that its residual and merit come back in
+   * the same device read-back as the counts — one per iteration on a GPU.
+   */
+  const linearize = async (states: Tensor, counts: Promise<number[]>): Promise<{ lin: Linearization; counts: number[] }> => {
+    const linP = linearizeAt(p, states, s.jacobian, true);
+    linP.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
+    let read: number[];
     try {
-      const lin = await linearizeAt(p, states, s.jacobian, true);
-      return { states, jacobian: lin.jacobian, defect: lin.defect, merit: lin.merit, residual: lin.residual, dirty };
+      read = await counts;
+    } catch (err) {
+      linP.then((l) => backend.dispose([l.jacobian, l.defect]), () => undefined);
+      backend.dispose(states);
+      throw err;
+    }
+    try {
+      const l = await linP;
+      return { lin: { states, jacobian: l.jacobian, defect: l.defect, merit: l.merit, residual: l.residual, dirty: read[0] + read[1] }, counts: read };
     } catch (err) {
       backend.dispose(states);
       throw err;
@@ -141,7 +156,7 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
   };
 
   try {
-    accepted = await linearize(guess, 0);
+    accepted = (await linearize(guess, Promise.resolve([0, 0, 0]))).lin;
     for (;;) {
       if (accepted.residual <= s.tolerance && accepted.dirty === 0) reason = 'converged';
       else if (iteration >= s.maxIterations) reason = 'max-iterations';
@@ -160,9 +175,10 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
         stepP = backend.maxAbsDiff(clean.value, from.states);
         return clean.value;
       });
-      let [nonFinite, clipped, step] = await Promise.all([nonFiniteP, clippedP, stepP]);
       // Linearise at the candidate: its merit decides, and if accepted the next step reuses it.
-      const lin = await linearize(candidate, nonFinite + clipped);
+      const made = await linearize(candidate, Promise.all([nonFiniteP, clippedP, stepP]));
+      const lin = made.lin;
+      let [nonFinite, clipped, step] = made.counts;
       const ok = !adaptive || (Number.isFinite(lin.merit) && lin.merit < adaptive.slack * from.merit);
       if (ok) {
         free(from);
@@ -184,10 +200,11 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
           jacobiStepP = backend.maxAbs(from.defect);
           return clean.value;
         });
-        [nonFinite, clipped, step] = await Promise.all([jacobiNonFiniteP, jacobiClippedP, jacobiStepP]);
         free(from);
         accepted = undefined;
-        accepted = await linearize(jacobi, nonFinite + clipped);
+        const jacobiMade = await linearize(jacobi, Promise.all([jacobiNonFiniteP, jacobiClippedP, jacobiStepP]));
+        accepted = jacobiMade.lin;
+        [nonFinite, clipped, step] = jacobiMade.counts;
       }
       resets += nonFinite;
       clippedTotal += clipped;
