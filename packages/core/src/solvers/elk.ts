@@ -104,6 +104,8 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
   let stalls = 0;
   const dense = s.jacobian === 'dense';
   const zero = backend.fill(init.shape, 0, init.dtype);
+  // The damped steps' pseudo-observations (δ = 0: the current iterate), made at the first damped step.
+  let observation: Tensor | undefined;
   const free = (lin: Linearization | undefined) => {
     if (lin) backend.dispose([lin.states, lin.jacobian, lin.defect]);
   };
@@ -135,13 +137,14 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
   // The candidate from `from` with observation variance σ² (∞: the Newton step), sanitised.
   const candidateFrom = (from: Linearization, sigma: number) => {
     let delta: Tensor;
+    if (sigma !== Number.POSITIVE_INFINITY && !observation) observation = backend.keep(backend.fill(from.defect.shape, 0, from.defect.dtype));
     if (sigma === Number.POSITIVE_INFINITY) {
       delta = newtonCorrection(p, from, zero);
     } else {
       const model = {
         transition: from.jacobian,
         bias: from.defect,
-        observation: backend.fill(from.defect.shape, 0, from.defect.dtype),
+        observation: observation!,
         init: zero,
         processVariance: 1,
         observationVariance: sigma,
@@ -233,6 +236,7 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
     }
     const states = accepted.states;
     backend.dispose([accepted.jacobian, accepted.defect, zero]);
+    if (observation) backend.dispose(observation);
     return {
       states,
       iterations: iteration,
@@ -245,6 +249,7 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
   } catch (err) {
     free(accepted);
     backend.dispose(zero);
+    if (observation) backend.dispose(observation);
     throw err;
   }
 }
