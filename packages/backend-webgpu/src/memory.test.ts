@@ -68,12 +68,20 @@ if (probe instanceof Error) {
         return submit(buffers);
       };
       try {
-        const result = await evaluate(cell, inputs, { backend, method: 'quasi-deer' });
+        const result = await evaluate(cell, inputs, { backend, method: 'quasi-deer', lyapunov: false });
         const iterations = result.iterations;
         await result.read();
         result.dispose();
         // Upload and bind, one per iteration, the final read-back.
         expect(submits).toBeLessThanOrEqual(iterations + 3);
+        // The Lyapunov estimate (on by default) adds its two scans' read-backs and the check of its
+        // Jacobians — a few submissions per evaluation, not per iteration.
+        submits = 0;
+        const estimated = await evaluate(cell, inputs, { backend, method: 'quasi-deer' });
+        expect(estimated.diagnostics.lyapunov).toBeDefined();
+        await estimated.read();
+        estimated.dispose();
+        expect(submits).toBeLessThanOrEqual(estimated.iterations + 3 + 4);
       } finally {
         queue.submit = submit;
       }

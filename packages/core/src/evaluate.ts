@@ -93,28 +93,36 @@ interface Plan {
 
 /**
  * Adaptive damping of ELK and quasi-ELK (see `solveElk`): a trust region that starts as Newton.
- * The first step is undamped (σ² = ∞, DEER's step); a candidate whose merit `½Σ‖r_t‖²` is
- * non-finite or over `slack` × the current one is replaced by the Jacobi step and σ² falls (to
- * `initialSigmaSq` after an undamped step, ÷`shrink` after a damped one, never below
- * `minSigmaSq`); σ² grows ×`grow` after an accepted step that lowered the merit, and above
- * `maxSigmaSq` the steps are undamped again. The numbers are those of the earlier schedule (σ² from
- * 1, ×1.5, ÷4, slack 3), measured on the trained AR-GRU and Lorenz-96 D = 5; what changed is the
- * structure (start undamped, Jacobi step on rejection, Jacobi sweep after a damped step), not new
- * tuning. `pnpm pelk bench --suite stability` measures it on those tuning problems and, apart, on
- * held-out ones.
+ * The first step is undamped (σ² = ∞, DEER's step). A candidate with a non-finite merit
+ * `½Σ‖r_t‖²`, an undamped one with clipped or reset values, a damped one whose merit is over `slack`
+ * × the current one, and any that raises the merit over `ceiling` × the initial guess's is replaced
+ * by the Jacobi step, and σ² falls (to `initialSigmaSq` after an undamped step, ÷`shrink` after a
+ * damped one, never below `minSigmaSq`); σ² grows ×`grow` after an accepted step that lowered the
+ * merit, up to `maxSigmaSqDense` for ELK (above it, undamped again) and `maxSigmaSqDiagonal` for
+ * quasi-ELK. The numbers are those of the earlier schedule (σ² from 1, ×1.5, ÷4, slack 3, ceiling
+ * 1e4, quasi-ELK's cap 300), measured on the trained AR-GRU (T = 2,000) and Lorenz-96 D = 5; what
+ * changed is the structure — start undamped, the Jacobi step on rejection, a Jacobi sweep after a
+ * damped step — not new tuning. `pnpm pelk bench --suite stability` measures it on those tuning
+ * problems and, apart, on held-out ones (BENCHMARKS.md).
  */
 export const ADAPTIVE_DAMPING = {
   initialSigmaSq: 1,
   grow: 1.5,
   shrink: 4,
-  maxSigmaSq: 1e12,
+  maxSigmaSqDense: 1e12,
+  maxSigmaSqDiagonal: 300,
   minSigmaSq: 1e-8,
   slack: 3,
+  ceiling: 1e4,
 } as const;
 
-/** The adaptive schedule of ELK and quasi-ELK. */
-function adaptiveDamping(): ElkDamping {
-  return { mode: 'adaptive', ...ADAPTIVE_DAMPING };
+/** The adaptive schedule of ELK (dense) or quasi-ELK (diagonal). */
+function adaptiveDamping(jacobian: 'dense' | 'diagonal'): ElkDamping {
+  const { maxSigmaSqDense, maxSigmaSqDiagonal, ...rest } = ADAPTIVE_DAMPING;
+  // Dense: undamped again above 1e12. Diagonal: once damped, σ² stays ≤ 300 (the quasi-DEER step
+  // failed once; the diagonal model is too poor a model of coupled dynamics to retry it).
+  const dense = jacobian === 'dense';
+  return { mode: 'adaptive', ...rest, maxSigmaSq: dense ? maxSigmaSqDense : maxSigmaSqDiagonal, undampAboveMax: dense };
 }
 
 function isResult(x: unknown): x is EvaluateResult {
@@ -451,7 +459,7 @@ async function solve(problem: Problem, pl: Plan, cell: Cell): Promise<{ output: 
     solveElk(o.problem ?? problem, guess, {
       jacobian,
       kalman: pl.kalman,
-      damping: pl.sigmaSq === undefined ? adaptiveDamping() : { mode: 'fixed', sigmaSq: pl.sigmaSq },
+      damping: pl.sigmaSq === undefined ? adaptiveDamping(jacobian) : { mode: 'fixed', sigmaSq: pl.sigmaSq },
       tolerance: pl.tolerance,
       maxIterations: o.maxIterations ?? pl.maxIterations,
       clip: pl.clip,

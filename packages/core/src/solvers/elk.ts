@@ -19,8 +19,10 @@ export type ElkDamping =
       readonly grow: number;
       /** …and divided by `shrink` after a rejected one. */
       readonly shrink: number;
-      /** Above this σ² the next step is undamped again (σ² = ∞). */
+      /** σ² never grows beyond this… */
       readonly maxSigmaSq: number;
+      /** …unless the steps then become undamped again (σ² = ∞). */
+      readonly undampAboveMax: boolean;
       /** σ² never goes below this (the damped step is then nearly the Jacobi step). */
       readonly minSigmaSq: number;
       /**
@@ -29,6 +31,11 @@ export type ElkDamping =
        * converges regardless), while the blow-ups of under-damped steps jump by orders of magnitude.
        */
       readonly slack: number;
+      /**
+       * …and below `ceiling ×` the initial guess's merit: accepted steps that each raise the merit
+       * less than `slack`-fold must not compound into a blow-up.
+       */
+      readonly ceiling: number;
     };
 
 /** Settings of an ELK / quasi-ELK solve. */
@@ -57,6 +64,28 @@ interface Linearization {
 }
 
 /**
+ * Whether adaptive damping accepts a candidate (its linearisation `lin`) made from an iterate of merit
+ * `current`. Its merit must be finite, and an undamped (Newton) step must be clean — nothing
+ * clipped or reset, the mark of an iterate that overflows. A step that does not lower the merit must
+ * keep it below `ceiling ×` the initial guess's (so that increases cannot compound into a blow-up);
+ * an undamped step may otherwise raise it — Newton's iterates often do for a few iterations on their
+ * way to the solution, and DEER converges regardless — while a damped one must stay below `slack ×`
+ * the current merit.
+ */
+function acceptable(
+  damping: Extract<ElkDamping, { mode: 'adaptive' }>,
+  lin: Linearization,
+  current: number,
+  start: number,
+  undamped: boolean,
+): boolean {
+  if (!Number.isFinite(lin.merit)) return false;
+  if (undamped && lin.dirty > 0) return false;
+  if (lin.merit <= current) return true;
+  return lin.merit < damping.ceiling * start && (undamped || lin.merit < damping.slack * current);
+}
+
+/**
  * ELK (dense Jacobians) and quasi-ELK (diagonal), ALGORITHMS.md §5–6, in the form that keeps DEER's
  * finite convergence. Each iteration linearises the cell around the current iterate `s` and
  * computes a candidate:
@@ -80,10 +109,13 @@ interface Linearization {
  * has no such guarantee.
  *
  * **Adaptive damping** (a trust region that starts as Newton): the first step is undamped. A candidate
- * is accepted unless its merit `½Σ‖r_t‖²` is non-finite or above `slack ×` the current one; then the
+ * is accepted unless its merit `½Σ‖r_t‖²` is non-finite or above `ceiling ×` the initial guess's, an
+ * undamped one unless it has clipped or reset values, and a damped one unless its merit is above
+ * `slack ×` the current one (see `acceptable`); a rejected candidate's
  * Jacobi step is taken instead and σ² falls (an undamped step is followed by σ² = `initialSigmaSq`,
- * a damped one by σ²/`shrink`). After an accepted step that lowered the merit σ² grows ×`grow`, and
- * above `maxSigmaSq` the steps are undamped again. Where Newton's steps work — every problem DEER
+ * a damped one by σ²/`shrink`). After an accepted step that lowered the merit σ² grows ×`grow`, up
+ * to `maxSigmaSq`, above which ELK's steps are undamped again (`undampAboveMax`; quasi-ELK stays
+ * damped: its diagonal linearisation, once it has failed, is too poor a model to retry undamped). Where Newton's steps work — every problem DEER
  * solves cleanly — no candidate is rejected and the run is DEER's, iteration for iteration.
  *
  * The run stops converged only when the accepted iterate's own true residual is within the tolerance
@@ -153,13 +185,14 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
       delta = (dense ? backend.kalmanDense(model, { smooth }) : backend.kalmanDiagonal(model, { smooth })).mean;
     }
     let next = backend.binary('add', from.states, delta);
-    // The Jacobi sweep that completes the damped step's state at the front of the exact prefix.
+    // The Jacobi sweep that completes the damped step at the front of the exact prefix.
     if (sigma !== Number.POSITIVE_INFINITY) next = p.cell.apply(backend.shiftTime(backend.sanitize(next, s.clip).value, init));
     return backend.sanitize(next, s.clip);
   };
 
   try {
     accepted = (await linearize(guess, Promise.resolve([0, 0, 0]))).lin;
+    const startMerit = accepted.merit;
     for (;;) {
       if (accepted.residual <= s.tolerance && accepted.dirty === 0) reason = 'converged';
       else if (iteration >= s.maxIterations) reason = 'max-iterations';
@@ -182,17 +215,19 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
       const made = await linearize(candidate, Promise.all([nonFiniteP, clippedP, stepP]));
       const lin = made.lin;
       let [nonFinite, clipped, step] = made.counts;
-      const ok = !adaptive || (Number.isFinite(lin.merit) && lin.merit < adaptive.slack * from.merit);
+      const ok = !adaptive || acceptable(adaptive, lin, from.merit, startMerit, sigmaUsed === Number.POSITIVE_INFINITY);
       if (ok) {
         free(from);
         accepted = lin;
-        if (adaptive && sigmaUsed !== Number.POSITIVE_INFINITY && lin.merit < from.merit) {
-          sigmaSq = sigmaUsed * adaptive.grow > adaptive.maxSigmaSq ? Number.POSITIVE_INFINITY : sigmaUsed * adaptive.grow;
+        if (adaptive && sigmaUsed !== Number.POSITIVE_INFINITY) {
+          // A step that lowered the merit earns less damping (ELK: undamped again above `maxSigmaSq`).
+          const grown = sigmaUsed * adaptive.grow;
+          if (lin.merit < from.merit) sigmaSq = grown <= adaptive.maxSigmaSq ? grown : adaptive.undampAboveMax ? Number.POSITIVE_INFINITY : adaptive.maxSigmaSq;
         }
       } else if (adaptive) {
         free(lin);
         sigmaSq = sigmaUsed === Number.POSITIVE_INFINITY ? adaptive.initialSigmaSq : Math.max(adaptive.minSigmaSq, sigmaUsed / adaptive.shrink);
-        // The Jacobi step `s + d` instead: it extends the exact prefix without the candidate's blow-up.
+        // The Jacobi step `s + d` (`s'_t = f(s_{t−1})`) instead: it extends the exact prefix by one.
         let jacobiNonFiniteP!: Promise<number>;
         let jacobiClippedP!: Promise<number>;
         let jacobiStepP!: Promise<number>;
@@ -200,7 +235,7 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
           const clean = backend.sanitize(backend.binary('add', from.states, from.defect), s.clip);
           jacobiNonFiniteP = clean.nonFinite;
           jacobiClippedP = clean.clipped;
-          jacobiStepP = backend.maxAbs(from.defect);
+          jacobiStepP = backend.maxAbsDiff(clean.value, from.states);
           return clean.value;
         });
         free(from);
