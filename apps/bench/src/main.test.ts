@@ -108,6 +108,7 @@ describe('pelk eval', () => {
       [['eval', '--model', fixture('gru-torch-small'), '--method', 'elk', '--sigma-sq', '0'], /--sigma-sq: expected a positive number/],
       [['eval', '--model', fixture('gru-torch-small'), '--method', 'elk', '--kalman', 'rts'], /--kalman: expected 'filter' or 'smoother'/],
       [['bench', '--suite', 'speed'], /--suite: expected a comma-separated list of gru, scaling, stability, peers, or all/],
+      [['bench', '--suite', 'stability', '--stability-set', 'tuned'], /--stability-set: expected 'tuning', 'held-out' or 'all'/],
       [['bench', '--methods', 'newton'], /options.method: expected one of/],
       [['bench', '--backend', 'gpu'], /--backend/],
       // DEER at D = 600, T = 200,000: a [T, D, D] Jacobian of 7.2e10 elements, over the CPU backend's

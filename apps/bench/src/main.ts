@@ -21,7 +21,7 @@ import { formatScaling, runScaling, scalingFiles } from './commands/scaling.js';
 import { formatStability, runStability, stabilityFiles } from './commands/stability.js';
 import { writeHtmlReport, writeOutputs } from './report.js';
 import { EXIT_NOT_CONVERGED, formatSummary, runEval } from './commands/eval.js';
-import { parseDType, parseKalman, parseMethod, parseNonNegativeInt, parsePositive, parsePositiveInt } from './options.js';
+import { parseDType, parseKalman, parseMethod, parseNonNegativeInt, parsePositive, parsePositiveInt, parseStabilitySet } from './options.js';
 
 /** The exit status a command asks for when it finishes without an error (`eval`: 3 when not converged). */
 let commandExitCode = 0;
@@ -103,6 +103,8 @@ program
   .option('--tfjs-backends <list>', 'peers: comma-separated tfjs backends to compare on', 'wasm,cpu')
   .option('--peers-methods <list>', 'peers: pelk methods on the tfjs backends', 'sequential,quasi-deer,deer')
   .option('--fixture <file>', 'stability: the trained AR-GRU fixture (default ../shared/fixtures/argru-sine-trained.json)')
+  .option('--stability-set <set>', 'stability: tuning (the problems the adaptive damping was tuned on), held-out, or all', 'all')
+  .option('--stability-run-budget <seconds>', 'stability: stop a solver run after this long, reported as not converged (default 600; quick: 120)')
   .action(async (o) => {
     const names = String(o.suite) === 'all' ? [...SUITES] : String(o.suite).split(',');
     for (const n of names) {
@@ -113,6 +115,8 @@ program
     const backend = backendSpec(o.backend, o.tfjsBackend);
     const dtypes = o.dtypes === undefined ? defaultDTypes(o.backend) : String(o.dtypes).split(',').map((d) => parseDType(d, '--dtypes'));
     const quick = Boolean(o.quick);
+    const stabilitySet = parseStabilitySet(String(o.stabilitySet));
+    const stabilityRunBudget = o.stabilityRunBudget === undefined ? undefined : parsePositive(o.stabilityRunBudget, '--stability-run-budget');
     for (const suite of names) {
       let files: Record<string, string>;
       let text: string;
@@ -137,7 +141,13 @@ program
         text = formatScaling(report);
         files = scalingFiles(report, text);
       } else if (suite === 'stability') {
-        const report = await runStability({ backend, quick, fixture: o.fixture });
+        const report = await runStability({
+          backend,
+          quick,
+          fixture: o.fixture,
+          set: stabilitySet,
+          runBudgetSeconds: stabilityRunBudget,
+        });
         text = formatStability(report);
         files = stabilityFiles(report);
       } else {

@@ -39,3 +39,9 @@ export function parseKalman(value: string): KalmanMode {
   if (value !== 'filter' && value !== 'smoother') throw new InvalidArgumentError('--kalman', "'filter' or 'smoother'", JSON.stringify(value));
   return value;
 }
+
+/** `--stability-set`: which problems of the stability suite to run. */
+export function parseStabilitySet(value: string): 'tuning' | 'held-out' | 'all' {
+  if (value !== 'tuning' && value !== 'held-out' && value !== 'all') throw new InvalidArgumentError('--stability-set', "'tuning', 'held-out' or 'all'", JSON.stringify(value));
+  return value;
+}

@@ -3,7 +3,7 @@
  */
 import * as Plot from '@observablehq/plot';
 import { parseHTML } from 'linkedom';
-import type { StabilityRun, StabilitySummary } from './commands/stability.js';
+import type { StabilityProblem, StabilityRun, StabilitySet, StabilitySummary } from './commands/stability.js';
 
 function documentForPlots(): Document {
   return parseHTML('<!doctype html><html><body></body></html>').document as unknown as Document;
@@ -35,14 +35,15 @@ function svgText(node: Element): string {
 /**
  * Residual `max_t ‖s_t − f(s_{t−1})‖∞` of the iterate each iteration produced against the iteration
  * (log scale) for DEER, quasi-DEER, ELK and quasi-ELK with adaptive damping, and ELK / quasi-ELK at
- * their best fixed σ²; with `tolerance`, a dashed rule marks the certificate's bound.
+ * their best fixed σ²; with `tolerance`, a dashed rule marks the certificate's bound; with `set`,
+ * the title names the problem's set.
  *
  * @example
  * ```ts
  * writeFileSync('residual.svg', residualPlot('argru-T2000', runs, summary));
  * ```
  */
-export function residualPlot(problem: string, runs: StabilityRun[], summary: StabilitySummary[], tolerance?: number): string {
+export function residualPlot(problem: string, runs: StabilityRun[], summary: StabilitySummary[], tolerance?: number, set?: StabilitySet): string {
   const best = (method: string) => summary.find((s) => s.problem === problem && s.method === method && s.kalman === 'filter')?.bestSigmaSq;
   const shown = runs.filter(
     (r) =>
@@ -64,9 +65,9 @@ export function residualPlot(problem: string, runs: StabilityRun[], summary: Sta
     y: { type: 'log', label: '↑ residual max_t ‖s_t − f(s_t−1)‖∞ (clipped to [1e-16, 1e10])', grid: true },
     color: { scheme: 'tableau10' },
     marks: [
-      titleMark(`${problem}: residual per iteration (float64)${tolerance === undefined ? '' : `; dashed: the tolerance ${tolerance}, converged = certified below it`}`),
+      titleMark(`${problem}${set ? ` (${set})` : ''}: residual per iteration (float64)${tolerance === undefined ? '' : `; dashed: the tolerance ${tolerance}, converged = certified below it`}`),
       ...(tolerance === undefined ? [] : [Plot.ruleY([tolerance], { stroke: 'gray', strokeDasharray: '4,4' })]),
-      Plot.line(data, { x: 'iteration', y: 'residual', stroke: 'run', strokeWidth: 1.5 }),
+      Plot.line(data, { x: 'iteration', y: 'residual', stroke: 'run', z: 'run', strokeWidth: 1.5 }),
       ...legendMarks([...new Set(data.map((d) => d.run))]),
     ],
   });
@@ -76,13 +77,13 @@ export function residualPlot(problem: string, runs: StabilityRun[], summary: Sta
 /**
  * Iterations to converge (`result.converged`: the certificate, residual ≤ `tolerance`) against
  * fixed σ² (log scale) for ELK and quasi-ELK with filter and smoother steps; runs that did not
- * converge are drawn at the iteration cap as crosses.
+ * converge are drawn as crosses at their iteration cap (`run.maxIterations`, else `cap`).
  */
-export function iterationsVsSigmaPlot(problem: string, runs: StabilityRun[], cap: number, tolerance?: number): string {
+export function iterationsVsSigmaPlot(problem: string, runs: StabilityRun[], cap: number, tolerance?: number, set?: StabilitySet): string {
   const fixed = runs.filter((r) => typeof r.sigmaSq === 'number');
   const data = fixed.map((r) => ({
     sigmaSq: r.sigmaSq as number,
-    iterations: r.converged ? r.iterations : cap,
+    iterations: r.converged ? r.iterations : (r.maxIterations ?? cap),
     variant: `${r.method} ${r.kalman}`,
     converged: r.converged,
   }));
@@ -96,22 +97,68 @@ export function iterationsVsSigmaPlot(problem: string, runs: StabilityRun[], cap
     marginTop: 64,
     marginRight: 160,
     x: { type: 'log', label: 'σ² = 1/λ (fixed) →', grid: true },
-    y: { type: 'log', label: '↑ iterations', grid: true },
+    y: { type: 'log', label: `↑ iterations${tolerance === undefined ? '' : ` to residual ≤ ${tolerance}`} (cap ≤ ${cap})`, grid: true },
     color: { scheme: 'tableau10' },
     marks: [
       titleMark(
-        `${problem}: iterations to converge${tolerance === undefined ? '' : ` (residual ≤ ${tolerance})`} vs fixed σ² (dashed: adaptive damping; × = not converged within ${cap})`,
+        `${problem}${set ? ` (${set})` : ''}: iterations vs fixed σ² (dashed: adaptive damping; × = not converged within its cap)`,
       ),
       ...legendMarks([...new Set([...data, ...adaptive].map((d) => d.variant))]),
       Plot.line(
         data.filter((d) => d.converged),
-        { x: 'sigmaSq', y: 'iterations', stroke: 'variant', marker: 'circle' },
+        { x: 'sigmaSq', y: 'iterations', stroke: 'variant', z: 'variant', marker: 'circle' },
       ),
       Plot.dot(
         data.filter((d) => !d.converged),
         { x: 'sigmaSq', y: 'iterations', stroke: 'variant', symbol: 'times', r: 5 },
       ),
       Plot.ruleY(adaptive, { y: 'iterations', stroke: 'variant', strokeDasharray: '6,4' }),
+    ],
+  });
+  return svgText(svg as unknown as Element);
+}
+
+/**
+ * One set's problems at a glance: iterations (log scale) of DEER, quasi-DEER and ELK / quasi-ELK
+ * with adaptive damping, one row per method within one panel per problem; crosses mark runs that
+ * did not converge (drawn at the iteration they stopped), grey ticks each problem's cap T + 1.
+ *
+ * @example
+ * ```ts
+ * writeFileSync('stability-overview-held-out.svg', stabilityOverviewPlot('held-out', report.problems, report.runs));
+ * ```
+ */
+export function stabilityOverviewPlot(set: StabilitySet, problems: readonly StabilityProblem[], runs: readonly StabilityRun[]): string {
+  const names = problems.map((p) => p.name);
+  const data = runs
+    .filter((r) => names.includes(r.problem) && r.method !== 'sequential' && typeof r.sigmaSq !== 'number')
+    .map((r) => ({ problem: r.problem, run: runLabel(r), iterations: Math.max(r.iterations, 1), converged: r.converged }));
+  const labels = [...new Set(data.map((d) => d.run))];
+  const caps = problems.map((p) => ({ problem: p.name, cap: p.maxIterations }));
+  const svg = Plot.plot({
+    document: documentForPlots(),
+    width: 960,
+    height: 110 + problems.length * (labels.length * 9 + 8),
+    marginTop: 64,
+    marginLeft: 200,
+    marginRight: 190,
+    x: { type: 'log', label: 'iterations to converge (log scale; cap T + 1) →', grid: true },
+    y: { axis: null, domain: labels },
+    fy: { label: null, domain: names, padding: 0.15 },
+    color: { scheme: 'tableau10', domain: labels },
+    marks: [
+      ...framed(`${set} problems: iterations per method (× = not converged; grey tick: the cap T + 1)`, labels),
+      Plot.frame({ stroke: '#ddd' }),
+      Plot.tickX(caps, { x: 'cap', fy: 'problem', stroke: 'gray', strokeWidth: 2 }),
+      Plot.ruleY(data, { x1: 1, x2: 'iterations', y: 'run', fy: 'problem', stroke: 'run', strokeOpacity: 0.5 }),
+      Plot.dot(
+        data.filter((d) => d.converged),
+        { x: 'iterations', y: 'run', fy: 'problem', fill: 'run', r: 3.5 },
+      ),
+      Plot.dot(
+        data.filter((d) => !d.converged),
+        { x: 'iterations', y: 'run', fy: 'problem', stroke: 'run', symbol: 'times', r: 5 },
+      ),
     ],
   });
   return svgText(svg as unknown as Element);

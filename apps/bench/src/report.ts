@@ -30,7 +30,7 @@ export function writeOutputs(dir: string, files: Record<string, string>): string
 const SUITES: readonly { id: string; title: string; what: string }[] = [
   { id: 'gru', title: 'GRU timings', what: 'Sequential, quasi-DEER and DEER on one GRU, warm-up then median of timed runs, each checked against sequential.' },
   { id: 'scaling', title: 'Scaling', what: 'Wall time against sequence length T per method, for several state sizes D and batch sizes (ELK paper Fig. 2 / 6), and peak memory against D.' },
-  { id: 'stability', title: 'Stability', what: 'Residual per iteration and iterations against fixed σ² on the trained AR-GRU and Lorenz-96 (ELK paper Fig. 4, 7, 8).' },
+  { id: 'stability', title: 'Stability', what: 'Iterations to converge per method on the problems adaptive damping was tuned on (the trained AR-GRU, Lorenz-96) and on held-out ones (random GRU, LSTM and Elman cells, Lorenz-96 at other sizes and forcings), with the targets per set; residual per iteration and iterations against fixed σ² (ELK paper Fig. 4, 7, 8).' },
   { id: 'peers', title: 'Peers', what: 'tf.layers.gru against pelk on the same TensorFlow.js backend (wasm, cpu), same weights and inputs, with a per-iteration profile.' },
 ];
 
