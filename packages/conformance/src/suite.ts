@@ -588,8 +588,16 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
         });
 
         describe('finite convergence (Prop. 1): after i iterations the first i states are exact', () => {
-          for (const method of parallel) {
-            it(`${method}, GRU, T = 48, random initial guess`, async () => {
+          // DEER and quasi-DEER; ELK and quasi-ELK (Kalman filter) too, damped or not: every step
+          // extends the exact prefix (a damped one through its Jacobi sweep).
+          const cases: { method: Method; sigmaSq?: number | 'adaptive' }[] = [
+            ...parallel.map((method) => ({ method })),
+            ...(['elk', 'quasi-elk'] as const)
+              .filter((m) => methods.includes(m))
+              .flatMap((method) => [1e-2, 1, 'adaptive' as const].map((sigmaSq) => ({ method, sigmaSq }))),
+          ];
+          for (const { method, sigmaSq } of cases) {
+            it(`${method}${sigmaSq === undefined ? '' : `, σ² = ${sigmaSq}`}, GRU, T = 48, random initial guess`, async () => {
               const T = 48;
               const D = 5;
               const { cell, inputs, initialState } = gruProblem(1, T, 3, D, 99, 2.5);
@@ -609,52 +617,19 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
                 // its rounding floor already.
                 const { result, states } = await run(cell, inputs, {
                   method,
+                  sigmaSq,
                   initialState,
                   initialGuess: guess,
                   maxIterations: i,
                   tolerance: MIN_TOLERANCE[dtype],
                 });
                 expect(result.iterations).toBeLessThanOrEqual(i);
-                expect(maxAbsDiff(states, ref.states, i * D)).toBeLessThanOrEqual(exact);
+                expect(maxAbsDiff(states, ref.states, i * D), `after ${i} iterations`).toBeLessThanOrEqual(exact);
               }
-              const full = await run(cell, inputs, { method, initialState, initialGuess: guess });
-              expect(full.result.converged).toBe(true);
+              const full = await run(cell, inputs, { method, sigmaSq, initialState, initialGuess: guess, maxIterations: T + 1 });
+              expect(full.result.converged, `${full.result.reason} after ${full.result.iterations}`).toBe(true);
               expect(full.result.iterations).toBeLessThanOrEqual(T + 1);
             });
-          }
-        });
-
-        describe('finite convergence of ELK and quasi-ELK: every step extends the exact prefix (Kalman filter)', () => {
-          for (const method of (['elk', 'quasi-elk'] as const).filter((m) => methods.includes(m))) {
-            for (const sigmaSq of [1e-2, 1, 'adaptive'] as const) {
-              it(`${method}, σ² = ${sigmaSq}, GRU, T = 48, random initial guess`, async () => {
-                const T = 48;
-                const D = 5;
-                const { cell, inputs, initialState } = gruProblem(1, T, 3, D, 99, 2.5);
-                const ref = await run(cell, inputs, { method: 'sequential', initialState });
-                const guess = { data: randomArray(T * D, 5, 3), shape: [T, D] };
-                // As for DEER (above): exact up to the rounding this dtype's own sequential evaluation shows.
-                const truth = await evaluate(cell, inputs, { backend: float64Oracle, dtype: 'float64', method: 'sequential', initialState });
-                const drift = maxAbsDiff(ref.states, await truth.read());
-                truth.dispose();
-                const exact = Math.max(450 * eps(), 4 * drift);
-                for (const i of [1, 2, 10, 47]) {
-                  const { result, states } = await run(cell, inputs, {
-                    method,
-                    sigmaSq,
-                    initialState,
-                    initialGuess: guess,
-                    maxIterations: i,
-                    tolerance: MIN_TOLERANCE[dtype],
-                  });
-                  expect(result.iterations).toBeLessThanOrEqual(i);
-                  expect(maxAbsDiff(states, ref.states, i * D), `after ${i} iterations`).toBeLessThanOrEqual(exact);
-                }
-                const full = await run(cell, inputs, { method, sigmaSq, initialState, initialGuess: guess, maxIterations: T + 1 });
-                expect(full.result.converged, `${full.result.reason} after ${full.result.iterations}`).toBe(true);
-                expect(full.result.iterations).toBeLessThanOrEqual(T + 1);
-              });
-            }
           }
         });
 
