@@ -243,8 +243,10 @@ describe('peers suite', () => {
     }
     expect(report.profiles.map((p) => `${p.method} on ${p.on}`)).toEqual(['quasi-deer on wasm', 'deer on wasm', 'quasi-deer on cpu', 'deer on cpu']);
     // Each part of one iteration was measured (finite; the cell and the scan take some time, the
-    // Jacobian's share is clamped at 0), and together they take no longer than the measured run of
-    // the same method, backend and T, which performs at least one such iteration.
+    // Jacobian's share is clamped at 0) for a method and size that has a measured run. The parts are
+    // not compared with the run's time: two separately timed runs of a few milliseconds compare
+    // however the machine's load has it (a CI run sharing the machine measured the parts of a DEER
+    // iteration at 37.7 ms against a whole 27.9 ms run), and timings are not asserted in tests.
     for (const p of report.profiles) {
       const what = `${p.method} on ${p.on}`;
       expect(p.error, what).toBeUndefined();
@@ -255,7 +257,6 @@ describe('peers suite', () => {
       expect(p.jacobianMs, what).toBeGreaterThanOrEqual(0);
       const run = report.results.find((r) => r.implementation === `pelk ${p.method}` && r.on === p.on && r.T === p.T)!;
       expect(run.iterations, what).toBeGreaterThanOrEqual(1);
-      expect(p.cellMs + p.jacobianMs + p.scanMs, `${what}: parts of one iteration vs the whole run`).toBeLessThanOrEqual(run.medianMs);
     }
     expect(formatPeers(report)).toContain('× vs tf.layers.gru');
     expect(peersFiles(report, '')['peers-T16.svg']).toContain('<svg');
