@@ -7,7 +7,7 @@ const LYAPUNOV_ROWS = 4;
 /**
  * Most entries of the window's dense Jacobians (`rows · W · D²`, 16 MiB in float64), which bounds
  * the estimate's memory and its cost (a dense linearisation of the window): the window shrinks for
- * large states — 512 steps at D = 64 — and below 8 steps there is no estimate. Long windows matter
+ * large states — 512 steps at D = 64 for one sequence, 128 for a batch of 4 — and below 8 steps there is no estimate. Long windows matter
  * for discretised ODEs, whose exponent per step is small (Lorenz-96 at dt = 0.01: ~0.01 per step,
  * resolved from a few standard errors only over ~10³ steps); they have small states.
  */

@@ -25,7 +25,7 @@
  *                                            (lorenz96: K = 6; custom: K = 16, finite differences)
  *   + e·(16·D² + 8·D·I) + 64 KiB             weights and small work arrays
  *
- *   + DEER's estimate on the Lyapunov window   every method but sequential (`lyapunov`): at most 4 rows × 256 steps
+ *   + DEER's estimate on the Lyapunov window   every method but sequential (`lyapunov`): `lyapunovWindow`
  *
  * `auto` budgets quasi-DEER and quasi-ELK (it runs dense ELK only after re-checking that it fits).
  * A custom cell's own `step` / `jacobian` functions may hold more than the few `[N, D]`

@@ -96,9 +96,10 @@ export interface EvaluateOptions {
    */
   readonly tolerance?: number;
   /**
-   * Iteration cap. Default `T + 1` for DEER and quasi-DEER (by finite convergence they are exact
-   * after `T` iterations); `max(T + 1, 1000)` for ELK, quasi-ELK and `auto` (damping gives up the
-   * guarantee and moves part of the way per step). For `auto` it caps all its methods together.
+   * Iteration cap. Default `T + 1`: by finite convergence DEER, quasi-DEER and ELK / quasi-ELK with
+   * the Kalman filter are exact after `T` iterations; `max(T + 1, 1000)` for ELK methods with
+   * `kalman: 'smoother'`, which have no such guarantee. For `auto` it caps all its methods together
+   * (should quasi-ELK stop early — a stall — ELK restarts with what is left of the cap).
    */
   readonly maxIterations?: number;
   /**
@@ -149,7 +150,7 @@ export interface EvaluateOptions {
   readonly sigmaSq?: number | 'adaptive';
   /**
    * Method `auto`: evaluate sequentially when the backend says that is faster (a CPU). Default
-   * `true`; `false` forces the parallel path (quasi-DEER, then quasi-ELK / ELK).
+   * `true`; `false` forces the parallel path (quasi-ELK, then ELK).
    */
   readonly allowSequential?: boolean;
   /**

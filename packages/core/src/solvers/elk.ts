@@ -109,8 +109,8 @@ function acceptable(
  * has no such guarantee.
  *
  * **Adaptive damping** (a trust region that starts as Newton): the first step is undamped. A candidate
- * is accepted unless its merit `½Σ‖r_t‖²` is non-finite or above `ceiling ×` the initial guess's, an
- * undamped one unless it has clipped or reset values, and a damped one unless its merit is above
+ * is rejected when its merit `½Σ‖r_t‖²` is non-finite, when it is undamped and has clipped or reset
+ * values, or when it raises the merit above `ceiling ×` the initial guess's or — a damped one — above
  * `slack ×` the current one (see `acceptable`); a rejected candidate's
  * Jacobi step is taken instead and σ² falls (an undamped step is followed by σ² = `initialSigmaSq`,
  * a damped one by σ²/`shrink`). After an accepted step that lowered the merit σ² grows ×`grow`, up
@@ -135,7 +135,7 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
   let best = Number.POSITIVE_INFINITY;
   let stalls = 0;
   const dense = s.jacobian === 'dense';
-  const zero = backend.fill(init.shape, 0, init.dtype);
+  let zero!: Tensor;
   // The damped steps' pseudo-observations (δ = 0: the current iterate), made at the first damped step.
   let observation: Tensor | undefined;
   const free = (lin: Linearization | undefined) => {
@@ -185,12 +185,18 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
       delta = (dense ? backend.kalmanDense(model, { smooth }) : backend.kalmanDiagonal(model, { smooth })).mean;
     }
     let next = backend.binary('add', from.states, delta);
-    // The Jacobi sweep that completes the damped step at the front of the exact prefix.
-    if (sigma !== Number.POSITIVE_INFINITY) next = p.cell.apply(backend.shiftTime(backend.sanitize(next, s.clip).value, init));
-    return backend.sanitize(next, s.clip);
+    if (sigma === Number.POSITIVE_INFINITY) return backend.sanitize(next, s.clip);
+    // The Jacobi sweep that completes the damped step at the front of the exact prefix; values reset
+    // or clipped before it count with those after it.
+    const before = backend.sanitize(next, s.clip);
+    next = p.cell.apply(backend.shiftTime(before.value, init));
+    const after = backend.sanitize(next, s.clip);
+    const sum = (a: Promise<number>, b: Promise<number>) => Promise.all([a, b]).then(([x, y]) => x + y);
+    return { value: after.value, nonFinite: sum(before.nonFinite, after.nonFinite), clipped: sum(before.clipped, after.clipped) };
   };
 
   try {
+    zero = backend.fill(init.shape, 0, init.dtype);
     accepted = (await linearize(guess, Promise.resolve([0, 0, 0]))).lin;
     const startMerit = accepted.merit;
     for (;;) {
@@ -282,8 +288,9 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
       clippedValues: clippedTotal,
     };
   } catch (err) {
-    free(accepted);
-    backend.dispose(zero);
+    if (accepted) free(accepted);
+    else backend.dispose(guess); // the first linearisation never took ownership of it
+    if (zero) backend.dispose(zero);
     if (observation) backend.dispose(observation);
     throw err;
   }

@@ -184,8 +184,10 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
   let best = Number.POSITIVE_INFINITY;
   let stalls = 0;
   let reason: StopReason | undefined;
-  const zero = backend.fill(init.shape, 0, init.dtype);
+  let zero: Tensor | undefined;
   try {
+    zero = backend.fill(init.shape, 0, init.dtype);
+    const zeroState = zero;
     lin = await linearizeAt(p, states, s.jacobian, false);
     for (;;) {
       const residual = lin.residual;
@@ -200,7 +202,7 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
       let clippedP!: Promise<number>;
       let stepP!: Promise<number>;
       // The Newton correction δ (ALGORITHMS.md §2 in correction form): δ_t = A_t δ_{t−1} + d_t, δ_0 = 0.
-      const solved = backend.tidy(() => newtonCorrection(p, from, zero));
+      const solved = backend.tidy(() => newtonCorrection(p, from, zeroState));
       lin = undefined;
       backend.dispose([from.jacobian, from.defect]);
       // A turn for the event loop between the scan and the rest of the iteration.
@@ -210,21 +212,22 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
         backend.dispose(solved);
         throw err;
       }
-      let moved: Tensor;
+      let next: Tensor;
       try {
-        moved = backend.binary('add', current, solved);
+        next = backend.tidy(() => {
+          const moved = backend.binary('add', current, solved);
+          backend.dispose(solved); // as soon as it is dead: the peak stays at three [B, T, D] tensors
+          const clean = backend.sanitize(moved, s.clip);
+          nonFiniteP = clean.nonFinite;
+          clippedP = clean.clipped;
+          stepP = backend.maxAbsDiff(clean.value, current);
+          return clean.value;
+        });
       } finally {
-        backend.dispose(solved);
+        backend.dispose(solved); // a no-op unless the tidy threw before freeing it
       }
-      const next = backend.tidy(() => {
-        const clean = backend.sanitize(moved, s.clip);
-        nonFiniteP = clean.nonFinite;
-        clippedP = clean.clipped;
-        stepP = backend.maxAbsDiff(clean.value, current);
-        return clean.value;
-      });
       states = next;
-      backend.dispose([moved, current]);
+      backend.dispose(current);
       // The new iterate is linearised before any read is awaited, so that its residual is read back
       // together with the counts and the step: one device read-back per iteration (WebGPU).
       const linP = linearizeAt(p, states, s.jacobian, false);
@@ -271,7 +274,8 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
     };
   } catch (err) {
     if (lin) backend.dispose([lin.jacobian, lin.defect]);
-    backend.dispose([states, zero]);
+    backend.dispose(states);
+    if (zero) backend.dispose(zero);
     throw err;
   }
 }
