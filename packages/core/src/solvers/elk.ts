@@ -1,7 +1,7 @@
 import type { Tensor } from '../backend.js';
 import type { JacobianKind } from '../cell.js';
 import type { IterationInfo, StopReason } from '../types.js';
-import { STALL_ITERATIONS, linearizeAt, newtonCorrection, repeatReason } from './newton.js';
+import { STALL_ITERATIONS, StallWatch, linearizeAt, newtonCorrection } from './newton.js';
 import { type Problem, type SolverOutput, elapsedSince } from './problem.js';
 
 /** How ELK damps its steps. */
@@ -132,8 +132,7 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
   let accepted: Linearization | undefined;
   let reason: StopReason | undefined;
   let iteration = 0;
-  let best = Number.POSITIVE_INFINITY;
-  let stalls = 0;
+  const watch = new StallWatch(s.tolerance);
   const dense = s.jacobian === 'dense';
   let zero!: Tensor;
   // The damped steps' pseudo-observations (δ = 0: the current iterate), made at the first damped step.
@@ -266,14 +265,8 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
       history.push(info);
       p.onIteration?.(info);
       const done = accepted.residual <= s.tolerance && accepted.dirty === 0;
-      if (!done) {
-        // An exact repeat of a non-solution repeats forever (deterministic steps).
-        if (step === 0) reason = repeatReason(nonFinite, clipped);
-        stalls = step <= s.tolerance && !(accepted.residual < best) ? stalls + 1 : 0;
-        if (stalls >= STALL_ITERATIONS) reason = 'stalled';
-        if (reason) break;
-      }
-      best = Math.min(best, accepted.residual);
+      reason = watch.after(done, step, accepted.residual, nonFinite, clipped);
+      if (reason) break;
     }
     const states = accepted.states;
     backend.dispose([accepted.jacobian, accepted.defect, zero]);

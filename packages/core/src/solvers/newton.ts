@@ -152,8 +152,31 @@ export function newtonCorrection(p: Problem, lin: { jacobian: Tensor; defect: Te
 }
 
 /** Why an iteration that is not converged cannot go on: it repeated its iterate exactly. */
-export function repeatReason(nonFinite: number, clipped: number): StopReason {
+function repeatReason(nonFinite: number, clipped: number): StopReason {
   return clipped > 0 ? 'clipped' : nonFinite > 0 ? 'non-finite' : 'stalled';
+}
+
+/**
+ * The stopping rules DEER and ELK share after an iteration that did not converge: an exact repeat
+ * of the iterate (deterministic steps would repeat it forever), and {@link STALL_ITERATIONS} steps in
+ * a row within the tolerance that set no new low of the residual.
+ */
+export class StallWatch {
+  private best = Number.POSITIVE_INFINITY;
+  private stalls = 0;
+  constructor(private readonly tolerance: number) {}
+
+  /** Why the run must stop after an iteration that left `residual` (undefined: go on, or it is done). */
+  after(done: boolean, step: number, residual: number, nonFinite: number, clipped: number): StopReason | undefined {
+    let reason: StopReason | undefined;
+    if (!done) {
+      if (step === 0) reason = repeatReason(nonFinite, clipped);
+      this.stalls = step <= this.tolerance && !(residual < this.best) ? this.stalls + 1 : 0;
+      if (this.stalls >= STALL_ITERATIONS) reason = 'stalled';
+    }
+    this.best = Math.min(this.best, residual);
+    return reason;
+  }
 }
 
 /**
@@ -181,8 +204,7 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
   let nonFinite = 0;
   let clipped = 0;
   let iteration = 0;
-  let best = Number.POSITIVE_INFINITY;
-  let stalls = 0;
+  const watch = new StallWatch(s.tolerance);
   let reason: StopReason | undefined;
   let zero: Tensor | undefined;
   try {
@@ -253,14 +275,8 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
       history.push(info);
       p.onIteration?.(info);
       const done = lin.residual <= s.tolerance && nonFinite === 0 && clipped === 0;
-      if (!done) {
-        // Deterministic: an exact repeat would repeat forever.
-        if (step === 0) reason = repeatReason(nonFinite, clipped);
-        stalls = step <= s.tolerance && !(lin.residual < best) ? stalls + 1 : 0;
-        if (stalls >= STALL_ITERATIONS) reason = 'stalled';
-        if (reason) break;
-      }
-      best = Math.min(best, lin.residual);
+      reason = watch.after(done, step, lin.residual, nonFinite, clipped);
+      if (reason) break;
     }
     backend.dispose([lin.jacobian, lin.defect, zero]);
     return {
