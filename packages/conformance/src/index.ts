@@ -5,7 +5,18 @@
  * and `@pelk/conformance/fixtures` (Node: reads the fixture files).
  */
 export { type CellCase, cellFromSpec, checkJacobians, failingCell, jacobianCases, randomGru } from './cases.js';
-export { FIXTURE_NAMES, type FixtureName, loadFixture, sharedFixturePath } from './fixtures.js';
+export {
+  FIXTURE_NAMES,
+  FIXTURES_ENV,
+  type FixtureLookup,
+  type FixtureName,
+  type FixtureSearchOptions,
+  findFixture,
+  fixtureSearchPaths,
+  fixtureSkipReason,
+  loadFixture,
+  sharedFixturePath,
+} from './fixtures.js';
 export {
   type DiagonalKalmanReference,
   diagonalKalmanReference,

@@ -4,7 +4,6 @@
  * and sequential evaluation).
  */
 import {
-  ADAPTIVE_DAMPING,
   type Cell,
   type ComputeBackend,
   type DType,
@@ -22,10 +21,10 @@ import {
 } from '@pelk/core';
 import { CpuBackend } from '@pelk/backend-cpu';
 import { lorenz96, readModelSpec } from '@pelk/models';
-import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AR_GRU_FIXTURE, defineArGruCases } from './ar-gru-cases.js';
 import { checkJacobians, failingCell, jacobianCases, randomGru } from './cases.js';
-import { FIXTURE_NAMES, loadFixture, sharedFixturePath } from './fixtures.js';
+import { FIXTURE_NAMES, findFixture, loadFixture } from './fixtures.js';
 import { defineCertificateCases } from './certificate-cases.js';
 import { defineMemoryCases } from './memory-cases.js';
 import { defineLyapunovCases } from './lyapunov-cases.js';
@@ -49,6 +48,25 @@ export interface ConformanceOptions {
    * cost (tfjs's `cpu`, a software GPU) need more for the dense-ELK fixture runs.
    */
   readonly timeoutMs?: number;
+  /**
+   * Folders to look in, in order, for the fixtures this package does not ship (the trained AR-GRU,
+   * `argru-sine-trained.json`, which carries the ELK authors' weights). They are searched before
+   * the folders in the `PELK_FIXTURES` environment variable (path-delimiter separated, for runs
+   * from the command line) and the default locations (this package's `fixtures/`, and
+   * `../shared/fixtures` beside a pelk checkout). Strings resolve against the working directory;
+   * `file:` URLs are accepted. Where no folder has a fixture, its tests are skipped and their
+   * titles name the folders searched.
+   *
+   * @example
+   * ```ts
+   * defineConformanceSuite({
+   *   name: 'my-backend',
+   *   createBackend: () => new MyBackend(),
+   *   fixturePaths: [new URL('../test-fixtures/', import.meta.url)],
+   * });
+   * ```
+   */
+  readonly fixturePaths?: readonly (string | URL)[];
 }
 
 const PARALLEL: readonly Method[] = ['deer', 'quasi-deer'];
@@ -69,12 +87,19 @@ function scanTolerance(eps: number, T: number, scale: number): number {
 /**
  * Registers the conformance tests for one backend with vitest.
  *
+ * Tests that need a fixture this package does not ship (the trained AR-GRU) look for it in
+ * `options.fixturePaths`, then in the folders of the `PELK_FIXTURES` environment variable, then in
+ * the default locations; without it they are skipped, and the skip's title says where the suite
+ * looked. Every skip in the suite carries its reason in its title or skip message.
+ *
  * @example
  * ```ts
  * // my-backend.conformance.test.ts
  * import { defineConformanceSuite } from '@pelk/conformance';
  * import { MyBackend } from './my-backend.js';
  * defineConformanceSuite({ name: 'my-backend', createBackend: () => new MyBackend() });
+ * // The AR-GRU fixture from the command line, without code:
+ * //   PELK_FIXTURES=/path/to/fixtures npx vitest run
  * ```
  */
 export function defineConformanceSuite(options: ConformanceOptions): void {
@@ -82,6 +107,9 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
   const methods = options.methods ?? ALL_METHODS;
   const parallel = PARALLEL.filter((m) => methods.includes(m));
   const elkMethods = ELK_METHODS.filter((m) => methods.includes(m));
+  // Looked up once, when the tests are collected: whether the cases run or skip (and why) must be
+  // known then for the skip's title to carry the reason.
+  const arGruFixture = findFixture(AR_GRU_FIXTURE, { fixturePaths: options.fixturePaths });
 
   describe(`conformance: ${options.name}`, { timeout: options.timeoutMs ?? 60_000 }, () => {
     beforeAll(async () => {
@@ -447,55 +475,7 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
           });
         });
 
-        describe('the trained AR-GRU (ELK paper, Fig. 4)', () => {
-          // The fixture carries the ELK authors' released weights, so it lives outside the repository
-          // (../shared/fixtures, present in CI); a plain clone skips these tests.
-          const path = sharedFixturePath('argru-sine-trained.json');
-          // float64: residual 1e-10, states within 1e-8 of the oracle. float32: residual 1e-5; this
-          // model amplifies a residual ~300× along its 2,000 steps (it is why DEER blows up on it:
-          // measured on cpu, ELK at residual 5.7e-6 is 1.6e-3 from the oracle), so states within 1e-2.
-          const arTolerance = dtype === 'float64' ? 1e-10 : 1e-5;
-          const arStates = dtype === 'float64' ? 1e-8 : 1e-2;
-          const elkTitle = 'ELK (filter, adaptive damping) reaches the oracle where DEER has not converged after 4× as many iterations';
-          // Dense ELK runs only where options.methods includes it (WebGPU leaves it out: thousands of
-          // small dispatches per iteration on a software GPU; the title of the skip says so).
-          if (path && !methods.includes('elk')) {
-            it.skip(`${elkTitle} — skipped: 'elk' is not in this backend's options.methods`, () => {});
-          } else it.skipIf(!path)(elkTitle, async () => {
-            const spec = readModelSpec(JSON.parse(readFileSync(path!, 'utf8')));
-            const oracle = Float64Array.from(spec.states!.flat());
-            const opts = { initialState: spec.initialState ?? undefined, tolerance: arTolerance };
-            const elk = await run(spec.cell, spec.inputs, { ...opts, method: 'elk' });
-            expect(elk.result.converged, `${elk.result.reason}, residual ${elk.result.residual}`).toBe(true);
-            expect(elk.result.residual).toBeLessThanOrEqual(arTolerance);
-            expect(maxAbsDiff(elk.states, oracle)).toBeLessThanOrEqual(arStates);
-            const deer = await run(spec.cell, spec.inputs, { ...opts, method: 'deer', maxIterations: 4 * elk.result.iterations });
-            expect(deer.result.converged).toBe(false);
-            expect(maxAbsDiff(deer.states, oracle)).toBeGreaterThan(1);
-          });
-
-          it.skipIf(!path)("quasi-ELK (adaptive) converges where quasi-DEER does not, damping only after a quasi-DEER step fails; 'auto' runs it", async () => {
-            const spec = readModelSpec(JSON.parse(readFileSync(path!, 'utf8')));
-            const oracle = Float64Array.from(spec.states!.flat());
-            const opts = { initialState: spec.initialState ?? undefined, tolerance: arTolerance };
-            const quasi = await run(spec.cell, spec.inputs, { ...opts, method: 'quasi-elk' });
-            expect(quasi.result.converged, `${quasi.result.reason}, residual ${quasi.result.residual}`).toBe(true);
-            expect(quasi.result.residual).toBeLessThanOrEqual(arTolerance);
-            expect(maxAbsDiff(quasi.states, oracle)).toBeLessThanOrEqual(dtype === 'float64' ? 1e-7 : arStates);
-            const history = quasi.result.history;
-            expect(history[0].sigmaSq).toBe(Number.POSITIVE_INFINITY);
-            const firstRejected = history.findIndex((h) => h.accepted === false);
-            expect(firstRejected).toBeGreaterThanOrEqual(0);
-            // Undamped until the first rejected step; damped right after it.
-            expect(history.slice(0, firstRejected + 1).every((h) => h.sigmaSq === Number.POSITIVE_INFINITY)).toBe(true);
-            expect(history[firstRejected + 1].sigmaSq).toBe(ADAPTIVE_DAMPING.initialSigmaSq);
-            const auto = await run(spec.cell, spec.inputs, { ...opts, method: 'auto', allowSequential: false });
-            expect(auto.result.converged, `${auto.result.reason}, residual ${auto.result.residual}`).toBe(true);
-            expect(auto.result.methods[0].method).toBe('quasi-elk');
-            expect(auto.result.methods[0].reason).toMatch(/quasi-DEER steps/);
-            expect(maxAbsDiff(auto.states, oracle)).toBeLessThanOrEqual(dtype === 'float64' ? 1e-7 : arStates);
-          });
-        });
+        defineArGruCases({ dtype, run, methods, fixture: arGruFixture });
 
         describe("method 'auto'", () => {
           it('follows the backend: sequential where it is faster, else quasi-ELK (quasi-DEER steps) on a stable model', async () => {
