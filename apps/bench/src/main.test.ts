@@ -85,6 +85,46 @@ describe('pelk eval', () => {
     expect(Math.abs(batch.data[2 * 4096 - 1] - spec.states[511][7])).toBeLessThan(1e-7);
   });
 
+  it('a model spec without data (absent or null) takes --inputs and gives the spec-with-data result', async () => {
+    const spec = JSON.parse(readFileSync(fixture('gru-torch-small'), 'utf8'));
+    const { inputs, steps: _steps, states: _states, ...model } = spec;
+    const inputsPath = join(dir, 'x.npy');
+    writeFileSync(inputsPath, writeNpy(inputs.flat(), [512, 3]));
+    const withData = join(dir, 'with-data.npy');
+    const ref = await pelk('eval', '--model', fixture('gru-torch-small'), '--method', 'deer', '--tol', '1e-11', '--out', withData, '--json');
+    expect(ref.code).toBe(0);
+    const want = readNpy(readFileSync(withData), 'with-data');
+    for (const [how, json] of [['absent', model], ['null', { ...model, inputs: null, steps: null, states: null }]] as const) {
+      const path = join(dir, `model-${how}.json`);
+      writeFileSync(path, JSON.stringify(json));
+      const out = join(dir, `states-${how}.npy`);
+      const run = await pelk('eval', '--model', path, '--inputs', inputsPath, '--method', 'deer', '--tol', '1e-11', '--out', out, '--json');
+      expect(run.err, how).toBe('');
+      expect(run.code, how).toBe(0);
+      const summary = JSON.parse(run.out);
+      expect(summary).toMatchObject({ method: 'deer', T: 512, D: 8, converged: true });
+      expect(summary.maxAbsErrorVsSpec).toBeUndefined(); // no reference states without the spec's data
+      const got = readNpy(readFileSync(out), how);
+      expect(got.shape).toEqual([512, 8]);
+      expect(Array.from(got.data)).toEqual(Array.from(want.data));
+
+      // Without --inputs: one line naming the field, saying --inputs can give it; exit 2.
+      const refused = await pelk('eval', '--model', path);
+      expect(refused.code, how).toBe(2);
+      expect(refused.out).toBe('');
+      expect(refused.err).toBe(
+        "pelk: inputs: expected [T][3] data (the 'gru' cell takes inputs) in the spec or given separately " +
+          `(pelk eval: --inputs FILE.npy; API: readModelSpec(json, { inputs })), received ${how === 'null' ? 'null' : "nothing (no 'inputs' key)"}\n`,
+      );
+    }
+    // --inputs whose last dimension is not the cell's input size is refused before the run.
+    const wrong = join(dir, 'wrong.npy');
+    writeFileSync(wrong, writeNpy(new Float64Array(8), [4, 2]));
+    const bad = await pelk('eval', '--model', join(dir, 'model-null.json'), '--inputs', wrong);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/^pelk: inputs: expected shape \[T, 3\] or \[B, T, 3\] .*received shape \[4, 2\]\n$/);
+  });
+
   const shared = fileURLToPath(new URL('../../../../shared/fixtures/argru-sine-trained.json', import.meta.url));
   // The trained AR-GRU carries the ELK authors' weights and lives outside the repository (CI has it).
   it.skipIf(!existsSync(shared))('reproduces the trained AR-GRU with ELK and quasi-ELK (adaptive damping)', async () => {
@@ -135,6 +175,22 @@ describe('pelk eval', () => {
     const { code, err } = await pelk('eval', '--model', bad);
     expect(code).toBe(2);
     expect(err).toMatch(/weight_hh_l0/);
+  });
+});
+
+describe('pelk --version', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('prints the version of the pelk packages (@pelk/core\'s package.json), with --version and -V', async () => {
+    const core = JSON.parse(readFileSync(fileURLToPath(new URL('../../../packages/core/package.json', import.meta.url)), 'utf8'));
+    expect(core.version).toMatch(/^\d+\.\d+\.\d+/);
+    for (const flag of ['--version', '-V']) {
+      const { code, out, err } = await pelk(flag);
+      expect(code, flag).toBe(0);
+      expect(err).toBe('');
+      expect(out).toBe(`${core.version}\n`);
+    }
+    expect((await pelk('--help')).out).toMatch(/-V, --version +print the version of the pelk packages/);
   });
 });
 

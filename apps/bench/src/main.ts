@@ -6,11 +6,13 @@
  *              [--out FILE.npy|FILE.json] [--json]
  *   pelk bench [--suite gru,scaling,stability,peers|all] [--quick] [--out-dir DIR] [suite options…]
  *   pelk demo  [--steps T] [--hidden D] [--dtype …]
+ *   pelk --version (-V)
  *
  * Errors print one line (`pelk: …`) and exit non-zero; set PELK_DEBUG=1 for a stack trace.
  * Exit codes: 0 success; 1 internal error; 2 bad input; 3 `eval` finished without converging
  * (after writing `--out` and the summary).
  */
+import { createRequire } from 'node:module';
 import { InvalidArgumentError, PelkError } from '@pelk/core';
 import { Command, CommanderError, Option } from 'commander';
 import { BACKEND_NAMES, TFJS_BACKEND_NAMES, backendSpec, defaultDTypes, releaseBackends } from './backends.js';
@@ -26,8 +28,16 @@ import { parseDType, parseKalman, parseMethod, parseNonNegativeInt, parsePositiv
 /** The exit status a command asks for when it finishes without an error (`eval`: 3 when not converged). */
 let commandExitCode = 0;
 
+/**
+ * The version of the pelk packages, read at run time from @pelk/core's package.json. The @pelk/*
+ * packages are released in lockstep; this app is private, and changesets leaves private packages'
+ * versions alone, so core's is the one that moves.
+ */
+export const PELK_VERSION: string = (createRequire(import.meta.url)('@pelk/core/package.json') as { version: string }).version;
+
 const program = new Command('pelk')
   .description('Parallel-in-time evaluation of nonlinear RNNs (DEER, quasi-DEER, ELK, quasi-ELK)')
+  .version(PELK_VERSION, '-V, --version', 'print the version of the pelk packages')
   .exitOverride()
   .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'pelk: ')) });
 
@@ -35,7 +45,7 @@ program
   .command('eval')
   .description('evaluate a model-spec JSON (the shared fixtures format)')
   .requiredOption('--model <file>', 'model-spec JSON file')
-  .option('--inputs <file>', 'inputs .npy, [T, I] or [B, T, I] (overrides the spec)')
+  .option('--inputs <file>', "inputs .npy, [T, I] or [B, T, I] (replaces the spec's data; required when the spec has none)")
   .option('--method <method>', 'sequential | deer | quasi-deer | elk | quasi-elk | auto', 'quasi-deer')
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
   .addOption(new Option('--tfjs-backend <name>', 'with --backend tfjs: the tfjs backend (default: tensorflow if tfjs-node is installed, else wasm, else cpu)').choices(TFJS_BACKEND_NAMES))

@@ -405,7 +405,7 @@ describe('ar validation', () => {
     delete missing.drivers;
     let e = errorOf(() => readModelSpec(missing));
     expect(e).toBeInstanceOf(InvalidArgumentError);
-    expect(e.message).toBe("drivers: expected [T] numbers (an 'ar' cell takes one driver per step), received undefined");
+    expect(e.message).toBe("drivers: expected [T] numbers (an 'ar' cell takes one driver per step) in the spec or given separately (pelk eval: --inputs FILE.npy; API: readModelSpec(json, { inputs })), received undefined");
     e = errorOf(() => readModelSpec({ ...good(), steps: 7 }));
     expect(e).toBeInstanceOf(ShapeError);
     expect(e.message).toBe('drivers: expected shape [7], received shape [6]');

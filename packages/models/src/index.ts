@@ -27,7 +27,16 @@ export {
 } from './gru.js';
 export { Lorenz96Cell, type Lorenz96Options, lorenz96 } from './lorenz96.js';
 export { type KerasLstmConfig, LstmCell, type LstmParameters, type TorchLstmWeights, lstm } from './lstm.js';
-export { type ModelSpec, type ModelSpecData, type ModelSpecJson, readCellSpec, readModelSpec, writeModelSpec } from './spec.js';
+export {
+  type ModelSpec,
+  type ModelSpecData,
+  type ModelSpecJson,
+  type ModelSpecWithInputs,
+  type ReadModelSpecOptions,
+  readCellSpec,
+  readModelSpec,
+  writeModelSpec,
+} from './spec.js';
 export {
   type TfjsLayerLike,
   type TfjsModelArtifacts,

@@ -2,8 +2,9 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CpuBackend } from '@pelk/backend-cpu';
-import { InvalidArgumentError, NonFiniteError, ShapeError, evaluate } from '@pelk/core';
+import { type InputsLike, InvalidArgumentError, NonFiniteError, ShapeError, evaluate } from '@pelk/core';
 import { describe, expect, it } from 'vitest';
+import { ar } from './ar.js';
 import { elman } from './elman.js';
 import { gru } from './gru.js';
 import { lorenz96 } from './lorenz96.js';
@@ -337,5 +338,103 @@ describe('model-spec strict keys', () => {
     const at = thrown(() => readModelSpec(arSpec({ type: 'ar', inner, readout, noize: 'softplus' })));
     expect(at.field).toBe('cell.noize');
     expect(at.received).toMatch(/did you mean `noise`\?/);
+  });
+});
+
+describe('model specs without data (the sequence given separately)', () => {
+  const backend = new CpuBackend();
+  /** A fixture with its data removed: the keys absent, or present as `null`. */
+  const dataFree = (name: string, how: 'absent' | 'null'): Record<string, unknown> => {
+    const { inputs: _i, steps: _s, states: _st, ...model } = structuredClone(readFixture(name)) as ModelSpecJson;
+    return how === 'absent' ? model : { ...model, inputs: null, steps: null, states: null };
+  };
+  const run = async (cell: ModelCell, inputs: InputsLike, initialState: number[] | null) => {
+    const result = await evaluate(cell, inputs, { backend, method: 'quasi-deer', tolerance: 1e-11, initialState: initialState ?? undefined });
+    expect(result.converged).toBe(true);
+    const states = await result.read();
+    result.dispose();
+    return states;
+  };
+
+  for (const how of ['absent', 'null'] as const) {
+    it(`data ${how}: with the inputs given separately it evaluates as the spec with data does`, async () => {
+      const full = readModelSpec(readFixture('gru-torch-small'));
+      const spec = readModelSpec(dataFree('gru-torch-small', how), { inputs: full.inputs! });
+      expect(spec.inputs).toBe(full.inputs); // passed through unchanged
+      expect(spec.steps).toBe(512);
+      expect(spec.states).toBeUndefined();
+      expect(spec.cell.toSpec()).toEqual(full.cell.toSpec());
+      const want = await run(full.cell, full.inputs, full.initialState);
+      expect(Array.from(await run(spec.cell, spec.inputs, spec.initialState))).toEqual(Array.from(want));
+      expect(maxAbsDiff(want, full.states!.flat())).toBeLessThan(1e-9);
+    });
+
+    it(`data ${how}, no inputs given: an error naming inputs and saying where they can come from`, () => {
+      const e = thrown(() => readModelSpec(dataFree('gru-torch-small', how)));
+      expect(e.field).toBe('inputs');
+      expect(e.expected).toBe(
+        "[T][3] data (the 'gru' cell takes inputs) in the spec or given separately (pelk eval: --inputs FILE.npy; API: readModelSpec(json, { inputs }))",
+      );
+      expect(e.received).toBe(how === 'null' ? 'null' : "nothing (no 'inputs' key)");
+      // `{ inputs: null }` and `{}` give nothing either.
+      expect(thrown(() => readModelSpec(dataFree('gru-torch-small', how), { inputs: null })).field).toBe('inputs');
+      expect(thrown(() => readModelSpec(dataFree('gru-torch-small', how), {})).field).toBe('inputs');
+    });
+  }
+
+  it('batched inputs ({ data, shape: [B, T, I] }): steps is their T; every cell type with inputs', async () => {
+    for (const name of ['gru-torch-small', 'lstm-torch-small', 'elman-torch-small']) {
+      const full = readModelSpec(readFixture(name));
+      const flat = full.inputs!.flat();
+      const spec = readModelSpec(dataFree(name, 'absent'), { inputs: { data: Float64Array.from([...flat, ...flat]), shape: [2, 512, 3] } });
+      expect(spec.steps).toBe(512);
+      const states = await run(spec.cell, spec.inputs, spec.initialState);
+      expect(maxAbsDiff(states.subarray(states.length / 2), full.states!.flat())).toBeLessThan(1e-9);
+    }
+  });
+
+  it("an 'ar' spec without drivers takes them separately", async () => {
+    const cell = ar({
+      inner: gru.random({ inputSize: 1, hiddenSize: 3, seed: 1 }),
+      readout: { weight: randomMatrix(2, 3, 2, 0.8), bias: [0.1, -0.2], skip: true },
+    });
+    const drivers = randomMatrix(6, 1, 3);
+    const withData = writeModelSpec(cell, { inputs: drivers, initialState: [0, 0, 0, 0] }) as Partial<ModelSpecJson>;
+    const { drivers: _d, steps: _s, ...model } = withData;
+    const full = readModelSpec(withData);
+    const spec = readModelSpec(model, { inputs: drivers });
+    expect(spec.steps).toBe(6);
+    expect(Array.from(await run(spec.cell, spec.inputs, spec.initialState))).toEqual(Array.from(await run(full.cell, full.inputs, full.initialState)));
+    expect(readModelSpec({ ...model, drivers: null }, { inputs: drivers }).steps).toBe(6);
+    expect(thrown(() => readModelSpec(model)).field).toBe('drivers');
+  });
+
+  it('what the spec does carry is still checked, and the inputs given are checked against the cell', () => {
+    const full = readModelSpec(readFixture('gru-torch-small'));
+    const broken = { ...dataFree('gru-torch-small', 'absent'), states: [[1, 2]] };
+    expect(() => readModelSpec(broken, { inputs: full.inputs! })).toThrow(/states: expected shape \[1, 8\]/);
+    expect(() => readModelSpec({ ...dataFree('gru-torch-small', 'absent'), steps: 0 }, { inputs: full.inputs! })).toThrow(/steps/);
+    // The spec's own data, when present, is replaced (its states, which belong to it, are dropped).
+    const replaced = readModelSpec(readFixture('gru-torch-small'), { inputs: full.inputs!.slice(0, 10) });
+    expect(replaced.steps).toBe(10);
+    expect(replaced.states).toBeUndefined();
+
+    const wrongSize = thrown(() => readModelSpec(dataFree('gru-torch-small', 'null'), { inputs: [[1, 2]] }));
+    expect(wrongSize).toBeInstanceOf(ShapeError);
+    expect(wrongSize.message).toBe(
+      "inputs: expected shape [T, 3] or [B, T, 3] with T ≥ 1 (the 'gru' cell's input size is 3), received shape [1, 2]",
+    );
+    expect(() => readModelSpec(dataFree('gru-torch-small', 'null'), { inputs: { data: new Float64Array(0), shape: [0, 3] } })).toThrow(ShapeError);
+    expect(thrown(() => readModelSpec(dataFree('gru-torch-small', 'null'), { inputs: 3 as never })).field).toBe('inputs');
+    expect(thrown(() => readModelSpec(readFixture('gru-torch-small'), { input: [[0, 0, 0]] } as never)).field).toBe('options.input');
+  });
+
+  it('autonomous cells take no inputs and still need steps (or states)', () => {
+    const l = dataFree('lorenz96-small', 'null');
+    expect(() => readModelSpec(l)).toThrow(/steps: expected a positive integer/);
+    expect(readModelSpec({ ...l, steps: 7 }).steps).toBe(7);
+    expect(thrown(() => readModelSpec({ ...l, steps: 7 }, { inputs: [[1]] })).message).toBe(
+      "inputs: expected null (a 'lorenz96' cell takes no inputs), received an array of length 1",
+    );
   });
 });

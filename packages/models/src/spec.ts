@@ -23,8 +23,13 @@
  *   with `"inputs": null` and the drivers in `"drivers"` (`[T]` numbers for a scalar value, `[T][I]`
  *   otherwise). `readModelSpec` returns the drivers as `inputs` (`[T][I]`), the form `evaluate`
  *   takes, and `writeModelSpec` writes them back under `drivers`.
+ *
+ * A spec need not carry data: weights in one file, sequences in another is the usual case. With
+ * the sequence given separately (`readModelSpec(json, { inputs })`; `pelk eval --inputs`),
+ * `inputs`, `drivers`, `steps` and `states` may be absent or `null`; without it, an input-driven
+ * cell's missing sequence is an error saying where it can come from.
  */
-import { InvalidArgumentError, assertPositiveInteger, checkKnownKeys, describeValue } from '@pelk/core';
+import { type InputsLike, InvalidArgumentError, ShapeError, assertPositiveInteger, checkKnownKeys, describeValue } from '@pelk/core';
 import { type ArCell, arFromParts } from './ar.js';
 import { ELMAN_KERAS_CONFIG_KEYS, ELMAN_TORCH_OPTION_KEYS, elmanFromKeras, elmanFromTorch } from './elman.js';
 import { GRU_FLAX_OPTION_KEYS, GRU_KERAS_CONFIG_KEYS, gruFromFlax, gruFromKeras, gruFromTorch } from './gru.js';
@@ -51,6 +56,27 @@ export interface ModelSpec {
   /** The JSON value as given. */
   readonly raw: unknown;
 }
+
+/** Options of {@link readModelSpec}. */
+export interface ReadModelSpecOptions {
+  /**
+   * The sequence to evaluate, given apart from the spec: `[T, I]` or `[B, T, I]` (nested arrays or
+   * `{ data, shape }`, as `evaluate` takes them; an `ar` cell's drivers). It replaces the spec's
+   * data, so the spec's `inputs`, `drivers`, `steps` and `states` may be absent or `null`.
+   * `null` or `undefined`: the spec must carry the sequence itself.
+   */
+  readonly inputs?: InputsLike;
+}
+
+/**
+ * A model spec read with its sequence given separately ({@link ReadModelSpecOptions.inputs}):
+ * `inputs` is that sequence, unchanged, and `steps` its `T`. No `states`: reference states belong
+ * to the spec's own inputs.
+ */
+export type ModelSpecWithInputs<T extends InputsLike = InputsLike> = Omit<ModelSpec, 'inputs' | 'states'> & {
+  readonly inputs: T;
+  readonly states?: undefined;
+};
 
 /** The JSON form {@link writeModelSpec} produces (and {@link readModelSpec} reads). */
 export interface ModelSpecJson {
@@ -192,21 +218,34 @@ function lengthOf(value: unknown): number {
   return Array.isArray(value) || ArrayBuffer.isView(value) ? (value as ArrayLike<unknown>).length : 0;
 }
 
+/** Where a sequence missing from a spec can come from (the error when neither gives it). */
+const SEQUENCE_SOURCES = 'in the spec or given separately (pelk eval: --inputs FILE.npy; API: readModelSpec(json, { inputs }))';
+
+/** What a spec without its sequence holds in its place: `null`, or no such key. */
+function missingValue(value: unknown, key: string): string {
+  return value === null ? 'null' : `nothing (no '${key}' key)`;
+}
+
 /**
  * Validates the data of a spec against the cell; returns fresh plain arrays. `writing`: the data
  * of {@link writeModelSpec}, where an `ar` cell's drivers may come as `inputs` (`[T][I]`).
+ * `supplied`: the sequence comes from elsewhere (`readModelSpec`'s `inputs` option), so the spec's
+ * own `inputs` / `drivers` / `steps` may be missing (`inputs: null` and `steps` unset then); what
+ * it does carry is still checked, so a broken file is an error either way.
  */
 function readData(
   cell: ModelCell,
   o: { inputs?: unknown; drivers?: unknown; initialState?: unknown; states?: unknown; steps?: unknown },
   writing: boolean,
+  supplied = false,
 ): { inputs: number[][] | null; initialState: number[] | null; states?: number[][]; steps: number } {
   const D = cell.stateSize;
   const I = cell.inputSize;
-  let steps = o.steps === undefined ? undefined : assertPositiveInteger(o.steps, 'steps');
+  // Absent and null are the same: no data.
+  let steps = o.steps === undefined || o.steps === null ? undefined : assertPositiveInteger(o.steps, 'steps');
   let inputs: number[][] | null = null;
   const isAr = cell.kind === 'ar';
-  if (!isAr && o.drivers !== undefined) {
+  if (!isAr && o.drivers !== undefined && o.drivers !== null) {
     throw new InvalidArgumentError('drivers', `no drivers (only 'ar' cells take them; a '${cell.kind}' cell takes inputs)`, describeValue(o.drivers));
   }
   if (isAr && (!writing || o.drivers !== undefined || o.inputs === null || o.inputs === undefined)) {
@@ -216,21 +255,33 @@ function readData(
       throw new InvalidArgumentError('inputs', why, describeValue(o.inputs));
     }
     if (o.drivers === null || o.drivers === undefined) {
-      throw new InvalidArgumentError('drivers', `${I === 1 ? '[T]' : `[T][${I}]`} numbers (an 'ar' cell takes one driver per step)`, describeValue(o.drivers));
+      if (!supplied) {
+        throw new InvalidArgumentError(
+          'drivers',
+          `${I === 1 ? '[T]' : `[T][${I}]`} numbers (an 'ar' cell takes one driver per step) in the spec or given separately (pelk eval: --inputs FILE.npy; API: readModelSpec(json, { inputs }))`,
+          describeValue(o.drivers),
+        );
+      }
+    } else {
+      const T = steps ?? lengthOf(o.drivers);
+      const data = readWeight(o.drivers, 'drivers', I === 1 ? [T] : [T, I]);
+      if (T < 1) throw new InvalidArgumentError('drivers', 'at least one step', 'none');
+      inputs = toNested(data, [T, I]) as number[][];
+      steps = T;
     }
-    const T = steps ?? lengthOf(o.drivers);
-    const data = readWeight(o.drivers, 'drivers', I === 1 ? [T] : [T, I]);
-    if (T < 1) throw new InvalidArgumentError('drivers', 'at least one step', 'none');
-    inputs = toNested(data, [T, I]) as number[][];
-    steps = T;
   } else if (I > 0) {
     if (o.inputs === null || o.inputs === undefined) {
-      throw new InvalidArgumentError('inputs', `[T][${I}] data (the '${cell.kind}' cell takes inputs)`, describeValue(o.inputs));
+      if (!supplied) {
+        // A data-free spec is the usual case; say where the sequence can come from.
+        const where = writing ? '' : ` ${SEQUENCE_SOURCES}`;
+        throw new InvalidArgumentError('inputs', `[T][${I}] data (the '${cell.kind}' cell takes inputs)${where}`, missingValue(o.inputs, 'inputs'));
+      }
+    } else {
+      const T = steps ?? (Array.isArray(o.inputs) ? o.inputs.length : 0);
+      inputs = toNested(readWeight(o.inputs, 'inputs', [T, I]), [T, I]) as number[][];
+      if (T < 1) throw new InvalidArgumentError('inputs', 'at least one step', 'none');
+      steps = T;
     }
-    const T = steps ?? (Array.isArray(o.inputs) ? o.inputs.length : 0);
-    inputs = toNested(readWeight(o.inputs, 'inputs', [T, I]), [T, I]) as number[][];
-    if (T < 1) throw new InvalidArgumentError('inputs', 'at least one step', 'none');
-    steps = T;
   } else if (o.inputs !== null && o.inputs !== undefined) {
     throw new InvalidArgumentError('inputs', `null (a '${cell.kind}' cell takes no inputs)`, describeValue(o.inputs));
   }
@@ -240,12 +291,37 @@ function readData(
     states = toNested(readWeight(o.states, 'states', [T, D]), [T, D]) as number[][];
     steps ??= T;
   }
-  if (steps === undefined || steps < 1) {
+  // With a separate sequence, its T is the steps (readModelSpec sets it); only the spec's own data needed them.
+  if (!(supplied && I > 0) && (steps === undefined || steps < 1)) {
     throw new InvalidArgumentError('steps', 'a positive integer (required for an autonomous cell without states)', describeValue(o.steps));
   }
   const initialState =
     o.initialState === null || o.initialState === undefined ? null : Array.from(readWeight(o.initialState, 'initialState', [D]));
-  return { inputs, initialState, ...(states ? { states } : {}), steps };
+  return { inputs, initialState, ...(states ? { states } : {}), steps: steps ?? 0 };
+}
+
+/** `T` of a sequence given apart from the spec, checked against the cell (rank, input size, T ≥ 1); `evaluate` checks the values. */
+function suppliedSteps(cell: ModelCell, inputs: NonNullable<InputsLike>): number {
+  if (cell.inputSize === 0) {
+    throw new InvalidArgumentError('inputs', `null (a '${cell.kind}' cell takes no inputs)`, describeValue(inputs));
+  }
+  let shape: number[];
+  if (Array.isArray(inputs)) {
+    shape = [];
+    let probe: unknown = inputs;
+    for (; Array.isArray(probe); probe = probe[0]) shape.push(probe.length);
+    // A typed-array row ends the nesting: [T][I] with Float64Array rows.
+    if (ArrayBuffer.isView(probe)) shape.push((probe as unknown as ArrayLike<number>).length);
+  } else if (typeof inputs === 'object' && inputs !== null && Array.isArray((inputs as { shape?: unknown }).shape)) {
+    shape = [...inputs.shape];
+  } else {
+    throw new InvalidArgumentError('inputs', `[T, ${cell.inputSize}] or [B, T, ${cell.inputSize}] data`, describeValue(inputs));
+  }
+  const what = `shape [T, ${cell.inputSize}] or [B, T, ${cell.inputSize}] with T ≥ 1`;
+  if ((shape.length !== 2 && shape.length !== 3) || shape[shape.length - 1] !== cell.inputSize || shape[shape.length - 2] < 1) {
+    throw new ShapeError('inputs', `${what} (the '${cell.kind}' cell's input size is ${cell.inputSize})`, `shape [${shape.join(', ')}]`);
+  }
+  return shape[shape.length - 2];
 }
 
 /**
@@ -253,15 +329,30 @@ function readData(
  * `initialState` and `states` are checked against the cell and `steps`; every error is a typed
  * `PelkError` naming the field.
  *
+ * A spec without data (`inputs` / `drivers` / `steps` / `states` absent or `null`) reads when the
+ * sequence is given separately, as `options.inputs`: the result's `inputs` is then that sequence and
+ * `steps` its `T`. Without it, an input-driven cell whose spec has no sequence is an
+ * `InvalidArgumentError` naming `inputs` (an `ar` cell: `drivers`). Autonomous cells (Lorenz-96)
+ * take no sequence and need `steps` or `states`.
+ *
  * @example
  * ```ts
  * import { readFileSync } from 'node:fs';
  * import { evaluate } from '@pelk/core';
  * const spec = readModelSpec(JSON.parse(readFileSync('gru-torch-small.json', 'utf8')));
  * const result = await evaluate(spec.cell, spec.inputs, { initialState: spec.initialState ?? undefined, method: 'deer' });
+ * // Weights in one file, the sequence from elsewhere ([T, I] or [B, T, I]):
+ * const model = readModelSpec(JSON.parse(readFileSync('gru-weights.json', 'utf8')), { inputs: { data, shape: [2, 1000, 3] } });
+ * const batch = await evaluate(model.cell, model.inputs, { initialState: model.initialState ?? undefined });
  * ```
  */
-export function readModelSpec(json: unknown): ModelSpec {
+export function readModelSpec(json: unknown): ModelSpec;
+export function readModelSpec<T extends NonNullable<InputsLike>>(json: unknown, options: { readonly inputs: T }): ModelSpecWithInputs<T>;
+export function readModelSpec(json: unknown, options?: ReadModelSpecOptions): ModelSpec | ModelSpecWithInputs;
+export function readModelSpec(json: unknown, options?: ReadModelSpecOptions): ModelSpec | ModelSpecWithInputs {
+  const opts = options === undefined ? {} : readObject(options, 'options');
+  checkKnownKeys(opts, ['inputs'], 'options');
+  const given = (opts.inputs ?? null) as InputsLike;
   const o = readObject(json, 'spec');
   checkKnownKeys(o, SPEC_KEYS, 'spec');
   const name = optionalString(o.name, 'name');
@@ -271,8 +362,12 @@ export function readModelSpec(json: unknown): ModelSpec {
   if (o.stateLayout !== undefined && o.stateLayout !== layout) {
     throw new InvalidArgumentError('stateLayout', `'${layout}' for this '${cell.kind}' cell`, describeValue(o.stateLayout));
   }
-  const data = readData(cell, o, false);
-  return { ...(name !== undefined ? { name } : {}), ...(oracle !== undefined ? { oracle } : {}), cell, ...data, raw: json };
+  const head = { ...(name !== undefined ? { name } : {}), ...(oracle !== undefined ? { oracle } : {}), cell };
+  if (given === null) return { ...head, ...readData(cell, o, false), raw: json };
+  const steps = suppliedSteps(cell, given);
+  // The spec's own data, when it has any, is still checked (a broken file is an error either way), then replaced.
+  const { initialState } = readData(cell, o, false, true);
+  return { ...head, inputs: given, initialState, steps, raw: json };
 }
 
 /**

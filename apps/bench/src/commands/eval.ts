@@ -1,6 +1,8 @@
 /**
  * `pelk eval`: evaluate a model-spec JSON (the format of the shared fixtures) with one method on one
- * backend, print a summary, optionally write the states.
+ * backend, print a summary, optionally write the states. The sequence comes from `--inputs` (a
+ * `.npy` file, `[T, I]` or `[B, T, I]`) or from the spec; a spec without data (weights only) needs
+ * `--inputs`.
  *
  * Exit codes (main.ts): 0 converged; 2 bad input (checked before the run, `--out`'s folder
  * included); 3 the run finished without converging ({@link EXIT_NOT_CONVERGED}: the states and
@@ -23,11 +25,12 @@ import {
 } from '@pelk/core';
 import { readModelSpec } from '@pelk/models';
 import { createBackend } from '../backends.js';
-import { readNpy, writeNpy } from '../io/npy.js';
+import { type NpyArray, readNpy, writeNpy } from '../io/npy.js';
 
 /** Options of {@link runEval}, as parsed from the command line. */
 export interface EvalCommandOptions {
   readonly model: string;
+  /** A `.npy` file with the sequence (`[T, I]` or `[B, T, I]`); it replaces the spec's data, which may then be absent. */
   readonly inputs?: string;
   readonly method: Method;
   readonly backend: string;
@@ -99,8 +102,7 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
   } catch (err) {
     throw new InvalidArgumentError('--model', 'a JSON model spec', `invalid JSON (${(err as Error).message})`);
   }
-  const spec = readModelSpec(json);
-  let inputs: ShapedArray | number[][] | null = spec.inputs;
+  let given: NpyArray | undefined;
   if (o.inputs !== undefined) {
     let bytes: Uint8Array;
     try {
@@ -108,8 +110,12 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
     } catch (err) {
       throw new InvalidArgumentError('--inputs', 'a readable .npy file', `${JSON.stringify(o.inputs)} (${(err as NodeJS.ErrnoException).code})`);
     }
-    inputs = readNpy(bytes, '--inputs');
+    given = readNpy(bytes, '--inputs');
   }
+  // --inputs replaces the spec's data, so a spec without any (weights only) reads; without --inputs
+  // the spec must carry the sequence, and readModelSpec's error says --inputs can give it.
+  const spec = given === undefined ? readModelSpec(json) : readModelSpec(json, { inputs: given });
+  const inputs: ShapedArray | number[][] | null = spec.inputs;
   const backend = await createBackend(o.backend);
   const options: EvaluateOptions = {
     backend,
@@ -143,7 +149,8 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
       ...(o.method === 'auto' ? { methods: [...result.methods] } : {}),
       ...(result.diagnostics.lyapunov ? { lyapunov: result.diagnostics.lyapunov } : {}),
     };
-    if (spec.states && o.inputs === undefined) {
+    // Only the spec's own inputs have reference states (readModelSpec drops them when --inputs replaces the data).
+    if (spec.states) {
       const ref = spec.states.flat();
       let err = 0;
       for (let i = 0; i < ref.length; i++) err = Math.max(err, Math.abs(states[i] - ref[i]));
