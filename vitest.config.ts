@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
 // Tests run on `src` through the `@pelk/source` export condition: no build step needed.
 const conditions = ['@pelk/source', ...defaultServerConditions];
 
-const packageDirs = ['packages', 'apps'].flatMap((group) =>
+const packageDirs = ['packages', 'apps', 'tooling'].flatMap((group) =>
   readdirSync(group, { withFileTypes: true })
     .filter((d) => d.isDirectory())
     .map((d) => join(group, d.name)),

@@ -1,0 +1,74 @@
+/**
+ * Blank projects for the release rehearsal: a fresh folder with nothing but a package.json and an
+ * .npmrc, into which npm or pnpm installs the packages a user would ask for, then the smoke tests
+ * (`smoke/`) run with plain `node`.
+ */
+import { execFileSync } from 'node:child_process';
+import { cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export type Manager = 'npm' | 'pnpm';
+
+export interface BlankProject {
+  readonly dir: string;
+  readonly manager: Manager;
+}
+
+/** Runs a command in `cwd`; on failure throws with its output. Returns stdout. */
+export function run(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = process.env): string {
+  try {
+    return execFileSync(command, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 2 ** 20 });
+  } catch (error) {
+    const e = error as { status?: number; stdout?: string; stderr?: string };
+    throw new Error(`\`${command} ${args.join(' ')}\` in ${cwd} failed (exit ${e.status}):\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+  }
+}
+
+/**
+ * Makes `<parent>/<label>-<manager>` with a package.json, the registry's .npmrc and the smoke
+ * scripts, and installs `specs` (`name@version`) with `manager`.
+ */
+export function installBlank(parent: string, label: string, manager: Manager, npmrc: string, specs: readonly string[], smokeDir: string): BlankProject {
+  const dir = join(parent, `${label}-${manager}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: `blank-${label}`, version: '0.0.0', private: true, type: 'module' }, null, 2)}\n`);
+  // pnpm: no workspace above us, no release-age quarantine for the snapshot we just published.
+  const pnpmSettings = manager === 'pnpm' ? 'minimum-release-age=0\n' : '';
+  writeFileSync(join(dir, '.npmrc'), npmrc + pnpmSettings);
+  // pnpm ≥ 10 refuses to install a package whose build script was neither allowed nor denied; Dawn's
+  // `webgpu` has one that only clears a macOS quarantine flag (the backend-webgpu README says so).
+  if (manager === 'pnpm') writeFileSync(join(dir, 'pnpm-workspace.yaml'), 'packages: []\nminimumReleaseAge: 0\nallowBuilds:\n  webgpu: false\n');
+  cpSync(smokeDir, dir, { recursive: true });
+  const args = manager === 'npm' ? ['install', '--no-audit', '--no-fund', '--loglevel=error', ...specs] : ['add', '--reporter=silent', ...specs];
+  run(manager, args, dir);
+  return { dir, manager };
+}
+
+/**
+ * Every package installed in the project (name@version, sorted): from npm's lockfile, or from the
+ * folders of pnpm's virtual store.
+ */
+export function installedPackages(project: BlankProject): string[] {
+  const names = new Set<string>();
+  if (project.manager === 'npm') {
+    const lock = JSON.parse(readFileSync(join(project.dir, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version?: string }> };
+    for (const [path, entry] of Object.entries(lock.packages)) {
+      if (!path) continue;
+      names.add(`${path.slice(path.lastIndexOf('node_modules/') + 'node_modules/'.length)}@${entry.version}`);
+    }
+  } else {
+    const store = join(project.dir, 'node_modules', '.pnpm');
+    for (const entry of readdirSync(store, { withFileTypes: true })) {
+      if (!entry.isDirectory() || entry.name === 'node_modules') continue;
+      // `@scope+name@1.2.3_peer@4` → `@scope/name@1.2.3`
+      const base = entry.name.replace(/_.*$/, '').replace('+', '/');
+      names.add(base);
+    }
+  }
+  return [...names].sort();
+}
+
+/** Names (without versions) of the installed `@pelk/*` packages. */
+export function pelkPackages(installed: readonly string[]): string[] {
+  return installed.filter((p) => p.startsWith('@pelk/')).map((p) => p.slice(0, p.lastIndexOf('@')));
+}
