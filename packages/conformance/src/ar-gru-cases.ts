@@ -6,26 +6,18 @@
  * and how to point the suite at it. Registered by `defineConformanceSuite` for every dtype.
  */
 import { readFileSync } from 'node:fs';
-import { ADAPTIVE_DAMPING, type Cell, type DType, type EvaluateOptions, type EvaluateResult, type Method, type ShapedArray } from '@pelk/core';
+import { ADAPTIVE_DAMPING } from '@pelk/core';
 import { readModelSpec } from '@pelk/models';
 import { describe, expect, it } from 'vitest';
+import type { CertificateContext } from './certificate-cases.js';
 import { type FixtureLookup, fixtureSkipReason } from './fixtures.js';
 import { maxAbsDiff } from './reference.js';
 
 /** The fixture's file name (FORMAT.md describes it). */
 export const AR_GRU_FIXTURE = 'argru-sine-trained.json';
 
-/** What the AR-GRU cases need from the suite. */
-export interface ArGruContext {
-  readonly dtype: DType;
-  /** Evaluates on the backend under test, checks nothing leaked, returns the states. */
-  readonly run: (
-    cell: Cell,
-    inputs: number[][] | number[][][] | ShapedArray | null,
-    opts: EvaluateOptions,
-  ) => Promise<{ result: EvaluateResult; states: Float64Array }>;
-  /** Methods under test. */
-  readonly methods: readonly Method[];
+/** What the AR-GRU cases need from the suite (the certificate cases' dtype, runner and methods). */
+export interface ArGruContext extends Pick<CertificateContext, 'dtype' | 'run' | 'methods'> {
   /** Where the fixture was found, or where it was looked for (`findFixture(AR_GRU_FIXTURE, …)`). */
   readonly fixture: FixtureLookup;
 }
@@ -37,15 +29,19 @@ export function defineArGruCases(ctx: ArGruContext): void {
   // Decided when the tests are collected, so a skip shows its reason in the title (vitest prints
   // skipped titles; a bare `skipIf` would hide why).
   const missing = path === undefined ? fixtureSkipReason(fixture) : undefined;
-  const load = () => readModelSpec(JSON.parse(readFileSync(path!, 'utf8')));
+  // float64: residual 1e-10, states within 1e-8 of the oracle. float32: residual 1e-5; this
+  // model amplifies a residual ~300× along its 2,000 steps (it is why DEER blows up on it:
+  // measured on cpu, ELK at residual 5.7e-6 is 1.6e-3 from the oracle), so states within 1e-2.
+  const arTolerance = dtype === 'float64' ? 1e-10 : 1e-5;
+  const arStates = dtype === 'float64' ? 1e-8 : 1e-2;
+  /** The spec, its float64 oracle states, and the options both cases start from. */
+  const load = () => {
+    const spec = readModelSpec(JSON.parse(readFileSync(path!, 'utf8')));
+    const oracle = Float64Array.from(spec.states!.flat());
+    return { spec, oracle, opts: { initialState: spec.initialState ?? undefined, tolerance: arTolerance } };
+  };
 
   describe('the trained AR-GRU (ELK paper, Fig. 4)', () => {
-    // float64: residual 1e-10, states within 1e-8 of the oracle. float32: residual 1e-5; this
-    // model amplifies a residual ~300× along its 2,000 steps (it is why DEER blows up on it:
-    // measured on cpu, ELK at residual 5.7e-6 is 1.6e-3 from the oracle), so states within 1e-2.
-    const arTolerance = dtype === 'float64' ? 1e-10 : 1e-5;
-    const arStates = dtype === 'float64' ? 1e-8 : 1e-2;
-
     const elkTitle = 'ELK (filter, adaptive damping) reaches the oracle where DEER has not converged after 4× as many iterations';
     // Dense ELK runs only where options.methods includes it (WebGPU leaves it out: thousands of
     // small dispatches per iteration on a software GPU; the title of the skip says so).
@@ -55,9 +51,7 @@ export function defineArGruCases(ctx: ArGruContext): void {
       it.skip(`${elkTitle} — skipped: 'elk' is not in this backend's options.methods`, () => {});
     } else {
       it(elkTitle, async () => {
-        const spec = load();
-        const oracle = Float64Array.from(spec.states!.flat());
-        const opts = { initialState: spec.initialState ?? undefined, tolerance: arTolerance };
+        const { spec, oracle, opts } = load();
         const elk = await run(spec.cell, spec.inputs, { ...opts, method: 'elk' });
         expect(elk.result.converged, `${elk.result.reason}, residual ${elk.result.residual}`).toBe(true);
         expect(elk.result.residual).toBeLessThanOrEqual(arTolerance);
@@ -73,9 +67,7 @@ export function defineArGruCases(ctx: ArGruContext): void {
       it.skip(`${quasiTitle} — skipped: ${missing}`, () => {});
     } else {
       it(quasiTitle, async () => {
-        const spec = load();
-        const oracle = Float64Array.from(spec.states!.flat());
-        const opts = { initialState: spec.initialState ?? undefined, tolerance: arTolerance };
+        const { spec, oracle, opts } = load();
         const quasi = await run(spec.cell, spec.inputs, { ...opts, method: 'quasi-elk' });
         expect(quasi.result.converged, `${quasi.result.reason}, residual ${quasi.result.residual}`).toBe(true);
         expect(quasi.result.residual).toBeLessThanOrEqual(arTolerance);
