@@ -53,7 +53,9 @@ export function manifestProblems(root: string, pkg: PublicPackage): string[] {
   expect(engines?.node === rootManifest.engines?.node, `engines.node: expected the root's ${JSON.stringify(rootManifest.engines?.node)}, received ${JSON.stringify(engines?.node)}`);
   expect((m.publishConfig as { access?: string } | undefined)?.access === 'public', "publishConfig.access: expected 'public'");
   expect('sideEffects' in m, 'sideEffects: missing (false, or the files that register backends)');
-  expect((m.scripts as Record<string, string> | undefined)?.prepack === 'tsdown', "scripts.prepack: expected 'tsdown' (a pack always builds dist/)");
+  const scripts = (m.scripts ?? {}) as Record<string, string>;
+  expect(scripts.prepack === 'tsdown', "scripts.prepack: expected 'tsdown' (a pack always builds dist/)");
+  expect(scripts.prepublishOnly === 'node ../../tooling/release/publish-guard.mjs', 'scripts.prepublishOnly: expected the publish guard (npm publish would ship workspace: ranges)');
   for (const [subpath, entry] of Object.entries((m.exports ?? {}) as Record<string, unknown>)) {
     if (typeof entry === 'string') continue;
     const conditions = entry as Record<string, unknown>;
