@@ -3,9 +3,9 @@
  * .npmrc, into which npm or pnpm installs the packages a user would ask for, then the smoke tests
  * (`smoke/`) run with plain `node`.
  */
-import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { cleanEnv, run } from './processes.js';
 
 export type Manager = 'npm' | 'pnpm';
 
@@ -14,21 +14,11 @@ export interface BlankProject {
   readonly manager: Manager;
 }
 
-/** Runs a command in `cwd`; on failure throws with its output. Returns stdout. */
-export function run(command: string, args: readonly string[], cwd: string, env: NodeJS.ProcessEnv = process.env): string {
-  try {
-    return execFileSync(command, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 2 ** 20 });
-  } catch (error) {
-    const e = error as { status?: number; stdout?: string; stderr?: string };
-    throw new Error(`\`${command} ${args.join(' ')}\` in ${cwd} failed (exit ${e.status}):\n${e.stdout ?? ''}${e.stderr ?? ''}`);
-  }
-}
-
 /**
  * Makes `<parent>/<label>-<manager>` with a package.json, the registry's .npmrc and the smoke
  * scripts, and installs `specs` (`name@version`) with `manager`.
  */
-export function installBlank(parent: string, label: string, manager: Manager, npmrc: string, specs: readonly string[], smokeDir: string): BlankProject {
+export async function installBlank(parent: string, label: string, manager: Manager, npmrc: string, specs: readonly string[], smokeDir: string): Promise<BlankProject> {
   const dir = join(parent, `${label}-${manager}`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: `blank-${label}`, version: '0.0.0', private: true, type: 'module' }, null, 2)}\n`);
@@ -40,7 +30,7 @@ export function installBlank(parent: string, label: string, manager: Manager, np
   if (manager === 'pnpm') writeFileSync(join(dir, 'pnpm-workspace.yaml'), 'packages: []\nminimumReleaseAge: 0\nallowBuilds:\n  webgpu: false\n');
   cpSync(smokeDir, dir, { recursive: true });
   const args = manager === 'npm' ? ['install', '--no-audit', '--no-fund', '--loglevel=error', ...specs] : ['add', '--reporter=silent', ...specs];
-  run(manager, args, dir);
+  await run(manager, args, dir, { env: cleanEnv() });
   return { dir, manager };
 }
 

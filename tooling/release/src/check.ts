@@ -7,9 +7,11 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { ATTW_PROFILE, attwProblems, manifestProblems, pack, publicPackages, tarballProblems } from './packages.js';
 
-const root = process.cwd();
+// The repository root, wherever the command is started from.
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const require = createRequire(import.meta.url);
 const attwBin = join(dirname(require.resolve('@arethetypeswrong/cli/package.json')), 'dist', 'index.js');
 const out = mkdtempSync(join(tmpdir(), 'pelk-pack-'));

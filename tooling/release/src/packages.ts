@@ -4,7 +4,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { publint } from 'publint';
 import { formatMessage } from 'publint/utils';
 
@@ -57,7 +57,10 @@ export function manifestProblems(root: string, pkg: PublicPackage): string[] {
   expect(scripts.prepack === 'tsdown', "scripts.prepack: expected 'tsdown' (a pack always builds dist/)");
   expect(scripts.prepublishOnly === 'node ../../tooling/release/publish-guard.mjs', 'scripts.prepublishOnly: expected the publish guard (npm publish would ship workspace: ranges)');
   for (const [subpath, entry] of Object.entries((m.exports ?? {}) as Record<string, unknown>)) {
-    if (typeof entry === 'string') continue;
+    if (typeof entry === 'string') {
+      expect(subpath === './package.json', `exports['${subpath}']: a bare path has no types; expected { types, default }`);
+      continue;
+    }
     const conditions = entry as Record<string, unknown>;
     expect(typeof conditions.default === 'string', `exports['${subpath}'].default: missing (require(esm) and bundlers need it)`);
     expect(typeof conditions.types === 'string', `exports['${subpath}'].types: missing`);
@@ -69,7 +72,7 @@ export function manifestProblems(root: string, pkg: PublicPackage): string[] {
 export function pack(pkg: PublicPackage, destination: string): string {
   const out = execFileSync('pnpm', ['pack', '--pack-destination', destination, '--json'], { cwd: pkg.dir, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
   const filename = (JSON.parse(out.slice(out.indexOf('{'))) as { filename: string }).filename;
-  return filename.startsWith('/') ? filename : join(destination, filename);
+  return isAbsolute(filename) ? filename : join(destination, filename);
 }
 
 /** Problems in a packed tarball: required files, leftover `workspace:` ranges, publint's findings. */

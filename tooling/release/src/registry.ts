@@ -4,10 +4,10 @@
  * everything else is proxied to the registry this machine is configured with, so peers install.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface LocalRegistry {
   /** `http://127.0.0.1:<port>/` */
@@ -16,8 +16,12 @@ export interface LocalRegistry {
   readonly npmrc: string;
   /** The verdaccio process id (stopped by {@link LocalRegistry.stop}). */
   readonly pid: number;
+  /** verdaccio's log file (its stdout and stderr). */
+  readonly logFile: string;
   /** Stops verdaccio (SIGTERM, then SIGKILL after 5 s) and waits for it to exit. */
   stop(): Promise<void>;
+  /** Kills verdaccio at once (the interrupt path; synchronous). */
+  kill(): void;
 }
 
 /** A port the kernel says is free on 127.0.0.1 (verdaccio then binds it; the window is tiny). */
@@ -32,24 +36,31 @@ async function freePort(): Promise<number> {
   });
 }
 
-function verdaccioBin(): string {
-  const require = createRequire(import.meta.url);
-  return join(dirname(require.resolve('verdaccio/package.json')), 'bin', 'verdaccio');
+/** Our wrapper around verdaccio's server (it exits with its parent; see registry-server.mjs). */
+const SERVER_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '..', 'registry-server.mjs');
+
+/** The last lines of a log file, for error messages. */
+function tail(file: string, lines = 40): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
 }
 
-async function waitUntilServing(url: string, child: ChildProcess, output: () => string, timeoutMs: number): Promise<void> {
+async function waitUntilServing(url: string, child: ChildProcess, logFile: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`verdaccio exited with code ${child.exitCode} before serving:\n${output()}`);
+    if (child.exitCode !== null) throw new Error(`verdaccio exited with code ${child.exitCode} before serving:\n${tail(logFile)}`);
     try {
-      const response = await fetch(new URL('-/ping', url));
+      const response = await fetch(new URL('-/ping', url), { signal: AbortSignal.timeout(2000) });
       if (response.ok) return;
     } catch {
       // not listening yet
     }
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error(`verdaccio did not answer ${url}-/ping within ${timeoutMs} ms:\n${output()}`);
+  throw new Error(`verdaccio did not answer ${url}-/ping within ${timeoutMs} ms:\n${tail(logFile)}`);
 }
 
 /** Creates a user through the registry's login endpoint and returns its token (what `npm adduser` does). */
@@ -59,6 +70,7 @@ async function createUser(url: string): Promise<string> {
     method: 'PUT',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ name, password: 'rehearsal-only', email: 'release@pelk.invalid' }),
+    signal: AbortSignal.timeout(10_000),
   });
   const body = (await response.json()) as { token?: string; error?: string };
   if (!response.ok || !body.token) throw new Error(`verdaccio refused to create a user: ${response.status} ${body.error ?? ''}`);
@@ -107,30 +119,33 @@ export async function startLocalRegistry(workDir: string, upstream: string): Pro
       '',
     ].join('\n'),
   );
-  const child = spawn(process.execPath, [verdaccioBin(), '--config', config, '--listen', `127.0.0.1:${port}`], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let log = '';
-  const keep = (chunk: Buffer) => {
-    log = (log + chunk.toString()).slice(-20_000);
-  };
-  child.stdout?.on('data', keep);
-  child.stderr?.on('data', keep);
+  // Output to a file, not a pipe: nothing has to drain it, and it can be shown when a step fails.
+  const logFile = join(workDir, 'verdaccio.log');
+  const logFd = openSync(logFile, 'a');
+  // stdin stays a pipe from this process: the server exits when it closes (we died).
+  const child = spawn(process.execPath, [SERVER_SCRIPT, config, String(port)], { stdio: ['pipe', logFd, logFd] });
+  closeSync(logFd);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const pid = child.pid;
   if (pid === undefined) throw new Error('verdaccio did not start (no process id)');
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  const kill = () => {
+    if (alive()) process.kill(pid, 'SIGKILL');
+  };
   const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
+    if (!alive()) return;
     process.kill(pid, 'SIGTERM');
-    const killer = setTimeout(() => child.exitCode === null && process.kill(pid, 'SIGKILL'), 5000);
+    const killer = setTimeout(kill, 5000);
     await exited;
     clearTimeout(killer);
   };
   try {
-    await waitUntilServing(url, child, () => log, 30_000);
+    await waitUntilServing(url, child, logFile, 30_000);
     const token = await createUser(url);
     const host = url.replace(/^http:/, '');
-    return { url, pid, stop, npmrc: `registry=${url}\n${host}:_authToken=${token}\n` };
+    // noproxy: a machine-wide HTTP(S)_PROXY must not swallow requests to the loopback registry.
+    const npmrc = `registry=${url}\n${host}:_authToken=${token}\nnoproxy=127.0.0.1,localhost\n`;
+    return { url, pid, logFile, stop, kill, npmrc };
   } catch (error) {
     await stop();
     throw error;

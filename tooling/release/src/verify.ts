@@ -11,7 +11,8 @@
  *    with npm and with pnpm, logs what was installed and fails on any other `@pelk/*` package, then
  *    runs the smoke evaluation against a float64 GRU, by `import` and by `require`.
  * 5. Runs `@pelk/conformance` against `cpu` from a blank project with vitest.
- * 6. Stops the registry it started (by PID) and removes the folder, on success and on failure.
+ * 6. Stops the registry it started (by PID) and removes the folder, on success, on failure and on
+ *    SIGINT/SIGTERM; the registry also exits by itself if this process dies (registry-server.mjs).
  *
  * Environment: PELK_REQUIRE_WEBGPU=1 turns "no WebGPU adapter" from a printed skip into a failure;
  * PELK_FIXTURES is passed to the conformance run; PELK_KEEP_REHEARSAL=1 keeps the temporary folder.
@@ -19,11 +20,12 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type BlankProject, type Manager, installBlank, installedPackages, pelkPackages, run } from './blank-projects.js';
+import { type BlankProject, type Manager, installBlank, installedPackages, pelkPackages } from './blank-projects.js';
 import { publicPackages } from './packages.js';
-import { startLocalRegistry } from './registry.js';
+import { CommandError, cleanEnv, killAll, run } from './processes.js';
+import { type LocalRegistry, startLocalRegistry } from './registry.js';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const smokeDir = join(repoRoot, 'tooling', 'release', 'smoke');
@@ -82,20 +84,20 @@ function dependencyClosure(names: readonly string[], deps: ReadonlyMap<string, r
   return [...seen].sort();
 }
 
-function smoke(project: BlankProject, target: Target): void {
-  const env = { ...process.env };
+async function smoke(project: BlankProject, target: Target): Promise<void> {
   for (const [script, label] of [
     ['eval.mjs', 'import'],
     ['require.cjs', 'require'],
   ] as const) {
     try {
-      const out = run(process.execPath, [script, target.which], project.dir, env).trim().split('\n').pop();
-      log(`  smoke (${label}): ${out}`);
+      const out = await run(process.execPath, [script, target.which], project.dir, { env: cleanEnv(), timeoutMs: 120_000 });
+      log(`  smoke (${label}): ${out.trim().split('\n').pop()}`);
     } catch (error) {
-      const text = String((error as Error).message);
-      const noAdapter = target.which === 'webgpu' && /BackendUnavailableError|no WebGPU adapter|adapter/i.test(text);
+      // Only the backend's own "no WebGPU adapter" error (on stderr) is a skip; anything else fails.
+      const stderr = error instanceof CommandError ? error.stderr : '';
+      const noAdapter = target.which === 'webgpu' && stderr.split('\n').find((l) => l.includes('no WebGPU adapter'));
       if (noAdapter && process.env.PELK_REQUIRE_WEBGPU !== '1') {
-        log(`  smoke (${label}): SKIPPED — no WebGPU adapter on this machine (set PELK_REQUIRE_WEBGPU=1 to fail instead): ${text.split('\n').find((l) => /adapter/i.test(l))}`);
+        log(`  smoke (${label}): SKIPPED — this machine has no WebGPU adapter (PELK_REQUIRE_WEBGPU=1 makes that a failure): ${noAdapter.trim()}`);
         return;
       }
       throw error;
@@ -103,108 +105,138 @@ function smoke(project: BlankProject, target: Target): void {
   }
 }
 
+/** `PELK_FIXTURES` with each folder made absolute (the conformance run's working directory differs). */
+function absoluteFixturePaths(): string | undefined {
+  const given = process.env.PELK_FIXTURES;
+  if (given) {
+    return given
+      .split(delimiter)
+      .filter((p) => p.trim() !== '')
+      .map((p) => resolve(p))
+      .join(delimiter);
+  }
+  const shared = join(repoRoot, '..', 'shared', 'fixtures');
+  return existsSync(shared) ? shared : undefined;
+}
+
+async function rehearse(work: string, onRegistry: (registry: LocalRegistry) => void): Promise<void> {
+  const repo = join(work, 'repo');
+  copyWorkingTree(repo);
+  // The checkout's store: pnpm picks a store per filesystem, and the temporary folder may be on another one.
+  const store = (await run('pnpm', ['store', 'path'], repoRoot)).trim();
+  await run('pnpm', ['install', '--frozen-lockfile', '--offline', '--reporter=silent', `--store-dir=${store}`], repo);
+  log(`working tree copied to ${repo} and installed offline from ${store}`);
+
+  // A snapshot needs a changeset; after a real release there may be none left.
+  const packages = publicPackages(repo);
+  writeFileSync(join(repo, '.changeset', 'release-rehearsal.md'), `---\n${packages.map((p) => `"${p.name}": patch`).join('\n')}\n---\n\nRelease rehearsal.\n`);
+  await run('pnpm', ['exec', 'changeset', 'version', '--snapshot', 'rehearsal'], repo);
+  const versioned = publicPackages(repo);
+  const version = versioned[0]!.manifest.version;
+  if (versioned.some((p) => p.manifest.version !== version)) throw new Error(`versions are not in lockstep: ${versioned.map((p) => `${p.name}@${p.manifest.version}`).join(', ')}`);
+  for (const p of versioned) {
+    const changelog = join(p.dir, 'CHANGELOG.md');
+    if (!existsSync(changelog) || !readFileSync(changelog, 'utf8').includes(`## ${version}`)) throw new Error(`${p.name}: changeset version wrote no CHANGELOG.md entry for ${version}`);
+  }
+  log(`snapshot version ${version} (${versioned.length} packages, CHANGELOG.md entries written)`);
+
+  const upstream = (await run('npm', ['config', 'get', 'registry'], repoRoot, { env: cleanEnv() })).trim() || 'https://registry.npmjs.org/';
+  const registry = await startLocalRegistry(join(work, 'registry'), upstream);
+  onRegistry(registry);
+  log(`verdaccio (pid ${registry.pid}) serving ${registry.url}, proxying ${upstream} for everything but @pelk/*`);
+  writeFileSync(join(repo, '.npmrc'), registry.npmrc);
+
+  await run('pnpm', ['build'], repo);
+  log('built');
+  process.stdout.write(await run('pnpm', ['--silent', 'check:packages'], repo));
+  log('packages checked');
+  const published = await run('pnpm', ['exec', 'changeset', 'publish', '--no-git-tag'], repo);
+  const names = versioned.map((p) => p.name);
+  for (const name of names) {
+    const found = (await run('npm', ['view', `${name}@${version}`, 'version'], repo, { env: cleanEnv() })).trim();
+    if (found !== version) throw new Error(`${name}@${version} is not on the local registry after changeset publish:\n${published}`);
+  }
+  log(`published ${names.map((n) => `${n}@${version}`).join(', ')}`);
+
+  const deps = new Map(versioned.map((p) => [p.name, Object.keys((p.manifest.dependencies ?? {}) as object).filter((d) => d.startsWith('@pelk/'))]));
+  const blank = join(work, 'blank');
+  for (const target of TARGETS) {
+    const allowed = dependencyClosure(target.pelk, deps);
+    for (const manager of ['npm', 'pnpm'] as Manager[]) {
+      const specs = [...target.pelk.map((n) => `${n}@${version}`), ...target.peers];
+      const project = await installBlank(blank, target.which, manager, registry.npmrc, specs, smokeDir);
+      const installed = installedPackages(project);
+      const pelk = pelkPackages(installed);
+      log(`${target.which} with ${manager}: installed ${installed.length} packages; @pelk: ${pelk.join(', ')}; asked for ${specs.join(' ')}`);
+      log(`  all: ${installed.join(' ')}`);
+      const extra = pelk.filter((n) => !allowed.includes(n));
+      const missing = target.pelk.filter((n) => !pelk.includes(n));
+      if (extra.length || missing.length) throw new Error(`${target.which} (${manager}): unexpected @pelk packages ${extra.join(', ') || '—'}; missing ${missing.join(', ') || '—'}`);
+      // The README promises that core + models + cpu is 3 packages and nothing else.
+      if (target.which === 'cpu' && installed.length !== 3) throw new Error(`cpu (${manager}): expected exactly 3 packages, installed ${installed.join(', ')}`);
+      await smoke(project, target);
+    }
+  }
+
+  const conformanceSpecs = [`@pelk/conformance@${version}`, `@pelk/backend-cpu@${version}`, 'vitest@^4.1.0'];
+  const conformance = await installBlank(blank, 'conformance', 'npm', registry.npmrc, conformanceSpecs, smokeDir);
+  writeFileSync(
+    join(conformance.dir, 'cpu.conformance.test.js'),
+    "import { CpuBackend } from '@pelk/backend-cpu';\nimport { defineConformanceSuite } from '@pelk/conformance';\n\ndefineConformanceSuite({ name: 'cpu', createBackend: () => new CpuBackend() });\n",
+  );
+  const fixtures = absoluteFixturePaths();
+  const report = join(conformance.dir, 'report.json');
+  const skipsFile = join(conformance.dir, 'skips.jsonl');
+  writeFileSync(skipsFile, '');
+  const reporters = ['--reporter=dot', '--reporter=json', `--outputFile.json=${report}`, '--reporter=./skips-reporter.mjs'];
+  await run('npx', ['vitest', 'run', ...reporters], conformance.dir, {
+    env: cleanEnv({ NO_COLOR: '1', PELK_SKIPS_FILE: skipsFile, ...(fixtures ? { PELK_FIXTURES: fixtures } : {}) }),
+    timeoutMs: 10 * 60_000,
+  });
+  const results = JSON.parse(readFileSync(report, 'utf8')) as VitestReport;
+  log(`conformance (cpu, from outside the repository${fixtures ? `, PELK_FIXTURES=${fixtures}` : ''}): ${results.numPassedTests} passed, ${results.numFailedTests} failed, ${results.numPendingTests} skipped`);
+  // Every skip must say why: in its title (`… — skipped: reason`) or through ctx.skip(reason).
+  const skips = readFileSync(skipsFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { name: string; note: string | null });
+  for (const s of skips) log(`  skipped: ${s.name}${s.note ? ` — ${s.note}` : ''}`);
+  if (results.numPassedTests === 0) throw new Error('the conformance suite ran no test');
+  if (skips.length !== results.numPendingTests) throw new Error(`the skip reporter saw ${skips.length} skips, vitest counted ${results.numPendingTests}`);
+  const silent = skips.filter((s) => !s.note && !/skipped: /.test(s.name));
+  if (silent.length > 0) throw new Error(`${silent.length} conformance test(s) skipped without saying why: ${silent.map((s) => s.name).join('; ')}`);
+}
+
 async function main(): Promise<void> {
   const work = mkdtempSync(join(tmpdir(), 'pelk-release-rehearsal-'));
-  const repo = join(work, 'repo');
-  let registry: Awaited<ReturnType<typeof startLocalRegistry>> | undefined;
+  let registry: LocalRegistry | undefined;
+  const cleanUp = () => {
+    killAll();
+    registry?.kill();
+    if (process.env.PELK_KEEP_REHEARSAL === '1') log(`kept ${work}`);
+    else rmSync(work, { recursive: true, force: true });
+  };
+  // Interrupted (Ctrl-C, a CI timeout's SIGTERM): stop every command, the registry and the folder.
+  // The commands run asynchronously, so this runs at once, whatever step is under way.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      cleanUp();
+      console.error(`release rehearsal interrupted (${signal}); commands and verdaccio killed`);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    });
+  }
   let failed = false;
   try {
-    copyWorkingTree(repo);
-    run('pnpm', ['install', '--frozen-lockfile', '--offline', '--reporter=silent'], repo);
-    log(`working tree copied to ${repo} and installed offline`);
-
-    // A snapshot needs a changeset; after a real release there may be none left.
-    const packages = publicPackages(repo);
-    writeFileSync(join(repo, '.changeset', 'release-rehearsal.md'), `---\n${packages.map((p) => `"${p.name}": patch`).join('\n')}\n---\n\nRelease rehearsal.\n`);
-    run('pnpm', ['exec', 'changeset', 'version', '--snapshot', 'rehearsal'], repo);
-    const versioned = publicPackages(repo);
-    const version = versioned[0]!.manifest.version;
-    if (versioned.some((p) => p.manifest.version !== version)) throw new Error(`versions are not in lockstep: ${versioned.map((p) => `${p.name}@${p.manifest.version}`).join(', ')}`);
-    for (const p of versioned) {
-      const changelog = join(p.dir, 'CHANGELOG.md');
-      if (!existsSync(changelog) || !readFileSync(changelog, 'utf8').includes(`## ${version}`)) throw new Error(`${p.name}: changeset version wrote no CHANGELOG.md entry for ${version}`);
-    }
-    log(`snapshot version ${version} (${versioned.length} packages, CHANGELOG.md entries written)`);
-
-    const upstream = run('npm', ['config', 'get', 'registry'], repo).trim() || 'https://registry.npmjs.org/';
-    registry = await startLocalRegistry(join(work, 'registry'), upstream);
-    // Interrupted (Ctrl-C, a CI timeout's SIGTERM): `finally` would not run, so stop the registry here.
-    const running = registry;
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(signal, () => {
-        try {
-          process.kill(running.pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-        if (process.env.PELK_KEEP_REHEARSAL !== '1') rmSync(work, { recursive: true, force: true });
-        console.error(`release rehearsal interrupted (${signal}); verdaccio (pid ${running.pid}) stopped`);
-        process.exit(signal === 'SIGINT' ? 130 : 143);
-      });
-    }
-    log(`verdaccio (pid ${registry.pid}) serving ${registry.url}, proxying ${upstream} for everything but @pelk/*`);
-    writeFileSync(join(repo, '.npmrc'), registry.npmrc);
-
-    run('pnpm', ['build'], repo);
-    log('built');
-    process.stdout.write(run('pnpm', ['--silent', 'check:packages'], repo));
-    log('packages checked');
-    const published = run('pnpm', ['exec', 'changeset', 'publish', '--no-git-tag'], repo);
-    const names = versioned.map((p) => p.name);
-    for (const name of names) {
-      // npm itself asks (this process's fetch would reuse a keep-alive socket the registry closed while we waited).
-      const found = run('npm', ['view', `${name}@${version}`, 'version'], repo).trim();
-      if (found !== version) throw new Error(`${name}@${version} is not on the local registry after changeset publish:\n${published}`);
-    }
-    log(`published ${names.map((n) => `${n}@${version}`).join(', ')}`);
-
-    const deps = new Map(versioned.map((p) => [p.name, Object.keys((p.manifest.dependencies ?? {}) as object).filter((d) => d.startsWith('@pelk/'))]));
-    const blank = join(work, 'blank');
-    for (const target of TARGETS) {
-      const allowed = dependencyClosure(target.pelk, deps);
-      for (const manager of ['npm', 'pnpm'] as Manager[]) {
-        const specs = [...target.pelk.map((n) => `${n}@${version}`), ...target.peers];
-        const project = installBlank(blank, target.which, manager, registry.npmrc, specs, smokeDir);
-        const installed = installedPackages(project);
-        const pelk = pelkPackages(installed);
-        log(`${target.which} with ${manager}: installed ${installed.length} packages; @pelk: ${pelk.join(', ')}; asked for ${specs.join(' ')}`);
-        log(`  all: ${installed.join(' ')}`);
-        const extra = pelk.filter((n) => !allowed.includes(n));
-        const missing = target.pelk.filter((n) => !pelk.includes(n));
-        if (extra.length || missing.length) throw new Error(`${target.which} (${manager}): unexpected @pelk packages ${extra.join(', ') || '—'}; missing ${missing.join(', ') || '—'}`);
-        smoke(project, target);
-      }
-    }
-
-    const conformanceSpecs = [`@pelk/conformance@${version}`, `@pelk/backend-cpu@${version}`, 'vitest@^4.1.0'];
-    const conformance = installBlank(blank, 'conformance', 'npm', registry.npmrc, conformanceSpecs, smokeDir);
-    writeFileSync(
-      join(conformance.dir, 'cpu.conformance.test.js'),
-      "import { CpuBackend } from '@pelk/backend-cpu';\nimport { defineConformanceSuite } from '@pelk/conformance';\n\ndefineConformanceSuite({ name: 'cpu', createBackend: () => new CpuBackend() });\n",
-    );
-    const fixtures = process.env.PELK_FIXTURES ?? (existsSync(join(repoRoot, '..', 'shared', 'fixtures')) ? join(repoRoot, '..', 'shared', 'fixtures') : undefined);
-    const report = join(conformance.dir, 'report.json');
-    const skipsFile = join(conformance.dir, 'skips.jsonl');
-    writeFileSync(skipsFile, '');
-    const reporters = ['--reporter=dot', '--reporter=json', `--outputFile.json=${report}`, '--reporter=./skips-reporter.mjs'];
-    run('npx', ['vitest', 'run', ...reporters], conformance.dir, { ...process.env, NO_COLOR: '1', PELK_SKIPS_FILE: skipsFile, ...(fixtures ? { PELK_FIXTURES: fixtures } : {}) });
-    const results = JSON.parse(readFileSync(report, 'utf8')) as VitestReport;
-    log(`conformance (cpu, from outside the repository${fixtures ? `, PELK_FIXTURES=${fixtures}` : ''}): ${results.numPassedTests} passed, ${results.numFailedTests} failed, ${results.numPendingTests} skipped`);
-    // Every skip must say why: in its title (`… — skipped: reason`) or through ctx.skip(reason).
-    const skips = readFileSync(skipsFile, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line) as { name: string; note: string | null });
-    const silent = skips.filter((s) => !s.note && !/skipped: /.test(s.name));
-    for (const s of skips) log(`  skipped: ${s.name}${s.note ? ` — ${s.note}` : ''}`);
-    if (silent.length > 0) throw new Error(`${silent.length} conformance test(s) skipped without saying why: ${silent.map((s) => s.name).join('; ')}`);
+    await rehearse(work, (r) => {
+      registry = r;
+    });
   } catch (error) {
     failed = true;
     console.error(error instanceof Error ? error.message : error);
+    if (registry) console.error(`verdaccio's log (last lines, ${registry.logFile}):\n${readFileSync(registry.logFile, 'utf8').split('\n').slice(-30).join('\n')}`);
   } finally {
     if (registry) {
       await registry.stop();
       log(`verdaccio (pid ${registry.pid}) stopped`);
     }
-    if (process.env.PELK_KEEP_REHEARSAL === '1') log(`kept ${work}`);
-    else rmSync(work, { recursive: true, force: true });
+    cleanUp();
   }
   log(failed ? 'release rehearsal FAILED' : 'release rehearsal passed');
   process.exitCode = failed ? 1 : 0;
