@@ -409,6 +409,35 @@ describe('model specs without data (the sequence given separately)', () => {
     expect(thrown(() => readModelSpec(model)).field).toBe('drivers');
   });
 
+  it('writeModelSpec with inputs: null writes a spec without data that reads back with the inputs given', async () => {
+    const cells: ModelCell[] = [
+      gru.random({ inputSize: 2, hiddenSize: 3, seed: 1 }),
+      lstm.random({ inputSize: 2, hiddenSize: 3, seed: 2 }),
+      elman.random({ inputSize: 2, hiddenSize: 3, seed: 3 }),
+      ar({ inner: gru.random({ inputSize: 1, hiddenSize: 3, seed: 4 }), readout: { weight: randomMatrix(2, 3, 5, 0.8), bias: [0.1, -0.2], skip: true } }),
+    ];
+    for (const cell of cells) {
+      const inputs = randomMatrix(7, cell.inputSize, 6);
+      const initialState = Array.from({ length: cell.stateSize }, (_, i) => 0.1 * i);
+      const weights = JSON.parse(JSON.stringify(writeModelSpec(cell, { inputs: null, initialState, name: 'weights only' }))) as Record<string, unknown>;
+      expect(weights, cell.kind).not.toHaveProperty('steps');
+      expect(weights, cell.kind).not.toHaveProperty('drivers');
+      expect(weights.inputs, cell.kind).toBeNull();
+      const spec = readModelSpec(weights, { inputs });
+      expect(spec.steps, cell.kind).toBe(7);
+      expect(spec.initialState, cell.kind).toEqual(initialState);
+      const full = readModelSpec(writeModelSpec(cell, { inputs, initialState }));
+      expect(Array.from(await run(spec.cell, spec.inputs, spec.initialState)), cell.kind).toEqual(Array.from(await run(full.cell, full.inputs, full.initialState)));
+      // Read without a sequence: the error says where one can come from.
+      expect(thrown(() => readModelSpec(weights)).message, cell.kind).toMatch(/given separately \(pelk eval: --inputs FILE\.npy/);
+    }
+    // Reference states belong to one sequence: not without it.
+    const cell = cells[0];
+    expect(thrown(() => writeModelSpec(cell, { inputs: null, initialState: null, states: randomMatrix(7, 3, 1) })).field).toBe('states');
+    // Autonomous cells have no sequence to leave out: they still need steps or states.
+    expect(thrown(() => writeModelSpec(lorenz96({ dimension: 5, forcing: 8, dt: 0.01, integrator: 'rk4' }), { inputs: null, initialState: null })).field).toBe('steps');
+  });
+
   it('what the spec does carry is still checked, and the inputs given are checked against the cell', () => {
     const full = readModelSpec(readFixture('gru-torch-small'));
     const broken = { ...dataFree('gru-torch-small', 'absent'), states: [[1, 2]] };

@@ -85,8 +85,9 @@ export interface ModelSpecJson {
   cell: CellSpec;
   /** How the state is laid out: `'h'`, `'[h, c]'` (LSTM), `'x'` (Lorenz-96), `'[x, h]'` / `'[x, h, c]'` (ar). */
   stateLayout: string;
-  steps: number;
-  /** `[T][I]`; `null` for autonomous cells and for `ar` cells (which take `drivers`). */
+  /** `T`; absent in a spec without data (its sequence is given when it is read). */
+  steps?: number;
+  /** `[T][I]`; `null` for autonomous cells, for `ar` cells (which take `drivers`) and in a spec without data. */
   inputs: number[][] | null;
   /** `ar` cells only: one driver per step, `[T]` for a scalar value, else `[T][I]`. */
   drivers?: number[] | number[][];
@@ -96,7 +97,12 @@ export interface ModelSpecJson {
 
 /** The data {@link writeModelSpec} stores beside the cell. */
 export interface ModelSpecData {
-  /** `[T][I]`; `null` for autonomous cells. For an `ar` cell, its drivers (`[T][I]`), unless `drivers` is given. */
+  /**
+   * `[T][I]`; `null` for autonomous cells. For an `ar` cell, its drivers (`[T][I]`), unless
+   * `drivers` is given. `null` for a cell that takes inputs (and no `drivers`) writes a spec without
+   * data: the cell and `initialState` only, for `readModelSpec(json, { inputs })` or
+   * `pelk eval --inputs`.
+   */
   readonly inputs: number[][] | null;
   /** `ar` cells only, instead of `inputs`: `[T]` drivers for a scalar value, else `[T][I]`. */
   readonly drivers?: ArrayLike<number> | ReadonlyArray<ArrayLike<number>>;
@@ -372,13 +378,18 @@ export function readModelSpec(json: unknown, options?: ReadModelSpecOptions): Mo
 
 /**
  * Writes a cell and the data of one evaluation as model-spec JSON (a plain object; pass it to
- * `JSON.stringify`). Only cells of this package serialise (custom cells cannot).
+ * `JSON.stringify`). Only cells of this package serialise (custom cells cannot). With
+ * `inputs: null` (and no `drivers`), a cell that takes inputs is written without data — weights
+ * in one file, sequences in another.
  *
  * @example
  * ```ts
  * const cell = gru.random({ inputSize: 1, hiddenSize: 4, seed: 1 });
  * const json = writeModelSpec(cell, { inputs: [[0.1], [0.2]], initialState: null, name: 'tiny' });
  * writeFileSync('tiny.json', JSON.stringify(json));
+ * // Weights only; the sequence comes at read time:
+ * const weights = writeModelSpec(cell, { inputs: null, initialState: null });
+ * const spec = readModelSpec(weights, { inputs: [[0.1], [0.2]] });
  * ```
  */
 export function writeModelSpec(cell: ModelCell, data: ModelSpecData): ModelSpecJson {
@@ -389,16 +400,22 @@ export function writeModelSpec(cell: ModelCell, data: ModelSpecData): ModelSpecJ
   const name = optionalString(d.name, 'name');
   const oracle = optionalString(d.oracle, 'oracle');
   const spec = cell.toSpec();
-  const { inputs, initialState, states, steps } = readData(cell, d, true);
+  // No sequence for a cell that takes one: a spec without data (its sequence is given at read time).
+  const noSequence = (d.inputs === null || d.inputs === undefined) && (d.drivers === null || d.drivers === undefined);
+  const withoutData = cell.inputSize > 0 && noSequence;
+  if (withoutData && d.states !== undefined && d.states !== null) {
+    throw new InvalidArgumentError('states', 'no states in a spec without inputs (reference states belong to one sequence)', describeValue(d.states));
+  }
+  const { inputs, initialState, states, steps } = readData(cell, d, true, withoutData);
   const isAr = cell.kind === 'ar';
   return {
     ...(name !== undefined ? { name } : {}),
     ...(oracle !== undefined ? { oracle } : {}),
     cell: spec,
     stateLayout: stateLayout(cell),
-    steps,
+    ...(withoutData ? {} : { steps }),
     inputs: isAr ? null : inputs,
-    ...(isAr ? { drivers: cell.inputSize === 1 ? inputs!.map((r) => r[0]) : inputs! } : {}),
+    ...(isAr && inputs ? { drivers: cell.inputSize === 1 ? inputs.map((r) => r[0]) : inputs } : {}),
     initialState,
     ...(states ? { states } : {}),
   };
