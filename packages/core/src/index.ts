@@ -68,5 +68,6 @@ export {
   assertPositiveInteger,
   assertPositiveNumber,
   checkKalmanModel,
+  shapeOfInputs,
   toHostTensor,
 } from './validate.js';

@@ -29,7 +29,7 @@
  * `inputs`, `drivers`, `steps` and `states` may be absent or `null`; without it, an input-driven
  * cell's missing sequence is an error saying where it can come from.
  */
-import { type InputsLike, InvalidArgumentError, ShapeError, assertPositiveInteger, checkKnownKeys, describeValue } from '@pelk/core';
+import { type InputsLike, InvalidArgumentError, ShapeError, assertPositiveInteger, checkKnownKeys, describeValue, shapeOfInputs } from '@pelk/core';
 import { type ArCell, arFromParts } from './ar.js';
 import { ELMAN_KERAS_CONFIG_KEYS, ELMAN_TORCH_OPTION_KEYS, elmanFromKeras, elmanFromTorch } from './elman.js';
 import { GRU_FLAX_OPTION_KEYS, GRU_KERAS_CONFIG_KEYS, gruFromFlax, gruFromKeras, gruFromTorch } from './gru.js';
@@ -262,11 +262,7 @@ function readData(
     }
     if (o.drivers === null || o.drivers === undefined) {
       if (!supplied) {
-        throw new InvalidArgumentError(
-          'drivers',
-          `${I === 1 ? '[T]' : `[T][${I}]`} numbers (an 'ar' cell takes one driver per step) in the spec or given separately (pelk eval: --inputs FILE.npy; API: readModelSpec(json, { inputs }))`,
-          describeValue(o.drivers),
-        );
+        throw new InvalidArgumentError('drivers', `${I === 1 ? '[T]' : `[T][${I}]`} numbers (an 'ar' cell takes one driver per step) ${SEQUENCE_SOURCES}`, describeValue(o.drivers));
       }
     } else {
       const T = steps ?? lengthOf(o.drivers);
@@ -311,20 +307,10 @@ function suppliedSteps(cell: ModelCell, inputs: NonNullable<InputsLike>): number
   if (cell.inputSize === 0) {
     throw new InvalidArgumentError('inputs', `null (a '${cell.kind}' cell takes no inputs)`, describeValue(inputs));
   }
-  let shape: number[];
-  if (Array.isArray(inputs)) {
-    shape = [];
-    let probe: unknown = inputs;
-    for (; Array.isArray(probe); probe = probe[0]) shape.push(probe.length);
-    // A typed-array row ends the nesting: [T][I] with Float64Array rows.
-    if (ArrayBuffer.isView(probe)) shape.push((probe as unknown as ArrayLike<number>).length);
-  } else if (typeof inputs === 'object' && inputs !== null && Array.isArray((inputs as { shape?: unknown }).shape)) {
-    shape = [...inputs.shape];
-  } else {
-    throw new InvalidArgumentError('inputs', `[T, ${cell.inputSize}] or [B, T, ${cell.inputSize}] data`, describeValue(inputs));
-  }
+  // The same shape check evaluate makes (rectangular nesting, { data, shape }), values unread.
+  const shape = shapeOfInputs(inputs, 'inputs', [2, 3]);
   const what = `shape [T, ${cell.inputSize}] or [B, T, ${cell.inputSize}] with T ≥ 1`;
-  if ((shape.length !== 2 && shape.length !== 3) || shape[shape.length - 1] !== cell.inputSize || shape[shape.length - 2] < 1) {
+  if (shape[shape.length - 1] !== cell.inputSize || shape[shape.length - 2] < 1) {
     throw new ShapeError('inputs', `${what} (the '${cell.kind}' cell's input size is ${cell.inputSize})`, `shape [${shape.join(', ')}]`);
   }
   return shape[shape.length - 2];

@@ -22,11 +22,11 @@ export async function installBlank(parent: string, label: string, manager: Manag
   const dir = join(parent, `${label}-${manager}`);
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'package.json'), `${JSON.stringify({ name: `blank-${label}`, version: '0.0.0', private: true, type: 'module' }, null, 2)}\n`);
-  // pnpm: no workspace above us, no release-age quarantine for the snapshot we just published.
-  const pnpmSettings = manager === 'pnpm' ? 'minimum-release-age=0\n' : '';
-  writeFileSync(join(dir, '.npmrc'), npmrc + pnpmSettings);
-  // pnpm ≥ 10 refuses to install a package whose build script was neither allowed nor denied; Dawn's
-  // `webgpu` has one that only clears a macOS quarantine flag (the backend-webgpu README says so).
+  writeFileSync(join(dir, '.npmrc'), npmrc);
+  // pnpm's settings (pnpm-workspace.yaml): a workspace root of its own, so no workspace above us
+  // applies; no release-age quarantine for the snapshot we just published; and an allowBuilds
+  // decision for Dawn's `webgpu`, whose build script (it only clears a macOS quarantine flag) pnpm
+  // ≥ 10 refuses to skip silently (the backend-webgpu README says so).
   if (manager === 'pnpm') writeFileSync(join(dir, 'pnpm-workspace.yaml'), 'packages: []\nminimumReleaseAge: 0\nallowBuilds:\n  webgpu: false\n');
   cpSync(smokeDir, dir, { recursive: true });
   const args = manager === 'npm' ? ['install', '--no-audit', '--no-fund', '--loglevel=error', ...specs] : ['add', '--reporter=silent', ...specs];

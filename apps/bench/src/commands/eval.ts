@@ -13,12 +13,12 @@ import { dirname, extname, resolve } from 'node:path';
 import {
   type DType,
   type EvaluateOptions,
+  type InputsLike,
   InvalidArgumentError,
   type KalmanMode,
   type LyapunovEstimate,
   type Method,
   type MethodRun,
-  type ShapedArray,
   type StopReason,
   evaluate,
   nest,
@@ -114,8 +114,8 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
   }
   // --inputs replaces the spec's data, so a spec without any (weights only) reads; without --inputs
   // the spec must carry the sequence, and readModelSpec's error says --inputs can give it.
-  const spec = given === undefined ? readModelSpec(json) : readModelSpec(json, { inputs: given });
-  const inputs: ShapedArray | number[][] | null = spec.inputs;
+  const spec = readModelSpec(json, { inputs: given });
+  const inputs: InputsLike = spec.inputs;
   const backend = await createBackend(o.backend);
   const options: EvaluateOptions = {
     backend,
