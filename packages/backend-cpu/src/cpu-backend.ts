@@ -1,6 +1,10 @@
 import {
   type BackendCapabilities,
   type BackendMemory,
+  type BindContext,
+  type CellProgram,
+  type FusedCell,
+  bindHostProgram,
   type BinaryOp,
   type ComputeBackend,
   type DType,
@@ -187,6 +191,11 @@ export class CpuBackend implements ComputeBackend {
   /** The tensor's typed array itself (no copy): host kernels read it; see `ComputeBackend.hostData`. */
   hostData(x: Tensor): HostArray {
     return this.t(x).data;
+  }
+
+  /** Fused cell kernels: core's host kernels over this backend's storage (see `ComputeBackend.bindProgram`). */
+  bindProgram(program: CellProgram, context: BindContext): FusedCell | undefined {
+    return bindHostProgram(this, program, context);
   }
 
   // ---- shape ops ----------------------------------------------------------------------------

@@ -2,6 +2,10 @@ import {
   type BackendCapabilities,
   type BackendMemory,
   type BinaryOp,
+  type BindContext,
+  type CellProgram,
+  type FusedCell,
+  bindHostProgram,
   type ComputeBackend,
   type DType,
   type HostArray,
@@ -90,6 +94,8 @@ export class TfjsBackend implements ComputeBackend {
    * sequential method as one tight loop instead of a dozen tfjs ops per step. Absent elsewhere.
    */
   readonly hostData?: (t: Tensor) => HostArray;
+  /** Fused cell kernels on the host-memory tfjs backends: core's host kernels over the tensors' storage. */
+  readonly bindProgram?: (program: CellProgram, context: BindContext) => FusedCell | undefined;
 
   constructor(tf: Tf, tfBackend: string, options: TfjsLimitsOptions = {}, device?: string) {
     const maxTotal = options.maxTotalBytes ?? defaultTfjsMemoryBudget(tfBackend);
@@ -99,7 +105,10 @@ export class TfjsBackend implements ComputeBackend {
     this.tf = tf;
     this.tfBackend = tfBackend;
     const hostMemory = tfBackend === 'cpu' || tfBackend === 'wasm';
-    if (hostMemory) this.hostData = (t) => this.hostView(t);
+    if (hostMemory) {
+      this.hostData = (t) => this.hostView(t);
+      this.bindProgram = (program, context) => bindHostProgram(this, program, context);
+    }
     this.capabilities = {
       dtypes: ['float32'],
       epsilon: { float32: 2 ** -24 },

@@ -25,6 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AR_GRU_FIXTURE, defineArGruCases } from './ar-gru-cases.js';
 import { checkJacobians, failingCell, jacobianCases, randomGru } from './cases.js';
 import { FIXTURE_NAMES, findFixture, loadFixture } from './fixtures.js';
+import { defineFusedCases } from './fused-cases.js';
 import { defineCertificateCases } from './certificate-cases.js';
 import { defineMemoryCases } from './memory-cases.js';
 import { defineLyapunovCases } from './lyapunov-cases.js';
@@ -356,7 +357,10 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
         describe('fixtures (independent float64 oracles)', () => {
           for (const name of FIXTURE_NAMES) {
             for (const method of methods) {
-              it(`${name} with ${method}`, async () => {
+              // Each fixture and method twice: with the backend's fused cell kernels (when it has
+              // them for the cell) and op by op, both against the oracle.
+              for (const fused of [true, false]) {
+              it(`${name} with ${method}${fused ? '' : ' (op by op)'}`, async () => {
                 const spec = readModelSpec(loadFixture(name));
                 const oracle = Float64Array.from(spec.states!.flat());
                 const D = spec.cell.stateSize;
@@ -369,7 +373,9 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
                   // is within reach and is the float32 default.
                   tolerance: dtype === 'float64' ? 1e-11 : name === 'lorenz96-small' ? 1e-4 : 1e-5,
                 };
-                const { result, states } = await run(spec.cell, spec.inputs, opts);
+                const { result, states } = await run(spec.cell, spec.inputs, { ...opts, fused });
+                const hasKernels = backend.bindProgram !== undefined && spec.cell.program?.() !== undefined;
+                expect(result.diagnostics.fused, 'diagnostics.fused').toBe(fused && hasKernels);
                 expect(result.converged, `${result.reason}, residual ${result.residual}`).toBe(true);
                 expect(result.residual).toBeLessThanOrEqual(opts.tolerance!);
                 // float64: the whole trajectory. float32: compare where the oracle's own float32
@@ -380,6 +386,7 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
                 if (dtype === 'float64') expect(maxAbsDiff(states, oracle)).toBeLessThanOrEqual(1e-9);
                 else await compareFloat32(name, spec, states, oracle, D, result.residual);
               });
+              }
             }
           }
         });
@@ -541,6 +548,8 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
           }
         });
 
+        describe('fused cell kernels equal the op-by-op cells', () => defineFusedCases(() => backend, dtype));
+
         describe('shapes: T = 1, odd T, block boundaries, batches', () => {
           // 2500 crosses the sequential solver's chunks of 1024 steps.
           for (const T of [1, 2, 7, 63, 64, 65, 257, 2500]) {
@@ -647,6 +656,7 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
             await expect(call(inputs, { method: 'newton' as Method })).rejects.toBeInstanceOf(UnknownMethodError);
             await expect(call(inputs, { maxIterations: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
             await expect(call(inputs, { initialState: [Number.POSITIVE_INFINITY, 0, 0, 0, 0, 0] })).rejects.toBeInstanceOf(NonFiniteError);
+            await expect(call(inputs, { fused: 'yes' as never })).rejects.toMatchObject({ field: 'options.fused', expected: 'a boolean' });
             expect(backend.memory().tensors).toBe(before);
           });
 

@@ -12,6 +12,9 @@
  *   with the row index first (`A[b, t, i, j]` multiplies `s[j]` into row `i`).
  */
 
+import type { BindContext } from './cell.js';
+import type { CellProgram, FusedCell } from './program.js';
+
 /** Element type of a tensor. */
 export type DType = 'float32' | 'float64';
 
@@ -239,6 +242,14 @@ export interface ComputeBackend {
    * for a tensor they have just created and not yet shared, which they may fill in place.
    */
   hostData?(t: Tensor): HostArray;
+
+  /**
+   * Optional fused cell kernels (see `program.ts`): binds a cell's {@link CellProgram} to this
+   * backend and one sequence of inputs, or returns `undefined` when the backend has no kernel for
+   * it (its kind, an activation, the dtype). Core then evaluates with the cell's op-by-op
+   * `BoundCell`. Checks `context` as `Cell.bind` does, before allocating.
+   */
+  bindProgram?(program: CellProgram, context: BindContext): FusedCell | undefined;
 }
 
 /** What {@link ComputeBackend.sanitize} returns. */

@@ -1,4 +1,5 @@
 import type { ComputeBackend, DType, Tensor } from './backend.js';
+import type { CellProgram } from './program.js';
 
 /** Which Jacobian a solver needs: the full `D×D` matrix (DEER) or only its diagonal (quasi-DEER). */
 export type JacobianKind = 'dense' | 'diagonal';
@@ -21,6 +22,12 @@ export interface Cell {
    * @param inputs `[B, T, I]`, or `null` for an autonomous cell.
    */
   bind(backend: ComputeBackend, context: BindContext): BoundCell;
+  /**
+   * Optional: the cell as a backend-neutral {@link CellProgram}, so that a backend with fused kernels
+   * for it (`ComputeBackend.bindProgram`) evaluates it in one pass per sweep instead of op by op.
+   * Custom cells leave it out.
+   */
+  program?(): CellProgram | undefined;
 }
 
 /** What a cell is bound to. */

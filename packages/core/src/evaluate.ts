@@ -1,7 +1,9 @@
 import type { ComputeBackend, DType, HostArray, Tensor } from './backend.js';
 import type { BoundCell, Cell } from './cell.js';
 import { InvalidArgumentError, ResourceLimitError, ShapeError, UnknownMethodError, describeValue } from './errors.js';
+import { bindFused, lazyBound } from './fused/bind.js';
 import { estimateEvaluationBytes } from './memory.js';
+import type { FusedCell } from './program.js';
 import { resolveBackend } from './registry.js';
 import { type ElkDamping, solveElk } from './solvers/elk.js';
 import { solveNewton } from './solvers/newton.js';
@@ -66,6 +68,7 @@ const EVALUATE_OPTION_KEYS = [
   'sigmaSq',
   'allowSequential',
   'lyapunov',
+  'fused',
 ] as const satisfies readonly (keyof EvaluateOptions)[];
 
 /** A validated evaluation request, before anything is allocated on the backend. */
@@ -89,6 +92,8 @@ interface Plan {
   readonly allowSequential: boolean;
   /** Estimate the Lyapunov exponent (undefined: only when a parallel method runs). */
   readonly lyapunov: boolean | undefined;
+  /** Use the backend's fused kernels when it has them for the cell. */
+  readonly fused: boolean;
 }
 
 /**
@@ -278,6 +283,9 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
   if (options.lyapunov !== undefined && typeof options.lyapunov !== 'boolean') {
     throw new InvalidArgumentError('options.lyapunov', 'a boolean', describeValue(options.lyapunov));
   }
+  if (options.fused !== undefined && typeof options.fused !== 'boolean') {
+    throw new InvalidArgumentError('options.fused', 'a boolean', describeValue(options.fused));
+  }
 
   // 'auto' may end on dense ELK only if that fits; quasi-ELK and sequential always fit when quasi-DEER does.
   checkMemory(method, batch, steps, D, dtype, cell, backend);
@@ -299,6 +307,7 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
     sigmaSq,
     allowSequential,
     lyapunov: options.lyapunov,
+    fused: options.fused ?? true,
   };
 }
 
@@ -389,6 +398,8 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
 
   const owned: Tensor[] = [];
   let bound: BoundCell | undefined;
+  let fused: FusedCell | undefined;
+  let usedFused = false;
   let output: SolverOutput | undefined;
   let methods: MethodRun[] = [];
   try {
@@ -421,13 +432,25 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
       }
     }
     if (sequentialReason !== undefined) {
-      output = await solveSequentialSegments(base, T, (start, steps) => bindWindow(source, start, steps, B), pl.progressEvery);
+      output = await solveSequentialSegments(
+        base,
+        T,
+        (start, steps) => {
+          const window = bindWindow(source, start, steps, B, pl.fused);
+          usedFused ||= window.fused !== undefined;
+          return window;
+        },
+        pl.progressEvery,
+      );
       methods = [{ method: 'sequential', iterations: 1, reason: sequentialReason }];
     } else {
       const inputTensor = pl.inputs ? backend.fromArray(pl.inputs.data, [B, T, cell.inputSize], dtype) : null;
       if (inputTensor) owned.push(inputTensor);
-      bound = cell.bind(backend, { dtype, inputs: inputTensor, batch: B, steps: T });
-      const run = await solve({ ...base, cell: bound, steps: T }, pl, cell);
+      const context = { dtype, inputs: inputTensor, batch: B, steps: T };
+      fused = pl.fused ? bindFused(backend, cell, context) : undefined;
+      usedFused = fused !== undefined;
+      bound = fused ? lazyBound(cell, backend, context) : cell.bind(backend, context);
+      const run = await solve({ ...base, cell: bound, fused, steps: T }, pl, cell);
       output = run.output;
       methods = run.methods;
     }
@@ -436,11 +459,12 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
     const states = pl.batched ? output.states : backend.reshape(output.states, shape);
     if (states !== output.states) backend.dispose(output.states);
     const elapsedMs = performance.now() - startedAt;
-    return makeResult(backend, pl, output, states, shape, elapsedMs, methods, lyapunov);
+    return makeResult(backend, pl, output, states, shape, elapsedMs, methods, lyapunov, usedFused);
   } catch (err) {
     if (output) backend.dispose(output.states);
     throw err;
   } finally {
+    fused?.dispose();
     bound?.dispose();
     backend.dispose(owned);
     // Pooled buffers served this evaluation's iterations; release them so nothing stays resident.
@@ -546,6 +570,7 @@ function makeResult(
   elapsedMs: number,
   methods: MethodRun[],
   lyapunov: LyapunovEstimate | undefined,
+  fused: boolean,
 ): EvaluateResult {
   // The certificate. Solvers end 'converged' only on a clean iterate within the tolerance; the
   // residual is checked here once more so that no solver path can hand out a false claim.
@@ -570,6 +595,7 @@ function makeResult(
       elapsedMs,
       tolerance: pl.tolerance,
       maxIterations: pl.maxIterations,
+      fused,
       ...(lyapunov ? { lyapunov } : {}),
     },
     methods,

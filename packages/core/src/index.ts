@@ -22,6 +22,18 @@ export type {
 export { shapeSize } from './backend.js';
 export type { BindContext, BoundCell, Cell, JacobianKind, Rollout } from './cell.js';
 export {
+  type CellProgram,
+  type FusedCell,
+  type FusedLinearization,
+  type FusedLinearizeOptions,
+  type ProgramActivation,
+  type RnnProgram,
+  SCALAR_ACTIVATIONS,
+  type ScalarActivation,
+} from './program.js';
+export { bindHostProgram, checkProgram } from './fused/host-bind.js';
+export { type HostRnnKernel, hostMatVec, hostRnnKernel, storedAs } from './fused/host-rnn.js';
+export {
   AbortError,
   BackendUnavailableError,
   InvalidArgumentError,
@@ -67,6 +79,7 @@ export {
   assertFinite,
   assertPositiveInteger,
   assertPositiveNumber,
+  checkBindContext,
   checkKalmanModel,
   shapeOfInputs,
   toHostTensor,

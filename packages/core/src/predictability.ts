@@ -6,6 +6,8 @@
  */
 import type { ComputeBackend, DType, Tensor } from './backend.js';
 import type { BoundCell, Cell } from './cell.js';
+import { bindFused, lazyBound } from './fused/bind.js';
+import type { FusedCell } from './program.js';
 import { type LyapunovEstimate, estimateLyapunov } from './lyapunov.js';
 import { lyapunovWindow } from './lyapunov-window.js';
 import type { Pacer } from './solvers/problem.js';
@@ -31,8 +33,17 @@ function windowOf(src: WindowSource, at: 'start' | 'end'): { start: number; step
   return w && { ...w, start: at === 'end' ? src.steps - w.steps : 0 };
 }
 
-/** Binds the cell to steps `[start, start + steps)` of the first `rows` sequences' inputs. */
-export function bindWindow(src: WindowSource, start: number, steps: number, rows: number): { cell: BoundCell; owned: Tensor[] } {
+/**
+ * Binds the cell to steps `[start, start + steps)` of the first `rows` sequences' inputs. With
+ * `fused`, the backend's fused kernels are bound when it has them, and the op-by-op cell only lazily.
+ */
+export function bindWindow(
+  src: WindowSource,
+  start: number,
+  steps: number,
+  rows: number,
+  fused = false,
+): { cell: BoundCell; fused?: FusedCell; owned: Tensor[] } {
   const { backend, cell } = src;
   let segment: Tensor | null = null;
   if (src.inputs) {
@@ -43,7 +54,11 @@ export function bindWindow(src: WindowSource, start: number, steps: number, rows
     segment = backend.fromArray(data, [rows, steps, I], src.dtype);
   }
   try {
-    return { cell: cell.bind(backend, { dtype: src.dtype, inputs: segment, batch: rows, steps }), owned: segment ? [segment] : [] };
+    const context = { dtype: src.dtype, inputs: segment, batch: rows, steps };
+    const owned = segment ? [segment] : [];
+    const kernels = fused ? bindFused(backend, cell, context) : undefined;
+    if (kernels) return { cell: lazyBound(cell, backend, context), fused: kernels, owned };
+    return { cell: cell.bind(backend, context), owned };
   } catch (err) {
     if (segment) backend.dispose(segment);
     throw err;

@@ -160,6 +160,12 @@ export interface EvaluateOptions {
    * Default: `true` when a parallel method runs, `false` for sequential evaluation.
    */
   readonly lyapunov?: boolean;
+  /**
+   * Use the backend's fused kernels for the cell (`ComputeBackend.bindProgram`) when both have them:
+   * one pass per linearisation, sweep and rollout instead of op by op. Default `true`; `false`
+   * forces the op-by-op path (the reference the fused kernels are checked against).
+   */
+  readonly fused?: boolean;
 }
 
 /** The outcome of {@link evaluate}. The caller owns `states` and frees it with `dispose()`. */
@@ -181,8 +187,8 @@ export interface EvaluateResult {
   /** Why the evaluation stopped (`'converged'` exactly when `converged` is true). */
   readonly reason: StopReason;
   /**
-   * True residual `max_t ‖s_t − f(s_{t−1})‖∞` of the returned states, evaluated in the result's
-   * dtype (parallel methods). The sequential method computes each `s_t` as `f(s_{t−1})`, so it
+   * True residual `max_t ‖s_t − f(s_{t−1})‖∞` of the returned states (parallel methods), evaluated
+   * in the result's dtype — or, by fused host kernels, in float64 from the stored states. The sequential method computes each `s_t` as `f(s_{t−1})`, so it
    * reports 0 by construction, or NaN when the trajectory overflowed.
    */
   readonly residual: number;
@@ -198,6 +204,8 @@ export interface EvaluateResult {
     /** Tolerance and iteration cap actually used. */
     readonly tolerance: number;
     readonly maxIterations: number;
+    /** Whether the backend's fused kernels evaluated the cell (see `options.fused`). */
+    readonly fused: boolean;
     /**
      * The largest Lyapunov exponent (per step) along the returned trajectory's last window (see
      * `options.lyapunov`), with its verdict and a one-line reading; method `auto` on a parallel

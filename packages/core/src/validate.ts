@@ -4,6 +4,7 @@
  */
 import { InvalidArgumentError, NonFiniteError, ShapeError, describeValue } from './errors.js';
 import type { KalmanModel } from './backend.js';
+import type { BindContext } from './cell.js';
 import type { ShapedArray } from './types.js';
 
 /** A validated host array: flat float64 data and its shape. */
@@ -189,4 +190,35 @@ export function checkKalmanModel(model: KalmanModel, dense: boolean): [number, n
     if (!(typeof v === 'number' && Number.isFinite(v) && v > 0)) throw new InvalidArgumentError(field, 'a finite number > 0', describeValue(v));
   }
   return [B, T, D];
+}
+
+/**
+ * Checks a bind context against a cell's input size before anything is allocated (every
+ * `Cell.bind` and `ComputeBackend.bindProgram` runs it): dtype, positive integer batch and steps,
+ * and inputs of shape `[batch, steps, inputSize]` in that dtype — or none for an autonomous cell.
+ */
+export function checkBindContext(ctx: BindContext, inputSize: number, kind: string): void {
+  if (!ctx || typeof ctx !== 'object') throw new InvalidArgumentError('context', 'a BindContext', describeValue(ctx));
+  if (ctx.dtype !== 'float32' && ctx.dtype !== 'float64') {
+    throw new InvalidArgumentError('context.dtype', "'float32' or 'float64'", describeValue(ctx.dtype));
+  }
+  if (!Number.isInteger(ctx.batch) || ctx.batch < 1) {
+    throw new InvalidArgumentError('context.batch', 'a positive integer', describeValue(ctx.batch));
+  }
+  if (!Number.isInteger(ctx.steps) || ctx.steps < 1) {
+    throw new InvalidArgumentError('context.steps', 'a positive integer', describeValue(ctx.steps));
+  }
+  if (inputSize === 0) {
+    if (ctx.inputs !== null && ctx.inputs !== undefined) {
+      throw new InvalidArgumentError('context.inputs', `null (a '${kind}' cell takes no inputs)`, 'a tensor');
+    }
+    return;
+  }
+  const expected = [ctx.batch, ctx.steps, inputSize];
+  const x = ctx.inputs;
+  const text = (shape: readonly number[]) => `shape [${shape.join(', ')}]`;
+  if (!x || !Array.isArray(x.shape) || x.shape.length !== 3 || x.shape.some((d, i) => d !== expected[i])) {
+    throw new ShapeError('context.inputs', `a tensor of ${text(expected)}`, x?.shape ? text(x.shape) : describeValue(x));
+  }
+  if (x.dtype !== ctx.dtype) throw new InvalidArgumentError('context.inputs.dtype', `'${ctx.dtype}'`, `'${x.dtype}'`);
 }

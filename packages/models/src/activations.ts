@@ -2,10 +2,10 @@
  * Activation functions as backend op sequences: the forward map and its derivative, so every cell
  * gets analytic Jacobians for every activation it supports.
  */
-import { type ComputeBackend, InvalidArgumentError, type Tensor, describeValue } from '@pelk/core';
+import { type ComputeBackend, InvalidArgumentError, type ProgramActivation, type Tensor, describeValue } from '@pelk/core';
 
-/** Activation names the cells accept. */
-export type ActivationName = 'sigmoid' | 'hardSigmoid' | 'tanh' | 'relu' | 'linear';
+/** Activation names the cells accept (core's program activations; their scalar forms are core's `SCALAR_ACTIVATIONS`). */
+export type ActivationName = ProgramActivation;
 
 /** One activation as backend ops. */
 export interface Activation {
@@ -14,8 +14,6 @@ export interface Activation {
   forward(backend: ComputeBackend, x: Tensor): Tensor;
   /** `act'(x)`, given the pre-activation `x` and `y = act(x)` (whichever is cheaper to use). */
   derivative(backend: ComputeBackend, x: Tensor, y: Tensor): Tensor;
-  /** The same function on one number, for fused host kernels. */
-  scalar(x: number): number;
 }
 
 const TABLE: Readonly<Record<ActivationName, Activation>> = {
@@ -24,35 +22,28 @@ const TABLE: Readonly<Record<ActivationName, Activation>> = {
     name: 'sigmoid',
     forward: (b, x) => b.unary('sigmoid', x),
     derivative: (b, _x, y) => b.binary('mul', y, b.affine(y, -1, 1)),
-    // Branch-free: exp(−x) overflows to +∞ for x ≪ 0 and 1/∞ = 0, the correct limit.
-    scalar: (x) => 1 / (1 + Math.exp(-x)),
   },
   // clip(0.2x + 0.5, 0, 1) (TensorFlow.js / Keras 2); derivative 0.2 inside |x| < 2.5.
   hardSigmoid: {
     name: 'hardSigmoid',
     forward: (b, x) => b.unary('hardSigmoid', x),
     derivative: (b, x) => b.unary('hardSigmoidGrad', x),
-    scalar: (x) => Math.min(1, Math.max(0, 0.2 * x + 0.5)),
   },
   // tanh' = 1 − tanh².
   tanh: {
     name: 'tanh',
     forward: (b, x) => b.unary('tanh', x),
     derivative: (b, _x, y) => b.affine(b.unary('square', y), -1, 1),
-    scalar: Math.tanh,
   },
   relu: {
     name: 'relu',
     forward: (b, x) => b.unary('relu', x),
     derivative: (b, x) => b.unary('step', x),
-    // biome-ignore lint/complexity/useMathMinMax: NaN → 0 as in the backends' relu (Math.max gives NaN).
-    scalar: (x) => (x > 0 ? x : 0),
   },
   linear: {
     name: 'linear',
     forward: (_b, x) => x,
     derivative: (b, x) => b.affine(x, 0, 1),
-    scalar: (x) => x,
   },
 };
 

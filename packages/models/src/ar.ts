@@ -33,7 +33,7 @@ import type { ElmanCell } from './elman.js';
 import type { GruCell } from './gru.js';
 import { fieldName, readObject, readWeight, rows, toNested, transpose } from './host.js';
 import type { LstmCell } from './lstm.js';
-import { type HostRnn, type RnnCore, type RnnKernel, coreOf } from './rnn-core.js';
+import { type HostRnn, type RnnCore, type RnnKernel, coreOf, hostRnn } from './rnn-core.js';
 import type { ArSpec, ModelCell, WeightLike } from './types.js';
 
 /** A recurrent cell of this package that can be the inner cell of an `ar` cell. */
@@ -191,7 +191,7 @@ export class ArCell implements ModelCell {
       const dx = b.reshape(rowSums, [...rowSums.shape.slice(0, -2), I]);
       return { value, jacobian: b.concat([dx, inner.jacobian!], -1) };
     };
-    const host = core.host?.(context.dtype);
+    const host = hostRnn(core, context.dtype);
     return makeBoundCell({
       backend,
       kind: this.kind,
@@ -200,7 +200,7 @@ export class ArCell implements ModelCell {
       drive: context.inputs,
       owned,
       forward,
-      hostStep: host ? arHostStep(host, I, H, storedAs(context.dtype, W), storedAs(context.dtype, this.bias), skip) : undefined,
+      hostStep: arHostStep(host, I, H, storedAs(context.dtype, W), storedAs(context.dtype, this.bias), skip),
     });
   }
 }
@@ -211,7 +211,7 @@ function softplus(v: number): number {
 }
 
 /**
- * The fused host kernel of one AR step (inner cells with a host kernel: GRU): project `x`, run
+ * The fused host kernel of one AR step: project `x` with the inner cell's host kernel, run
  * the inner step into the `h` part of the output row, then the readout and the noise.
  */
 function arHostStep(host: HostRnn, I: number, H: number, W: Float64Array, bias: Float64Array, skip: boolean): HostStep {

@@ -12,6 +12,7 @@ import {
   type JacobianKind,
   ShapeError,
   type Tensor,
+  checkBindContext,
   describeValue,
 } from '@pelk/core';
 import { sameShape, shapeText } from './host.js';
@@ -26,31 +27,8 @@ export type Want = 'value' | JacobianKind;
  */
 export type ForwardFn = (prev: Tensor, drive: Tensor | null, want: Want) => { value: Tensor; jacobian?: Tensor };
 
-/** Checks the bind context against a cell's sizes before anything is allocated. */
-export function checkContext(ctx: BindContext, inputSize: number, kind: string): void {
-  if (!ctx || typeof ctx !== 'object') throw new InvalidArgumentError('context', 'a BindContext', describeValue(ctx));
-  if (ctx.dtype !== 'float32' && ctx.dtype !== 'float64') {
-    throw new InvalidArgumentError('context.dtype', "'float32' or 'float64'", describeValue(ctx.dtype));
-  }
-  if (!Number.isInteger(ctx.batch) || ctx.batch < 1) {
-    throw new InvalidArgumentError('context.batch', 'a positive integer', describeValue(ctx.batch));
-  }
-  if (!Number.isInteger(ctx.steps) || ctx.steps < 1) {
-    throw new InvalidArgumentError('context.steps', 'a positive integer', describeValue(ctx.steps));
-  }
-  if (inputSize === 0) {
-    if (ctx.inputs !== null && ctx.inputs !== undefined) {
-      throw new InvalidArgumentError('context.inputs', `null (a '${kind}' cell takes no inputs)`, 'a tensor');
-    }
-    return;
-  }
-  const expected = [ctx.batch, ctx.steps, inputSize];
-  const x = ctx.inputs;
-  if (!x || !sameShape(x.shape, expected)) {
-    throw new ShapeError('context.inputs', `a tensor of ${shapeText(expected)}`, x ? shapeText(x.shape) : describeValue(x));
-  }
-  if (x.dtype !== ctx.dtype) throw new InvalidArgumentError('context.inputs.dtype', `'${ctx.dtype}'`, `'${x.dtype}'`);
-}
+/** Checks the bind context against a cell's sizes before anything is allocated (core's check). */
+export const checkContext = checkBindContext;
 
 /**
  * Runs `build` inside a `tidy` so its temporaries are freed, while every tensor passed to `own`
@@ -228,48 +206,6 @@ export function sum(backend: ComputeBackend, ...terms: Tensor[]): Tensor {
   let acc = terms[0];
   for (let k = 1; k < terms.length; k++) acc = backend.binary('add', acc, terms[k]);
   return acc;
-}
-
-/**
- * `out[oOff + j] = Σ_k x[xOff + k] · Wt[k, colStart + j]` for `cols` outputs, with `Wt` the
- * transposed recurrent matrix (`[K, N]` row-major): the matrix–vector product of host kernels.
- * Eight values of `x` are folded into each pass over the output (measured fastest in V8 without
- * SIMD, ~0.9 GMAC/s on this project's machines, vs ~0.7 for dot products).
- */
-export function hostMatVec(
-  Wt: Float64Array,
-  N: number,
-  colStart: number,
-  cols: number,
-  K: number,
-  x: HostArray,
-  xOff: number,
-  out: Float64Array,
-  oOff: number,
-): void {
-  for (let j = 0; j < cols; j++) out[oOff + j] = 0;
-  let k = 0;
-  for (; k + 7 < K; k += 8) {
-    const x0 = x[xOff + k];
-    const x1 = x[xOff + k + 1];
-    const x2 = x[xOff + k + 2];
-    const x3 = x[xOff + k + 3];
-    const x4 = x[xOff + k + 4];
-    const x5 = x[xOff + k + 5];
-    const x6 = x[xOff + k + 6];
-    const x7 = x[xOff + k + 7];
-    const r = k * N + colStart;
-    for (let j = 0; j < cols; j++) {
-      const c = r + j;
-      out[oOff + j] +=
-        x0 * Wt[c] + x1 * Wt[c + N] + x2 * Wt[c + 2 * N] + x3 * Wt[c + 3 * N] + x4 * Wt[c + 4 * N] + x5 * Wt[c + 5 * N] + x6 * Wt[c + 6 * N] + x7 * Wt[c + 7 * N];
-    }
-  }
-  for (; k < K; k++) {
-    const v = x[xOff + k];
-    const r = k * N + colStart;
-    for (let j = 0; j < cols; j++) out[oOff + j] += v * Wt[r + j];
-  }
 }
 
 /** One block of {@link rowScaledSum}: rows `[row, row + R)`, columns `[col, col + K)` of the output. */

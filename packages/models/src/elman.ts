@@ -6,15 +6,16 @@ import {
   type BindContext,
   type BoundCell,
   type ComputeBackend,
+  type RnnProgram,
   InvalidArgumentError,
   type Tensor,
   checkKnownKeys,
   describeValue,
 } from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
-import { type HostStep, hostMatVec, scaleRows, storedAs } from './bound.js';
+import { scaleRows } from './bound.js';
 import { diagonal, fieldName, randomOptions, readObject, transpose, uniform } from './host.js';
-import { type RnnCore, bindRnn, hostProjector, registerCore } from './rnn-core.js';
+import { type RnnCore, bindRnn, registerCore } from './rnn-core.js';
 import {
   KERAS_WEIGHT_KEYS,
   RANDOM_KEYS,
@@ -60,6 +61,11 @@ export class ElmanCell implements ModelCell {
     this.activation = params.activation;
   }
 
+  /** The cell as a backend-neutral program, for backends with fused kernels (see `ComputeBackend.bindProgram`). */
+  program(): RnnProgram {
+    return { ...this.core.program, convention: this.describe().convention };
+  }
+
   /** The spec `cell` object in the convention the cell was created from. */
   toSpec(): ElmanSpec {
     return this.describe();
@@ -81,9 +87,16 @@ function elmanCore(p: ElmanParameters): RnnCore {
     inputSize: I,
     hiddenSize: H,
     stateSize: H,
-    host: (dtype) => {
-      const q = storedAs(dtype, p);
-      return { driveSize: H, project: hostProjector(q.weightIh, storedAs(dtype, bias), H, I), step: elmanHostStep(q) };
+    program: {
+      kind: 'elman',
+      inputSize: I,
+      hiddenSize: H,
+      stateSize: H,
+      activation: p.activation,
+      weightIh: p.weightIh,
+      weightHh: p.weightHh,
+      biasIh: p.biasIh,
+      biasHh: p.biasHh,
     },
     upload(backend, dtype, own, withInput) {
       const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, dtype);
@@ -108,18 +121,6 @@ function elmanCore(p: ElmanParameters): RnnCore {
         },
       };
     },
-  };
-}
-
-/** The fused host kernel of one Elman step: `h' = act(drive + W_hh h)`. */
-function elmanHostStep(p: ElmanParameters): HostStep {
-  const H = p.hiddenSize;
-  const Wt = transpose(p.weightHh, H, H);
-  const act = activation(p.activation, 'activation').scalar;
-  const rec = new Float64Array(H);
-  return (prev, prevOff, drive, driveOff, out, outOff) => {
-    hostMatVec(Wt, H, 0, H, H, prev, prevOff, rec, 0);
-    for (let i = 0; i < H; i++) out[outOff + i] = act(drive![driveOff + i] + rec[i]);
   };
 }
 

@@ -14,13 +14,14 @@ import {
   type BindContext,
   type BoundCell,
   type ComputeBackend,
+  type RnnProgram,
   InvalidArgumentError,
   type Tensor,
   checkKnownKeys,
   describeValue,
 } from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
-import { type HostStep, hostMatVec, rowScaledSum, scaleCols, scaleRows, storedAs, sum, weightedSum } from './bound.js';
+import { rowScaledSum, scaleCols, scaleRows, sum, weightedSum } from './bound.js';
 import {
   concatArrays,
   diagonal,
@@ -34,7 +35,7 @@ import {
   transpose,
   uniform,
 } from './host.js';
-import { type RnnCore, bindRnn, hostProjector, registerCore } from './rnn-core.js';
+import { type RnnCore, bindRnn, registerCore } from './rnn-core.js';
 import {
   KERAS_WEIGHT_KEYS,
   RANDOM_KEYS,
@@ -102,6 +103,11 @@ export class GruCell implements ModelCell {
     this.recurrentActivation = params.recurrentActivation;
   }
 
+  /** The cell as a backend-neutral program, for backends with fused kernels (see `ComputeBackend.bindProgram`). */
+  program(): RnnProgram {
+    return { ...this.core.program, convention: this.describe().convention };
+  }
+
   /** The spec `cell` object in the convention the cell was created from. */
   toSpec(): GruSpec {
     return this.describe();
@@ -136,9 +142,18 @@ function gruCore(p: GruParameters): RnnCore {
     inputSize: I,
     hiddenSize: H,
     stateSize: H,
-    host: (dtype) => {
-      const q = storedAs(dtype, p);
-      return { driveSize: 3 * H, project: hostProjector(q.weightIh, storedAs(dtype, projBias), 3 * H, I), step: gruHostStep(q) };
+    program: {
+      kind: 'gru',
+      inputSize: I,
+      hiddenSize: H,
+      stateSize: H,
+      activation: p.activation,
+      recurrentActivation: p.recurrentActivation,
+      resetAfter,
+      weightIh: p.weightIh,
+      weightHh: p.weightHh,
+      biasIh: p.biasIh,
+      biasHh: p.biasHh,
     },
     upload(backend, dtype, own, withInput) {
       const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, dtype);
@@ -257,38 +272,6 @@ function gruCore(p: GruParameters): RnnCore {
         },
       };
     },
-  };
-}
-
-/**
- * The fused host kernel of one GRU step (the sequential fast path on host-memory backends). The
- * drive row is the projection `W_ih x + b` with the r/z recurrent biases (and `b_hn` when
- * `resetAfter` is false) already folded in, exactly as `forward` receives it.
- */
-function gruHostStep(p: GruParameters): HostStep {
-  const H = p.hiddenSize;
-  const Wt = transpose(p.weightHh, 3 * H, H); // [H, 3H]: the product streams contiguous rows
-  const bHn = p.biasHh.subarray(2 * H);
-  const ra = activation(p.recurrentActivation, 'recurrentActivation').scalar;
-  const act = activation(p.activation, 'activation').scalar;
-  const rec = new Float64Array(3 * H);
-  const rh = new Float64Array(H);
-  const gates = new Float64Array(2 * H);
-  return (prev, prevOff, drive, driveOff, out, outOff) => {
-    const x = drive!;
-    hostMatVec(Wt, 3 * H, 0, p.resetAfter ? 3 * H : 2 * H, H, prev, prevOff, rec, 0);
-    for (let i = 0; i < 2 * H; i++) gates[i] = ra(x[driveOff + i] + rec[i]);
-    if (!p.resetAfter) {
-      for (let i = 0; i < H; i++) rh[i] = gates[i] * prev[prevOff + i];
-      hostMatVec(Wt, 3 * H, 2 * H, H, H, rh, 0, rec, 2 * H);
-    }
-    for (let i = 0; i < H; i++) {
-      const r = gates[i];
-      const z = gates[H + i];
-      const aN = x[driveOff + 2 * H + i] + (p.resetAfter ? r * (rec[2 * H + i] + bHn[i]) : rec[2 * H + i]);
-      const n = act(aN);
-      out[outOff + i] = n + z * (prev[prevOff + i] - n);
-    }
   };
 }
 

@@ -9,11 +9,11 @@
  * PyTorch: `ra` = sigmoid, `act` = tanh. Keras / tfjs-layers: configurable (tfjs default
  * `recurrentActivation: 'hardSigmoid'`).
  */
-import { type BindContext, type BoundCell, type ComputeBackend, type Tensor, checkKnownKeys } from '@pelk/core';
+import { type BindContext, type BoundCell, type ComputeBackend, type RnnProgram, type Tensor, checkKnownKeys } from '@pelk/core';
 import { type ActivationName, activation } from './activations.js';
-import { type HostStep, hostMatVec, rowScaledSum, scaleRows, storedAs, sum, weightedSum } from './bound.js';
+import { rowScaledSum, scaleRows, sum, weightedSum } from './bound.js';
 import { diagonal, fieldName, randomOptions, readObject, rows, transpose, uniform } from './host.js';
-import { type RnnCore, bindRnn, hostProjector, registerCore } from './rnn-core.js';
+import { type RnnCore, bindRnn, registerCore } from './rnn-core.js';
 import {
   KERAS_WEIGHT_KEYS,
   RANDOM_KEYS,
@@ -65,6 +65,11 @@ export class LstmCell implements ModelCell {
     this.recurrentActivation = params.recurrentActivation;
   }
 
+  /** The cell as a backend-neutral program, for backends with fused kernels (see `ComputeBackend.bindProgram`). */
+  program(): RnnProgram {
+    return { ...this.core.program, convention: this.describe().convention };
+  }
+
   /** The spec `cell` object in the convention the cell was created from. */
   toSpec(): LstmSpec {
     return this.describe();
@@ -88,9 +93,17 @@ function lstmCore(p: LstmParameters): RnnCore {
     inputSize: I,
     hiddenSize: H,
     stateSize: 2 * H,
-    host: (dtype) => {
-      const q = storedAs(dtype, p);
-      return { driveSize: G, project: hostProjector(q.weightIh, storedAs(dtype, bias), G, I), step: lstmHostStep(q) };
+    program: {
+      kind: 'lstm',
+      inputSize: I,
+      hiddenSize: H,
+      stateSize: 2 * H,
+      activation: p.activation,
+      recurrentActivation: p.recurrentActivation,
+      weightIh: p.weightIh,
+      weightHh: p.weightHh,
+      biasIh: p.biasIh,
+      biasHh: p.biasHh,
     },
     upload(backend, dtype, own, withInput) {
       const up = (data: Float64Array, shape: number[]): Tensor => backend.fromArray(data, shape, dtype);
@@ -210,28 +223,6 @@ export interface KerasLstmConfig extends SizeOptions {
 }
 
 /** @internal */
-/** The fused host kernel of one LSTM step on the packed state `[h, c]`. */
-function lstmHostStep(p: LstmParameters): HostStep {
-  const H = p.hiddenSize;
-  const G = 4 * H;
-  const Wt = transpose(p.weightHh, G, H); // [H, 4H]
-  const act = activation(p.activation, 'activation').scalar;
-  const ra = activation(p.recurrentActivation, 'recurrentActivation').scalar;
-  const pre = new Float64Array(G);
-  return (prev, prevOff, drive, driveOff, out, outOff) => {
-    hostMatVec(Wt, G, 0, G, H, prev, prevOff, pre, 0); // W_hh h (h is the first H entries)
-    for (let k = 0; k < H; k++) {
-      const i = ra(drive![driveOff + k] + pre[k]);
-      const f = ra(drive![driveOff + H + k] + pre[H + k]);
-      const g = act(drive![driveOff + 2 * H + k] + pre[2 * H + k]);
-      const o = ra(drive![driveOff + 3 * H + k] + pre[3 * H + k]);
-      const c = f * prev[prevOff + H + k] + i * g;
-      out[outOff + k] = o * act(c);
-      out[outOff + H + k] = c;
-    }
-  };
-}
-
 export function lstmFromTorch(weights: unknown, hints: SizeHints, prefix: string, hintField: string): LstmCell {
   const { form, spec } = readTorchWeights(weights, 4, hints, prefix, hintField);
   const { inputSize, hiddenSize } = form;

@@ -6,9 +6,17 @@
  * inputs; the autoregressive `ar` cell projects the value it emitted at the previous step instead,
  * and needs the input Jacobian `∂h'/∂x` for the chain rule.
  */
-import type { BindContext, BoundCell, ComputeBackend, DType, HostArray, Tensor } from '@pelk/core';
-import { type HostStep, type Want, checkContext, hostMatVec, makeBoundCell, uploadOwned } from './bound.js';
-import { transpose } from './host.js';
+import {
+  type BindContext,
+  type BoundCell,
+  type ComputeBackend,
+  type DType,
+  type HostRnnKernel,
+  type RnnProgram,
+  type Tensor,
+  hostRnnKernel,
+} from '@pelk/core';
+import { type HostStep, type Want, checkContext, makeBoundCell, uploadOwned } from './bound.js';
 
 /** One transition from a projection: the value and what was asked for. */
 export interface RnnStep {
@@ -31,15 +39,8 @@ export interface RnnKernel {
   forward(prev: Tensor, drive: Tensor, want: Want, wantInput?: boolean): RnnStep;
 }
 
-/** The same transition on host arrays, for fused sequential kernels. */
-export interface HostRnn {
-  /** Width `G` of the projection. */
-  readonly driveSize: number;
-  /** `out[outOff..outOff+G) = W_ih x + b` for `x = x[xOff..xOff+I)`, exactly as {@link RnnKernel.project}. */
-  project(x: HostArray, xOff: number, out: Float64Array, outOff: number): void;
-  /** One step from a projection row (see `BoundCellParts.hostStep`). */
-  readonly step: HostStep;
-}
+/** The same transition on host arrays (core's host kernel of the cell's program). */
+export type HostRnn = HostRnnKernel;
 
 /** A GRU, LSTM or Elman transition, independent of how it is driven. */
 export interface RnnCore {
@@ -57,12 +58,8 @@ export interface RnnCore {
    * input-weight blocks the input Jacobian needs.
    */
   upload(backend: ComputeBackend, dtype: DType, own: <T extends Tensor>(t: T) => T, withInput: boolean): RnnKernel;
-  /**
-   * A host kernel (fused sequential path), when the cell has one. It computes with the parameters
-   * as `dtype` stores them (float32-rounded for float32), so it evaluates the same function as the
-   * backend's ops.
-   */
-  host?(dtype: DType): HostRnn;
+  /** The transition as a backend-neutral program, for fused kernels (weights in PyTorch layout). */
+  readonly program: Omit<RnnProgram, 'convention'>;
 }
 
 const CORES = new WeakMap<object, RnnCore>();
@@ -97,15 +94,17 @@ export function bindRnn(core: RnnCore, backend: ComputeBackend, context: BindCon
     drive: xproj,
     owned,
     forward: (prev, drive, want) => kernel.forward(prev, drive!, want),
-    hostStep: core.host?.(context.dtype).step,
+    hostStep: hostStepOf(core, context.dtype),
   });
 }
 
-/** Host projection `out = W x + bias` for `W` `[G, I]` (row-major), as `project` computes it. */
-export function hostProjector(weightIh: Float64Array, bias: Float64Array, G: number, I: number): HostRnn['project'] {
-  const wT = transpose(weightIh, G, I); // [I, G]
-  return (x, xOff, out, outOff) => {
-    hostMatVec(wT, G, 0, G, I, x, xOff, out, outOff);
-    for (let j = 0; j < G; j++) out[outOff + j] += bias[j];
-  };
+/** Core's host kernel of a core's program, with weights as `dtype` stores them. */
+export function hostRnn(core: RnnCore, dtype: DType): HostRnn {
+  return hostRnnKernel({ ...core.program, convention: 'torch' }, dtype);
+}
+
+/** One host step over the cell's drive rows (the projection `bindRnn` computed). */
+function hostStepOf(core: RnnCore, dtype: DType): HostStep {
+  const kernel = hostRnn(core, dtype);
+  return (prev, prevOff, drive, driveOff, out, outOff) => kernel.step(prev, prevOff, drive!, driveOff, out, outOff);
 }

@@ -188,7 +188,7 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
     // The Jacobi sweep that completes the damped step at the front of the exact prefix; values reset
     // or clipped before it count with those after it.
     const before = backend.sanitize(next, s.clip);
-    next = p.cell.apply(backend.shiftTime(before.value, init));
+    next = (p.fused ?? p.cell).apply(backend.shiftTime(before.value, init));
     const after = backend.sanitize(next, s.clip);
     const sum = (a: Promise<number>, b: Promise<number>) => Promise.all([a, b]).then(([x, y]) => x + y);
     return { value: after.value, nonFinite: sum(before.nonFinite, after.nonFinite), clipped: sum(before.clipped, after.clipped) };

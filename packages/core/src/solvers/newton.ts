@@ -55,12 +55,27 @@ export async function linearizeAt(
   jacobian: JacobianKind,
   withMerit: boolean,
 ): Promise<Linearization & { merit: number }> {
-  const { backend, cell, steps } = p;
+  const { backend, cell, fused, steps } = p;
   const segmented =
-    jacobian === 'diagonal' && cell.linearizeRange !== undefined && backend.hostData !== undefined && steps > LINEARIZE_SEGMENT_STEPS;
+    jacobian === 'diagonal' &&
+    (fused !== undefined || cell.linearizeRange !== undefined) &&
+    backend.hostData !== undefined &&
+    steps > LINEARIZE_SEGMENT_STEPS;
+  // One part: the fused kernel's single pass, or the cell's ops.
+  const linearizeSteps = (segment: Tensor, entering: Tensor, start: number): LinearizedPart => {
+    if (fused) {
+      const lin = fused.linearize(segment, entering, start, { kind: jacobian, sumSquares: withMerit });
+      return { jacobian: lin.jacobian, defect: lin.defect, residualP: lin.residual, meritP: lin.sumSquares };
+    }
+    const linearize =
+      start === 0 && segment.shape[1] === steps
+        ? (prev: Tensor) => cell.linearize(prev, jacobian)
+        : (prev: Tensor) => cell.linearizeRange!(prev, start, jacobian);
+    return linearizePart(p, segment, entering, withMerit, linearize);
+  };
   if (!segmented) {
-    const part = linearizePart(p, states, p.init, withMerit, (prev) => cell.linearize(prev, jacobian));
-    return settle(p, part, part);
+    const whole = linearizeSteps(states, p.init, 0);
+    return settle(p, whole, whole);
   }
   const jacobians: Tensor[] = [];
   const defects: Tensor[] = [];
@@ -74,7 +89,7 @@ export async function linearizeAt(
       const part = backend.tidy(() => {
         const entering = start === 0 ? p.init : backend.timeStep(states, start - 1);
         const segment = backend.slice(states, 1, start, n);
-        const lin = linearizePart(p, segment, entering, withMerit, (prev) => cell.linearizeRange!(prev, start, jacobian));
+        const lin = linearizeSteps(segment, entering, start);
         const partial = Promise.all([lin.residualP, lin.meritP]);
         partial.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
         partials.push(partial);
@@ -100,14 +115,22 @@ export async function linearizeAt(
   }
 }
 
-/** One linearisation of `states` (`[B, n, D]`) whose first step is entered from `entering` (`[B, D]`). */
+/** A linearisation of some steps, with its residual and sum of squares (NaN unless asked for) on the way. */
+interface LinearizedPart {
+  readonly jacobian: Tensor;
+  readonly defect: Tensor;
+  readonly residualP: Promise<number>;
+  readonly meritP: Promise<number>;
+}
+
+/** One linearisation of `states` (`[B, n, D]`) whose first step is entered from `entering` (`[B, D]`), op by op. */
 function linearizePart(
   p: Problem,
   states: Tensor,
   entering: Tensor,
   withMerit: boolean,
   linearize: (prev: Tensor) => { value: Tensor; jacobian: Tensor },
-): { jacobian: Tensor; defect: Tensor; residualP: Promise<number>; meritP: Promise<number> } {
+): LinearizedPart {
   const { backend } = p;
   let residualP!: Promise<number>;
   let meritP: Promise<number> = Promise.resolve(Number.NaN);

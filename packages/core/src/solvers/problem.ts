@@ -1,5 +1,6 @@
 import type { ComputeBackend, DType, Tensor } from '../backend.js';
 import type { BoundCell } from '../cell.js';
+import type { FusedCell } from '../program.js';
 import { AbortError } from '../errors.js';
 import type { IterationInfo, StopReason } from '../types.js';
 
@@ -7,6 +8,11 @@ import type { IterationInfo, StopReason } from '../types.js';
 export interface Problem {
   readonly backend: ComputeBackend;
   readonly cell: BoundCell;
+  /**
+   * The backend's fused kernels for the cell's program, when it has them: solvers then linearise,
+   * sweep and roll out with it instead of `cell` (which may be bound lazily, never used).
+   */
+  readonly fused?: FusedCell;
   readonly dtype: DType;
   readonly batch: number;
   readonly steps: number;

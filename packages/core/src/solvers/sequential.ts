@@ -1,5 +1,6 @@
 import type { ComputeBackend, Tensor } from '../backend.js';
 import type { BoundCell, Rollout } from '../cell.js';
+import type { FusedCell } from '../program.js';
 import { type Problem, type SolverOutput, elapsedSince } from './problem.js';
 
 /** Steps per chunk: per-step results are stacked into one tensor this often, so step tensors are recycled. */
@@ -26,7 +27,7 @@ export async function solveSequential(p: Problem, progressEvery: number): Promis
 /** The states of a sequential evaluation (fused rollout or step by step). */
 async function sequentialStates(p: Problem, progressEvery: number): Promise<Tensor> {
   await p.pacer.tick(0);
-  const fused = p.cell.rollout?.(p.init);
+  const fused = p.fused ? p.fused.rollout(p.init) : p.cell.rollout?.(p.init);
   return fused ? runRollout(p, fused, progressEvery) : stepByStep(p, progressEvery);
 }
 
@@ -39,8 +40,11 @@ export const SEGMENT_STEPS = 16384;
 /** A sequential problem before binding: everything but the bound cell and the step count. */
 export type SequentialBase = Omit<Problem, 'cell' | 'steps'>;
 
-/** Binds the cell to steps `[start, start + steps)` of the inputs; `owned` is freed after the segment. */
-export type SegmentBinder = (start: number, steps: number) => { cell: BoundCell; owned: Tensor[] };
+/**
+ * Binds the cell (and the backend's fused kernels for it, if any) to steps `[start, start + steps)`
+ * of the inputs; `owned` is freed after the segment.
+ */
+export type SegmentBinder = (start: number, steps: number) => { cell: BoundCell; fused?: FusedCell; owned: Tensor[] };
 
 /**
  * Sequential evaluation in segments of time: each segment binds the cell to its own slice of the
@@ -71,15 +75,16 @@ export async function solveSequentialSegments(
     for (let start = 0; start < steps; start += segment) {
       const len = Math.min(segment, steps - start);
       await base.pacer.tick(0);
-      const { cell, owned } = bind(start, len);
+      const { cell, fused, owned } = bind(start, len);
       try {
         const onIteration =
           base.onIteration && ((info: Parameters<NonNullable<Problem['onIteration']>>[0]) =>
             base.onIteration?.({ ...info, fraction: (start + (info.fraction ?? 0) * len) / steps }));
-        const p: Problem = { ...base, cell, steps: len, init: carried ?? base.init, onIteration };
+        const p: Problem = { ...base, cell, fused, steps: len, init: carried ?? base.init, onIteration };
         const states = await sequentialStates(p, progressEvery);
         chunks.push(states);
       } finally {
+        fused?.dispose();
         cell.dispose();
         backend.dispose(owned);
       }

@@ -1,0 +1,182 @@
+/**
+ * `ComputeBackend.bindProgram` for host-memory backends (those with `hostData`): the fused
+ * {@link HostRnnKernel}s run straight over the tensors' storage. One pass over the steps gives a
+ * linearisation's Jacobians, defects, residual and sum of squares, where the op-by-op path makes
+ * ~45 backend calls writing ~49 full-size intermediates.
+ */
+import type { ComputeBackend, HostArray, Tensor } from '../backend.js';
+import type { BindContext } from '../cell.js';
+import { InvalidArgumentError, ShapeError, describeValue } from '../errors.js';
+import type { CellProgram, FusedCell, FusedLinearization, FusedLinearizeOptions } from '../program.js';
+import { checkBindContext } from '../validate.js';
+import { type HostRnnKernel, hostRnnKernel } from './host-rnn.js';
+
+const text = (shape: readonly number[] | undefined) => (shape ? `shape [${shape.join(', ')}]` : 'no tensor');
+
+function checkShape(t: Tensor, field: string, expected: readonly number[]): void {
+  if (!t?.shape || t.shape.length !== expected.length || t.shape.some((d, i) => d !== expected[i])) {
+    throw new ShapeError(field, text(expected), text(t?.shape));
+  }
+}
+
+/** Checks a program's sizes against its weights (programs come from cells, but a caller may build one). */
+export function checkProgram(program: CellProgram): void {
+  if (!program || typeof program !== 'object') throw new InvalidArgumentError('program', 'a CellProgram', describeValue(program));
+  const gates = { gru: 3, lstm: 4, elman: 1 }[program.kind];
+  if (gates === undefined) throw new InvalidArgumentError('program.kind', "'gru', 'lstm' or 'elman'", describeValue(program.kind));
+  const { inputSize: I, hiddenSize: H } = program;
+  const G = gates * H;
+  const expect = (field: 'weightIh' | 'weightHh' | 'biasIh' | 'biasHh', n: number) => {
+    const a = program[field];
+    if (!(a instanceof Float64Array) || a.length !== n) {
+      throw new ShapeError(`program.${field}`, `a Float64Array of ${n} elements`, a instanceof Float64Array ? `${a.length} elements` : describeValue(a));
+    }
+  };
+  expect('weightIh', G * I);
+  expect('weightHh', G * H);
+  expect('biasIh', G);
+  expect('biasHh', G);
+  const D = program.kind === 'lstm' ? 2 * H : H;
+  if (program.stateSize !== D) throw new InvalidArgumentError('program.stateSize', `${D}`, describeValue(program.stateSize));
+}
+
+/**
+ * Binds a program on a host-memory backend, or returns `undefined` when the backend keeps its
+ * tensors elsewhere (no `hostData`).
+ *
+ * @example
+ * ```ts
+ * // A host-memory backend's bindProgram:
+ * bindProgram(program: CellProgram, context: BindContext) {
+ *   return bindHostProgram(this, program, context);
+ * }
+ * ```
+ */
+export function bindHostProgram(backend: ComputeBackend, program: CellProgram, context: BindContext): FusedCell | undefined {
+  if (!backend.hostData) return undefined;
+  checkProgram(program);
+  checkBindContext(context, program.inputSize, program.kind);
+  const view = backend.hostData.bind(backend);
+  const { batch: B, steps: T, dtype } = context;
+  const kernel = hostRnnKernel(program, dtype);
+  const D = kernel.stateSize;
+  const G = kernel.driveSize;
+  const I = program.inputSize;
+  // The input projection of every step, once (a fresh tensor, filled in place).
+  const drive = backend.fill([B, T, G], 0, dtype);
+  {
+    const x = context.inputs ? view(context.inputs) : new Float64Array(0);
+    const out = view(drive);
+    for (let row = 0; row < B * T; row++) kernel.project(x, row * I, out, row * G);
+  }
+  let disposed = false;
+  const alive = (): void => {
+    if (disposed) throw new InvalidArgumentError(`${program.kind} fused cell`, 'a cell that is still bound', 'a disposed one');
+  };
+  return {
+    rollout(init) {
+      alive();
+      checkShape(init, 'init', [B, D]);
+      const out = backend.fill([B, T, D], 0, dtype);
+      let done = 0;
+      return {
+        states: out,
+        advance(count) {
+          alive();
+          // Views are taken per slice: a backend may move its heap between slices (wasm growth).
+          const o = view(out);
+          const s0 = view(init);
+          const x = view(drive);
+          const end = Math.min(T, done + Math.max(0, Math.floor(count)));
+          for (let b = 0; b < B; b++) {
+            for (let t = done; t < end; t++) {
+              const row = b * T + t;
+              if (t === 0) kernel.step(s0, b * D, x, row * G, o, row * D);
+              else kernel.step(o, (row - 1) * D, x, row * G, o, row * D);
+            }
+          }
+          done = end;
+          return done;
+        },
+      };
+    },
+    linearize(states, entering, start, options) {
+      alive();
+      return linearizeHost(backend, view, kernel, drive, T, states, entering, start, options);
+    },
+    apply(prev) {
+      alive();
+      checkShape(prev, 'prev', [B, T, D]);
+      const out = backend.fill([B, T, D], 0, dtype);
+      const p = view(prev);
+      const x = view(drive);
+      const o = view(out);
+      for (let row = 0; row < B * T; row++) kernel.step(p, row * D, x, row * G, o, row * D);
+      return out;
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      backend.dispose(drive);
+    },
+  };
+}
+
+/** One fused pass over steps `[start, start + n)`: Jacobians, defects and their reductions. */
+function linearizeHost(
+  backend: ComputeBackend,
+  view: (t: Tensor) => HostArray,
+  kernel: HostRnnKernel,
+  drive: Tensor,
+  T: number,
+  states: Tensor,
+  entering: Tensor,
+  start: number,
+  options: FusedLinearizeOptions,
+): FusedLinearization {
+  const D = kernel.stateSize;
+  const G = kernel.driveSize;
+  const B = drive.shape[0];
+  const n = states?.shape?.[1] ?? 0;
+  const kind = options?.kind;
+  if (kind !== 'dense' && kind !== 'diagonal') throw new InvalidArgumentError('options.kind', "'dense' or 'diagonal'", describeValue(kind));
+  if (!Number.isInteger(start) || start < 0 || start + n > T) {
+    throw new InvalidArgumentError('start', `an integer in [0, ${T - n}] (states cover ${n} steps)`, describeValue(start));
+  }
+  checkShape(states, 'states', [B, n, D]);
+  checkShape(entering, 'entering', [B, D]);
+  const dense = kind === 'dense';
+  const dtype = drive.dtype;
+  const jacobian = backend.fill(dense ? [B, n, D, D] : [B, n, D], 0, dtype);
+  const defect = backend.fill([B, n, D], 0, dtype);
+  const s = view(states);
+  const s0 = view(entering);
+  const x = view(drive);
+  const J = view(jacobian);
+  const d = view(defect);
+  const value = new Float64Array(D);
+  const jacSize = dense ? D * D : D;
+  let residual = 0;
+  let sumSquares = 0;
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < n; j++) {
+      const row = b * n + j;
+      if (j === 0) kernel.linearize(s0, b * D, x, (b * T + start) * G, value, 0, J, row * jacSize, dense);
+      else kernel.linearize(s, (row - 1) * D, x, (b * T + start + j) * G, value, 0, J, row * jacSize, dense);
+      for (let i = 0; i < D; i++) {
+        const e = value[i] - s[row * D + i];
+        d[row * D + i] = e;
+        const a = Math.abs(e);
+        // NaN sticks: a NaN defect makes the residual NaN, and nothing replaces a NaN residual.
+        if (!Number.isNaN(residual) && !(a <= residual)) residual = a;
+        sumSquares += e * e;
+      }
+    }
+  }
+  return {
+    jacobian,
+    defect,
+    residual: Promise.resolve(residual),
+    sumSquares: Promise.resolve(options.sumSquares ? sumSquares : Number.NaN),
+  };
+}

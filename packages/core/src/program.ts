@@ -1,0 +1,119 @@
+/**
+ * The fused-kernel contract. A built-in cell describes itself with a plain, backend-neutral
+ * {@link CellProgram} (what it computes, never how), and a backend that has fused kernels for that
+ * description binds it with {@link ComputeBackend.bindProgram} into a {@link FusedCell}: one kernel
+ * pass per sequential evaluation, per linearisation and per value sweep, instead of dozens of
+ * op-by-op calls each writing a full `[B, T, ·]` intermediate. The same contract serves CPU
+ * (host TypeScript, WebAssembly) and GPU (WGSL) backends; core falls back to the cell's op-by-op
+ * {@link BoundCell} for cells without a program and backends without the kernel.
+ */
+import type { Tensor } from './backend.js';
+import type { JacobianKind, Rollout } from './cell.js';
+
+/** Activation functions a program may name (the same names the cells accept). */
+export type ProgramActivation = 'sigmoid' | 'hardSigmoid' | 'tanh' | 'relu' | 'linear';
+
+/** One activation on one number, and its derivative from the pre-activation `x` and value `y`. */
+export interface ScalarActivation {
+  value(x: number): number;
+  derivative(x: number, y: number): number;
+}
+
+/**
+ * The scalar form of every {@link ProgramActivation}: what host kernels evaluate, and the reference
+ * the other kernels (WebAssembly, WGSL) follow. Derivatives use the value where it saves an `exp`.
+ */
+export const SCALAR_ACTIVATIONS: Readonly<Record<ProgramActivation, ScalarActivation>> = {
+  // Branch-free: exp(−x) overflows to +∞ for x ≪ 0 and 1/∞ = 0, the correct limit.
+  sigmoid: { value: (x) => 1 / (1 + Math.exp(-x)), derivative: (_x, y) => y * (1 - y) },
+  // clip(0.2x + 0.5, 0, 1) (TensorFlow.js / Keras 2); derivative 0.2 inside |x| < 2.5.
+  hardSigmoid: { value: (x) => Math.min(1, Math.max(0, 0.2 * x + 0.5)), derivative: (x) => (Math.abs(x) < 2.5 ? 0.2 : 0) },
+  tanh: { value: Math.tanh, derivative: (_x, y) => 1 - y * y },
+  // biome-ignore lint/complexity/useMathMinMax: NaN → 0 as in the backends' relu (Math.max gives NaN).
+  relu: { value: (x) => (x > 0 ? x : 0), derivative: (x) => (x > 0 ? 1 : 0) },
+  linear: { value: (x) => x, derivative: () => 1 },
+};
+
+/**
+ * A GRU, LSTM or Elman transition in PyTorch layout, whatever convention the cell came from (the
+ * cell converts flax and Keras weights on construction):
+ *
+ * - `gru` (gate order r, z, n; `G = 3H`, `D = H`):
+ *   `r = ra(W_ir x + b_ir + W_hr h + b_hr)`, `z` likewise,
+ *   `n = act(W_in x + b_in + r ⊙ (W_hn h + b_hn))` (`resetAfter`) or
+ *   `n = act(W_in x + b_in + W_hn (r ⊙ h) + b_hn)` (not `resetAfter`), `h' = (1 − z) ⊙ n + z ⊙ h`.
+ * - `lstm` (gate order i, f, g, o; `G = 4H`; state `[h, c]`, `D = 2H`):
+ *   `i, f, o = ra(·)`, `g = act(·)` with `· = W_i* x + b_i* + W_h* h + b_h*`,
+ *   `c' = f ⊙ c + i ⊙ g`, `h' = o ⊙ act(c')`.
+ * - `elman` (`G = H`, `D = H`): `h' = act(W_ih x + b_ih + W_hh h + b_hh)`.
+ *
+ * Weights are row-major float64 host arrays; a backend computing in float32 rounds them to float32
+ * first, exactly as it would store them for its ops.
+ */
+export interface RnnProgram {
+  readonly kind: 'gru' | 'lstm' | 'elman';
+  /** Where the weights came from (`'torch'`, `'flax'`, `'keras'`, …): informational only. */
+  readonly convention: string;
+  readonly inputSize: number;
+  readonly hiddenSize: number;
+  /** `D`: `H`, or `2H` for the LSTM. */
+  readonly stateSize: number;
+  /** Candidate (GRU `n`, LSTM `g` and `act(c')`) or Elman activation. */
+  readonly activation: ProgramActivation;
+  /** Gate activation (GRU `r`, `z`; LSTM `i`, `f`, `o`); the Elman cell has none. */
+  readonly recurrentActivation?: ProgramActivation;
+  /** GRU only: where the reset gate applies (see above). */
+  readonly resetAfter?: boolean;
+  /** `W_ih` `[G, I]`. */
+  readonly weightIh: Float64Array;
+  /** `W_hh` `[G, H]`. */
+  readonly weightHh: Float64Array;
+  /** `b_ih` `[G]`. */
+  readonly biasIh: Float64Array;
+  /** `b_hh` `[G]`. */
+  readonly biasHh: Float64Array;
+}
+
+/** Every program a cell may describe itself with (more kinds join as backends get kernels for them). */
+export type CellProgram = RnnProgram;
+
+/**
+ * One fused linearisation of steps `[start, start + n)` around the states `s` (`[B, n, D]`) entered
+ * from `s_{start−1}`: `A_t = ∂f/∂s(s_{t−1}, u_t)` and the defect `d_t = f(s_{t−1}, u_t) − s_t`, with
+ * the reductions the solvers read, computed in the same pass.
+ */
+export interface FusedLinearization {
+  /** `[B, n, D, D]` (dense) or `[B, n, D]` (diagonal). */
+  readonly jacobian: Tensor;
+  /** `[B, n, D]`. */
+  readonly defect: Tensor;
+  /** `max_t ‖d_t‖∞` (NaN when any defect is NaN): the true residual of these steps. */
+  readonly residual: Promise<number>;
+  /** `Σ_t ‖d_t‖²` when asked for (ELK's merit is half of it), else NaN. */
+  readonly sumSquares: Promise<number>;
+}
+
+/** What a fused linearisation is asked for. */
+export interface FusedLinearizeOptions {
+  readonly kind: JacobianKind;
+  /** Also compute `Σ‖d_t‖²`. */
+  readonly sumSquares?: boolean;
+}
+
+/**
+ * A {@link CellProgram} bound to a backend and to one sequence of inputs (its input projection done
+ * once). Every result equals the op-by-op {@link BoundCell}'s up to rounding. It owns what it
+ * uploaded; `dispose` frees it.
+ */
+export interface FusedCell {
+  /** Sequential evaluation from `init` `[B, D]`, advanced in slices by the caller. */
+  rollout(init: Tensor): Rollout;
+  /**
+   * Linearises steps `[start, start + n)` around `states` `[B, n, D]`, whose first step is entered
+   * from `entering` `[B, D]` (the initial state when `start` is 0).
+   */
+  linearize(states: Tensor, entering: Tensor, start: number, options: FusedLinearizeOptions): FusedLinearization;
+  /** `f(prev_t, u_t)` for every step at once: `prev` `[B, T, D]` → `[B, T, D]` (one Jacobi sweep). */
+  apply(prev: Tensor): Tensor;
+  dispose(): void;
+}
