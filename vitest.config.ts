@@ -1,5 +1,5 @@
 import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { defaultServerConditions } from 'vite';
 import { defineConfig } from 'vitest/config';
 
@@ -20,6 +20,8 @@ export default defineConfig({
   ssr: { resolve: { conditions, externalConditions: conditions } },
   test: {
     reporters: report ? ['default', ['json', { outputFile: report }]] : ['default'],
+    // The WebAssembly kernels are built from source (AssemblyScript) before any test imports them.
+    globalSetup: [resolve('packages/backend-wasm/scripts/vitest-global-setup.mjs')],
     projects: packageDirs.map((dir) => ({
       extends: true,
       test: {

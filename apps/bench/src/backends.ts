@@ -8,6 +8,7 @@ import { type ComputeBackend, type DType, InvalidArgumentError } from '@pelk/cor
 
 const FACTORIES: Record<string, (variant: string | undefined) => Promise<ComputeBackend>> = {
   cpu: async () => new (await import('@pelk/backend-cpu')).CpuBackend(),
+  wasm: async () => (await import('@pelk/backend-wasm')).createWasmBackend(),
   tfjs: async (variant) => (await import('@pelk/backend-tfjs-node')).createTfjsBackend(variant ? { backend: variant } : {}),
   webgpu: async () => (await import('@pelk/backend-webgpu')).createWebGpuBackend(),
 };
@@ -33,8 +34,8 @@ export function backendSpec(backend: string, tfjsBackend: string | undefined): s
 }
 
 /**
- * The dtypes to run on a backend by default: float64 and float32 on the CPU backend, float32 on
- * the tfjs and WebGPU backends (they compute in float32 only).
+ * The dtypes to run on a backend by default: float64 and float32 on the CPU and WebAssembly
+ * backends, float32 on the tfjs and WebGPU backends (they compute in float32 only).
  *
  * @example
  * ```ts
@@ -42,7 +43,7 @@ export function backendSpec(backend: string, tfjsBackend: string | undefined): s
  * ```
  */
 export function defaultDTypes(spec: string): DType[] {
-  return spec === 'cpu' ? ['float64', 'float32'] : ['float32'];
+  return spec === 'cpu' || spec === 'wasm' ? ['float64', 'float32'] : ['float32'];
 }
 
 /**

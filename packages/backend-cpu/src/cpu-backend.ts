@@ -26,7 +26,7 @@ import { applyBinary, binaryBroadcast, binaryCycleB, unaryKernel } from './kerne
 import { matmulNN, matmulNT, matvec } from './kernels/linalg.js';
 import { denseFilter, denseKalmanWork, denseSmoother, scalarFilter, scalarSmoother } from './kernels/kalman.js';
 import { denseScanInPlace, diagonalScanInPlace } from './kernels/scan.js';
-import { BufferPool, CpuTensor } from './storage.js';
+import { BufferPool, CpuTensor, PooledStorage, type TensorStorage } from './storage.js';
 
 /** Options of {@link CpuBackend}. */
 export interface CpuBackendOptions {
@@ -60,20 +60,25 @@ type Scope = CpuTensor[];
  * ```
  */
 export class CpuBackend implements ComputeBackend {
-  readonly name = 'cpu';
+  readonly name: string = 'cpu';
   readonly capabilities: BackendCapabilities;
+  /** Scratch arrays of the kernels (scans, Kalman passes); tensors live in {@link storage}. */
   private readonly pool: BufferPool;
+  /** Where tensors live. */
+  protected readonly storage: TensorStorage;
   private readonly scopes: Scope[] = [];
   private liveTensors = 0;
   private liveBytes = 0;
   private peakBytes = 0;
 
-  constructor(options: CpuBackendOptions = {}) {
+  /** @param storage where tensors live (subclasses: WebAssembly memory); default: recycled typed arrays. */
+  constructor(options: CpuBackendOptions = {}, storage?: TensorStorage) {
     const maxTotal = options.maxTotalBytes ?? defaultCpuMemoryBudget();
     if (typeof maxTotal !== 'number' || !Number.isFinite(maxTotal) || maxTotal <= 0) {
       throw new InvalidArgumentError('options.maxTotalBytes', 'a positive number', describeValue(maxTotal));
     }
     this.pool = new BufferPool(options.poolBytes ?? 2 * 2 ** 30);
+    this.storage = storage ?? new PooledStorage(this.pool);
     this.capabilities = {
       dtypes: ['float64', 'float32'],
       epsilon: { float64: 2 ** -53, float32: 2 ** -24 },
@@ -86,9 +91,9 @@ export class CpuBackend implements ComputeBackend {
 
   // ---- memory -------------------------------------------------------------------------------
 
-  private make(shape: readonly number[], dtype: DType, data?: HostArray): CpuTensor {
-    const storage = data ? { data, refs: 1 } : { data: this.pool.take(dtype, shapeSize(shape)), refs: 1 };
-    return this.track(new CpuTensor(storage, shape, dtype));
+  /** A new tensor with stale contents (every op writes all of its output). */
+  protected make(shape: readonly number[], dtype: DType): CpuTensor {
+    return this.track(new CpuTensor(this.storage.allocate(dtype, shapeSize(shape)), shape, dtype, this));
   }
 
   private track(t: CpuTensor): CpuTensor {
@@ -100,9 +105,9 @@ export class CpuBackend implements ComputeBackend {
     return t;
   }
 
-  private t(x: Tensor, field = 'tensor'): CpuTensor {
-    if (!(x instanceof CpuTensor)) {
-      throw new InvalidArgumentError(field, 'a tensor of the cpu backend', describeValue(x));
+  protected t(x: Tensor, field = 'tensor'): CpuTensor {
+    if (!(x instanceof CpuTensor) || x.owner !== this) {
+      throw new InvalidArgumentError(field, `a tensor of this ${this.name} backend`, describeValue(x));
     }
     if (x.disposed) throw new InvalidArgumentError(field, 'a live tensor', 'a disposed tensor');
     return x;
@@ -139,7 +144,7 @@ export class CpuBackend implements ComputeBackend {
       item.disposed = true;
       this.liveTensors--;
       this.liveBytes -= item.storage.data.byteLength;
-      if (--item.storage.refs === 0) this.pool.give(item.storage.data);
+      if (--item.storage.refs === 0) this.storage.release(item.storage);
     }
   }
 
@@ -186,6 +191,7 @@ export class CpuBackend implements ComputeBackend {
 
   trim(): void {
     this.pool.clear();
+    this.storage.trim();
   }
 
   /** The tensor's typed array itself (no copy): host kernels read it; see `ComputeBackend.hostData`. */
@@ -204,7 +210,7 @@ export class CpuBackend implements ComputeBackend {
     const src = this.t(x);
     const resolved = resolveShape(shape, src.size);
     src.storage.refs++;
-    return this.track(new CpuTensor(src.storage, resolved, src.dtype));
+    return this.track(new CpuTensor(src.storage, resolved, src.dtype, this));
   }
 
   cast(x: Tensor, dtype: DType): Tensor {

@@ -3,4 +3,4 @@
  * Import `@pelk/backend-cpu/register` to register it as `'cpu'`.
  */
 export { CpuBackend, type CpuBackendOptions, defaultCpuMemoryBudget } from './cpu-backend.js';
-export { CpuTensor } from './storage.js';
+export { CpuTensor, type Storage, type TensorStorage } from './storage.js';

@@ -6,16 +6,46 @@ export interface Storage {
   refs: number;
 }
 
+/**
+ * Where a backend's tensors live: plain typed arrays (the CPU backend's pool) or a WebAssembly
+ * memory (`@pelk/backend-wasm`). The ops only see `Storage.data`.
+ */
+export interface TensorStorage {
+  /** New storage of `length` elements; its contents are stale (every op writes all of its output). */
+  allocate(dtype: DType, length: number): Storage;
+  /** Returns storage whose last tensor was disposed. */
+  release(storage: Storage): void;
+  /** Drops cached free storage (see `ComputeBackend.trim`). */
+  trim(): void;
+}
+
+/** Tensor storage in typed arrays recycled through a {@link BufferPool}. */
+export class PooledStorage implements TensorStorage {
+  constructor(private readonly pool: BufferPool) {}
+  allocate(dtype: DType, length: number): Storage {
+    return { data: this.pool.take(dtype, length), refs: 1 };
+  }
+  release(storage: Storage): void {
+    this.pool.give(storage.data);
+  }
+  trim(): void {
+    this.pool.clear();
+  }
+}
+
 /** A tensor of the CPU backend: a row-major typed array with a shape. */
 export class CpuTensor implements Tensor {
   readonly shape: readonly number[];
   readonly dtype: DType;
   readonly size: number;
   readonly storage: Storage;
+  /** The backend that made it (a tensor is only valid on its own backend). */
+  readonly owner: object;
   disposed = false;
   kept = false;
-  constructor(storage: Storage, shape: readonly number[], dtype: DType) {
+  constructor(storage: Storage, shape: readonly number[], dtype: DType, owner: object) {
     this.storage = storage;
+    this.owner = owner;
     this.shape = shape;
     this.dtype = dtype;
     this.size = storage.data.length;

@@ -32,7 +32,7 @@ export {
   type ScalarActivation,
 } from './program.js';
 export { bindHostProgram, checkProgram } from './fused/host-bind.js';
-export { type HostRnnKernel, hostMatVec, hostRnnKernel, storedAs } from './fused/host-rnn.js';
+export { type HostRnnKernel, driveBias, hostMatVec, hostRnnKernel, storedAs } from './fused/host-rnn.js';
 export {
   AbortError,
   BackendUnavailableError,

@@ -43,6 +43,7 @@ export function gruReference(stateDict, inputs) {
 /** Each backend: its package, the name its `/register` entry registers, how to open it, its dtype. */
 export const BACKENDS = {
   cpu: { pkg: '@pelk/backend-cpu', registers: 'cpu', dtype: 'float64', open: async (m) => ({ backend: new m.CpuBackend(), close: async () => {} }) },
+  wasm: { pkg: '@pelk/backend-wasm', registers: 'wasm', dtype: 'float64', open: async (m) => ({ backend: await m.createWasmBackend({ memoryBytes: 2 ** 28 }), close: async () => {} }) },
   tfjs: { pkg: '@pelk/backend-tfjs-node', registers: 'tfjs', dtype: 'float32', open: async (m) => ({ backend: await m.createTfjsBackend({ backend: 'cpu' }), close: async () => {} }) },
   webgpu: {
     pkg: '@pelk/backend-webgpu',

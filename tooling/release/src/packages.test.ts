@@ -18,10 +18,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 describe('published packages', () => {
   const packages = publicPackages(root);
 
-  it('are the six @pelk packages, versioned in lockstep', () => {
+  it('are the seven @pelk packages, versioned in lockstep', () => {
     expect(packages.map((p) => p.name).sort()).toEqual([
       '@pelk/backend-cpu',
       '@pelk/backend-tfjs-node',
+      '@pelk/backend-wasm',
       '@pelk/backend-webgpu',
       '@pelk/conformance',
       '@pelk/core',

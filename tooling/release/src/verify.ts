@@ -56,7 +56,7 @@ interface VitestReport {
 
 interface Target {
   /** The smoke tests' backend key (smoke/problem.mjs). */
-  readonly which: 'cpu' | 'tfjs' | 'webgpu';
+  readonly which: 'cpu' | 'wasm' | 'tfjs' | 'webgpu';
   readonly pelk: readonly string[];
   /** Peers from npm, `name@range`. */
   readonly peers: readonly string[];
@@ -64,6 +64,7 @@ interface Target {
 
 const TARGETS: readonly Target[] = [
   { which: 'cpu', pelk: ['@pelk/core', '@pelk/models', '@pelk/backend-cpu'], peers: [] },
+  { which: 'wasm', pelk: ['@pelk/core', '@pelk/models', '@pelk/backend-wasm'], peers: [] },
   { which: 'tfjs', pelk: ['@pelk/core', '@pelk/models', '@pelk/backend-tfjs-node'], peers: ['@tensorflow/tfjs-core@^4.22.0', '@tensorflow/tfjs-backend-cpu@^4.22.0'] },
   {
     which: 'webgpu',

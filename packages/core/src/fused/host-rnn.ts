@@ -127,15 +127,22 @@ function gateActivation(p: RnnProgram): ScalarActivation {
 }
 
 /**
- * GRU. The r/z recurrent biases (and `b_hn` when `resetAfter` is false) are constant per step and
- * join the projection: `[b_ir + b_hr, b_iz + b_hz, b_in (+ b_hn)]`.
+ * The bias of a program's drive rows: every bias that is constant per step. LSTM and Elman: both
+ * biases. GRU: `[b_ir + b_hr, b_iz + b_hz, b_in]`, and `+ b_hn` when `resetAfter` is false (with
+ * `resetAfter`, `b_hn` stays inside `r ⊙ (W_hn h + b_hn)`).
  */
+export function driveBias(p: RnnProgram): Float64Array {
+  const H = p.hiddenSize;
+  const keepHn = p.kind === 'gru' && (p.resetAfter ?? true);
+  return p.biasIh.map((v, j) => v + (keepHn && j >= 2 * H ? 0 : p.biasHh[j]));
+}
+
+/** GRU (see {@link driveBias} for the drive rows). */
 function gruKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
   const H = p.hiddenSize;
   const G = 3 * H;
   const resetAfter = p.resetAfter ?? true;
-  const bias = new Float64Array(G);
-  for (let j = 0; j < G; j++) bias[j] = p.biasIh[j] + (j < 2 * H || !resetAfter ? p.biasHh[j] : 0);
+  const bias = driveBias(p);
   const W = storedAs(dtype, p.weightHh); // [3H, H]: W_hr, W_hz, W_hn stacked
   const Wt = transpose(W, G, H); // [H, 3H]: the product streams contiguous rows
   const bHn = storedAs(dtype, p.biasHh.slice(2 * H));
@@ -253,7 +260,7 @@ function lstmKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
   const H = p.hiddenSize;
   const D = 2 * H;
   const G = 4 * H;
-  const bias = p.biasIh.map((v, j) => v + p.biasHh[j]);
+  const bias = driveBias(p);
   const W = storedAs(dtype, p.weightHh); // [4H, H]: W_hi, W_hf, W_hg, W_ho stacked
   const Wt = transpose(W, G, H);
   const diag = [0, 1, 2, 3].map((k) => diagonalOf(W, k * H * H, H));
@@ -329,7 +336,7 @@ function lstmKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
 /** Elman: `h' = act(W_ih x + b_ih + b_hh + W_hh h)`; both biases join the projection. */
 function elmanKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
   const H = p.hiddenSize;
-  const bias = p.biasIh.map((v, j) => v + p.biasHh[j]);
+  const bias = driveBias(p);
   const W = storedAs(dtype, p.weightHh);
   const Wt = transpose(W, H, H);
   const dW = diagonalOf(W, 0, H);

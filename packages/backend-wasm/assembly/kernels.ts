@@ -1,0 +1,490 @@
+// pelk's WebAssembly kernels (AssemblyScript, 128-bit SIMD), compiled by scripts/build-wasm.mjs.
+//
+// Every kernel is generic over the element type T (f32 or f64) and exported once per type
+// (`…32`, `…64`). Nothing here allocates: JavaScript owns the memory (imported) and passes byte
+// offsets of tensors, weights and scratch. A cell is described by a descriptor block of f64 values
+// (see `Desc`), written by src/program-kernels.ts; the math is that of core's host kernels
+// (packages/core/src/fused/host-rnn.ts), which the conformance suite checks these against.
+
+// ---- descriptor ------------------------------------------------------------------------------
+
+/** Slots of a cell descriptor (f64 values; pointers are byte offsets). */
+namespace Desc {
+  export const KIND = 0; // 0 GRU, 1 LSTM, 2 Elman
+  export const H = 1;
+  export const RESET_AFTER = 2;
+  export const ACT = 3; // candidate / Elman activation
+  export const RA = 4; // gate activation
+  export const WHH_T = 5; // [H, G]: W_hhᵀ (matrix–vector products stream its rows)
+  export const WHH = 6; // [G, H]: W_hh (rows of dense Jacobians)
+  export const B_HN = 7; // [H]: GRU b_hn
+  export const DIAG = 8; // [G]: the diagonal of each gate block of W_hh
+  export const E = 9; // [H, H]: GRU (not resetAfter) E[i,k] = W_hn[i,k] W_hr[k,i]
+  export const SCRATCH = 10; // [8G + H²]
+  export const G = 11;
+}
+
+const GRU = 0;
+const LSTM = 1;
+
+@inline function slot(d: usize, k: i32): f64 {
+  return load<f64>(d + (<usize>k << 3));
+}
+@inline function ptr(d: usize, k: i32): usize {
+  return <usize>slot(d, k);
+}
+@inline function at<T>(base: usize, i: i32): usize {
+  return base + (<usize>i << alignof<T>());
+}
+@inline function ld<T>(base: usize, i: i32): T {
+  return load<T>(at<T>(base, i));
+}
+@inline function st<T>(base: usize, i: i32, v: T): void {
+  store<T>(at<T>(base, i), v);
+}
+
+// ---- activations (the scalar forms of core's SCALAR_ACTIVATIONS) ----------------------------
+
+@inline function expT<T>(x: T): T {
+  if (sizeof<T>() == 4) return <T>Mathf.exp(<f32>x);
+  return <T>Math.exp(<f64>x);
+}
+@inline function tanhT<T>(x: T): T {
+  if (sizeof<T>() == 4) return <T>Mathf.tanh(<f32>x);
+  return <T>Math.tanh(<f64>x);
+}
+
+@inline function activate<T>(kind: i32, x: T): T {
+  if (kind == 0) return <T>1 / (<T>1 + expT<T>(-x)); // sigmoid; exp overflow gives the right limit 0
+  if (kind == 1) {
+    // hardSigmoid clip(0.2x + 0.5, 0, 1); NaN stays NaN
+    const y = <T>0.2 * x + <T>0.5;
+    return y < <T>0 ? <T>0 : y > <T>1 ? <T>1 : y;
+  }
+  if (kind == 2) return tanhT<T>(x);
+  if (kind == 3) return x > <T>0 ? x : <T>0; // relu; NaN → 0
+  return x; // linear
+}
+
+/** The derivative at pre-activation `x` with value `y`. */
+@inline function derivative<T>(kind: i32, x: T, y: T): T {
+  if (kind == 0) return y * (<T>1 - y);
+  if (kind == 1) return abs<T>(x) < <T>2.5 ? <T>0.2 : <T>0;
+  if (kind == 2) return <T>1 - y * y;
+  if (kind == 3) return x > <T>0 ? <T>1 : <T>0;
+  return <T>1;
+}
+
+// ---- matrix–vector products ------------------------------------------------------------------
+
+/**
+ * `out[j] = Σ_k x[k] · Wt[k, col0 + j]` for `j < cols`, `Wt` row-major with `N` columns.
+ * Register-blocked: strips of four vectors of outputs stay in registers while `Wt` streams by.
+ */
+function matvec<T>(Wt: usize, N: i32, col0: i32, cols: i32, K: i32, x: usize, out: usize): void {
+  const L = 16 / sizeof<T>();
+  const rowBytes = <usize>N << alignof<T>();
+  let j = 0;
+  for (; j + 4 * L <= cols; j += 4 * L) {
+    let a0 = v128.splat<T>(<T>0);
+    let a1 = a0;
+    let a2 = a0;
+    let a3 = a0;
+    let w = at<T>(Wt, col0 + j);
+    for (let k = 0; k < K; k++) {
+      const xv = v128.splat<T>(ld<T>(x, k));
+      a0 = v128.add<T>(a0, v128.mul<T>(xv, v128.load(w)));
+      a1 = v128.add<T>(a1, v128.mul<T>(xv, v128.load(w, 16)));
+      a2 = v128.add<T>(a2, v128.mul<T>(xv, v128.load(w, 32)));
+      a3 = v128.add<T>(a3, v128.mul<T>(xv, v128.load(w, 48)));
+      w += rowBytes;
+    }
+    const o = at<T>(out, j);
+    v128.store(o, a0);
+    v128.store(o, a1, 16);
+    v128.store(o, a2, 32);
+    v128.store(o, a3, 48);
+  }
+  for (; j + L <= cols; j += L) {
+    let a = v128.splat<T>(<T>0);
+    let w = at<T>(Wt, col0 + j);
+    for (let k = 0; k < K; k++) {
+      a = v128.add<T>(a, v128.mul<T>(v128.splat<T>(ld<T>(x, k)), v128.load(w)));
+      w += rowBytes;
+    }
+    v128.store(at<T>(out, j), a);
+  }
+  for (; j < cols; j++) {
+    let a = <T>0;
+    for (let k = 0; k < K; k++) a += ld<T>(x, k) * ld<T>(Wt, k * N + col0 + j);
+    st<T>(out, j, a);
+  }
+}
+
+/** `out[j] = a·X[j] + b·Y[j] + c·Z[j]` for `j < n` (rows of dense Jacobians). */
+@inline function combine3<T>(n: i32, a: T, X: usize, b: T, Y: usize, c: T, Z: usize, out: usize): void {
+  const L = 16 / sizeof<T>();
+  const va = v128.splat<T>(a);
+  const vb = v128.splat<T>(b);
+  const vc = v128.splat<T>(c);
+  let j = 0;
+  for (; j + L <= n; j += L) {
+    const v = v128.add<T>(
+      v128.add<T>(v128.mul<T>(va, v128.load(at<T>(X, j))), v128.mul<T>(vb, v128.load(at<T>(Y, j)))),
+      v128.mul<T>(vc, v128.load(at<T>(Z, j))),
+    );
+    v128.store(at<T>(out, j), v);
+  }
+  for (; j < n; j++) st<T>(out, j, a * ld<T>(X, j) + b * ld<T>(Y, j) + c * ld<T>(Z, j));
+}
+
+// ---- GRU ---------------------------------------------------------------------------------------
+
+/** Gate and candidate values of one GRU step into the scratch (rec, aG, g, rh, aN, n). */
+function gruForward<T>(d: usize, prev: usize, x: usize): void {
+  const H = <i32>slot(d, Desc.H);
+  const G = 3 * H;
+  const resetAfter = slot(d, Desc.RESET_AFTER) != 0;
+  const act = <i32>slot(d, Desc.ACT);
+  const ra = <i32>slot(d, Desc.RA);
+  const WT = ptr(d, Desc.WHH_T);
+  const bHn = ptr(d, Desc.B_HN);
+  const rec = ptr(d, Desc.SCRATCH);
+  const aG = at<T>(rec, G);
+  const g = at<T>(aG, 2 * H);
+  const rh = at<T>(g, 2 * H);
+  const aN = at<T>(rh, H);
+  const n = at<T>(aN, H);
+  matvec<T>(WT, G, 0, resetAfter ? G : 2 * H, H, prev, rec);
+  for (let i = 0; i < 2 * H; i++) {
+    const a = ld<T>(x, i) + ld<T>(rec, i);
+    st<T>(aG, i, a);
+    st<T>(g, i, activate<T>(ra, a));
+  }
+  if (!resetAfter) {
+    for (let i = 0; i < H; i++) st<T>(rh, i, ld<T>(g, i) * ld<T>(prev, i));
+    matvec<T>(WT, G, 2 * H, H, H, rh, at<T>(rec, 2 * H));
+  }
+  for (let i = 0; i < H; i++) {
+    const hn = ld<T>(rec, 2 * H + i);
+    const a = ld<T>(x, 2 * H + i) + (resetAfter ? ld<T>(g, i) * (hn + ld<T>(bHn, i)) : hn);
+    st<T>(aN, i, a);
+    st<T>(n, i, activate<T>(act, a));
+  }
+}
+
+function gruStep<T>(d: usize, prev: usize, x: usize, out: usize): void {
+  gruForward<T>(d, prev, x);
+  const H = <i32>slot(d, Desc.H);
+  const rec = ptr(d, Desc.SCRATCH);
+  const g = at<T>(rec, 3 * H + 2 * H);
+  const n = at<T>(g, 2 * H + 2 * H);
+  for (let i = 0; i < H; i++) {
+    const ni = ld<T>(n, i);
+    st<T>(out, i, ni + ld<T>(g, H + i) * (ld<T>(prev, i) - ni));
+  }
+}
+
+function gruLinearize<T>(d: usize, prev: usize, x: usize, value: usize, jac: usize, dense: bool): void {
+  gruForward<T>(d, prev, x);
+  const H = <i32>slot(d, Desc.H);
+  const resetAfter = slot(d, Desc.RESET_AFTER) != 0;
+  const act = <i32>slot(d, Desc.ACT);
+  const ra = <i32>slot(d, Desc.RA);
+  const W = ptr(d, Desc.WHH);
+  const diag = ptr(d, Desc.DIAG);
+  const bHn = ptr(d, Desc.B_HN);
+  const rec = ptr(d, Desc.SCRATCH);
+  const aG = at<T>(rec, 3 * H);
+  const g = at<T>(aG, 2 * H);
+  const aN = at<T>(g, 2 * H + H);
+  const n = at<T>(aN, H);
+  const q = at<T>(n, H);
+  const P = at<T>(q, H);
+  const wr = W;
+  const wz = at<T>(W, H * H);
+  const wn = at<T>(W, 2 * H * H);
+  if (resetAfter) {
+    // J = diag(gN r) W_hn + diag(gN hN ra'(aR)) W_hr + diag(cZ) W_hz + diag(z).
+    for (let i = 0; i < H; i++) {
+      const r = ld<T>(g, i);
+      const z = ld<T>(g, H + i);
+      const h = ld<T>(prev, i);
+      const ni = ld<T>(n, i);
+      st<T>(value, i, ni + z * (h - ni));
+      const gN = (<T>1 - z) * derivative<T>(act, ld<T>(aN, i), ni);
+      const cN = gN * r;
+      const cR = gN * (ld<T>(rec, 2 * H + i) + ld<T>(bHn, i)) * derivative<T>(ra, ld<T>(aG, i), r);
+      const cZ = (h - ni) * derivative<T>(ra, ld<T>(aG, H + i), z);
+      if (!dense) {
+        st<T>(jac, i, cN * ld<T>(diag, 2 * H + i) + cR * ld<T>(diag, i) + cZ * ld<T>(diag, H + i) + z);
+        continue;
+      }
+      const row = at<T>(jac, i * H);
+      combine3<T>(H, cN, at<T>(wn, i * H), cR, at<T>(wr, i * H), cZ, at<T>(wz, i * H), row);
+      st<T>(row, i, ld<T>(row, i) + z);
+    }
+    return;
+  }
+  // ∂aN/∂h = W_hn diag(r) + W_hn diag(q) W_hr, q = h ra'(aR);
+  // J = diag(z) + diag(cZ) W_hz + diag(gN) (W_hn diag(r) + W_hn diag(q) W_hr).
+  for (let k = 0; k < H; k++) st<T>(q, k, ld<T>(prev, k) * derivative<T>(ra, ld<T>(aG, k), ld<T>(g, k)));
+  if (dense) {
+    // P = W_hn diag(q) W_hr, row by row: P[i,:] = Σ_k (W_hn[i,k] q_k) W_hr[k,:].
+    for (let i = 0; i < H; i++) {
+      const Prow = at<T>(P, i * H);
+      for (let j = 0; j < H; j++) st<T>(Prow, j, <T>0);
+      for (let k = 0; k < H; k++) {
+        const c = ld<T>(wn, i * H + k) * ld<T>(q, k);
+        if (c == <T>0) continue;
+        combine3<T>(H, <T>1, Prow, c, at<T>(wr, k * H), <T>0, Prow, Prow);
+      }
+    }
+  }
+  const E = ptr(d, Desc.E);
+  for (let i = 0; i < H; i++) {
+    const z = ld<T>(g, H + i);
+    const h = ld<T>(prev, i);
+    const ni = ld<T>(n, i);
+    st<T>(value, i, ni + z * (h - ni));
+    const gN = (<T>1 - z) * derivative<T>(act, ld<T>(aN, i), ni);
+    const cZ = (h - ni) * derivative<T>(ra, ld<T>(aG, H + i), z);
+    if (!dense) {
+      let eq = <T>0;
+      for (let k = 0; k < H; k++) eq += ld<T>(E, i * H + k) * ld<T>(q, k);
+      st<T>(jac, i, z + cZ * ld<T>(diag, H + i) + gN * (ld<T>(diag, 2 * H + i) * ld<T>(g, i) + eq));
+      continue;
+    }
+    const row = at<T>(jac, i * H);
+    for (let j = 0; j < H; j++) {
+      st<T>(row, j, gN * (ld<T>(wn, i * H + j) * ld<T>(g, j) + ld<T>(P, i * H + j)) + cZ * ld<T>(wz, i * H + j));
+    }
+    st<T>(row, i, ld<T>(row, i) + z);
+  }
+}
+
+// ---- LSTM (state [h, c]) -----------------------------------------------------------------------
+
+function lstmStep<T>(d: usize, prev: usize, x: usize, out: usize): void {
+  const H = <i32>slot(d, Desc.H);
+  const act = <i32>slot(d, Desc.ACT);
+  const ra = <i32>slot(d, Desc.RA);
+  const pre = ptr(d, Desc.SCRATCH);
+  matvec<T>(ptr(d, Desc.WHH_T), 4 * H, 0, 4 * H, H, prev, pre);
+  for (let k = 0; k < H; k++) {
+    const i = activate<T>(ra, ld<T>(x, k) + ld<T>(pre, k));
+    const f = activate<T>(ra, ld<T>(x, H + k) + ld<T>(pre, H + k));
+    const gg = activate<T>(act, ld<T>(x, 2 * H + k) + ld<T>(pre, 2 * H + k));
+    const o = activate<T>(ra, ld<T>(x, 3 * H + k) + ld<T>(pre, 3 * H + k));
+    const c = f * ld<T>(prev, H + k) + i * gg;
+    st<T>(out, k, o * activate<T>(act, c));
+    st<T>(out, H + k, c);
+  }
+}
+
+function lstmLinearize<T>(d: usize, prev: usize, x: usize, value: usize, jac: usize, dense: bool): void {
+  const H = <i32>slot(d, Desc.H);
+  const D = 2 * H;
+  const act = <i32>slot(d, Desc.ACT);
+  const ra = <i32>slot(d, Desc.RA);
+  const W = ptr(d, Desc.WHH);
+  const diag = ptr(d, Desc.DIAG);
+  const pre = ptr(d, Desc.SCRATCH);
+  matvec<T>(ptr(d, Desc.WHH_T), 4 * H, 0, 4 * H, H, prev, pre);
+  for (let k = 0; k < H; k++) {
+    const aI = ld<T>(x, k) + ld<T>(pre, k);
+    const aF = ld<T>(x, H + k) + ld<T>(pre, H + k);
+    const aG = ld<T>(x, 2 * H + k) + ld<T>(pre, 2 * H + k);
+    const aO = ld<T>(x, 3 * H + k) + ld<T>(pre, 3 * H + k);
+    const i = activate<T>(ra, aI);
+    const f = activate<T>(ra, aF);
+    const gg = activate<T>(act, aG);
+    const o = activate<T>(ra, aO);
+    const c = ld<T>(prev, H + k);
+    const c2 = f * c + i * gg;
+    const tc = activate<T>(act, c2);
+    st<T>(value, k, o * tc);
+    st<T>(value, H + k, c2);
+    const ci = gg * derivative<T>(ra, aI, i);
+    const cf = c * derivative<T>(ra, aF, f);
+    const cg = i * derivative<T>(act, aG, gg);
+    const co = tc * derivative<T>(ra, aO, o);
+    const u = o * derivative<T>(act, c2, tc);
+    if (!dense) {
+      st<T>(jac, k, u * (ci * ld<T>(diag, k) + cf * ld<T>(diag, H + k) + cg * ld<T>(diag, 2 * H + k)) + co * ld<T>(diag, 3 * H + k));
+      st<T>(jac, H + k, f);
+      continue;
+    }
+    // Row k (h'): u ∂c'/∂h + c_o W_ho, then diag(u f); row H + k (c'): ∂c'/∂h, then diag(f).
+    const rowH = at<T>(jac, k * D);
+    const rowC = at<T>(jac, (H + k) * D);
+    combine3<T>(H, ci, at<T>(W, k * H), cf, at<T>(W, (H + k) * H), cg, at<T>(W, (2 * H + k) * H), rowC);
+    combine3<T>(H, u, rowC, co, at<T>(W, (3 * H + k) * H), <T>0, rowC, rowH);
+    for (let j = 0; j < H; j++) {
+      st<T>(rowH, H + j, <T>0);
+      st<T>(rowC, H + j, <T>0);
+    }
+    st<T>(rowH, H + k, u * f);
+    st<T>(rowC, H + k, f);
+  }
+}
+
+// ---- Elman ---------------------------------------------------------------------------------------
+
+function elmanStep<T>(d: usize, prev: usize, x: usize, out: usize): void {
+  const H = <i32>slot(d, Desc.H);
+  const act = <i32>slot(d, Desc.ACT);
+  const rec = ptr(d, Desc.SCRATCH);
+  matvec<T>(ptr(d, Desc.WHH_T), H, 0, H, H, prev, rec);
+  for (let i = 0; i < H; i++) st<T>(out, i, activate<T>(act, ld<T>(x, i) + ld<T>(rec, i)));
+}
+
+function elmanLinearize<T>(d: usize, prev: usize, x: usize, value: usize, jac: usize, dense: bool): void {
+  const H = <i32>slot(d, Desc.H);
+  const act = <i32>slot(d, Desc.ACT);
+  const W = ptr(d, Desc.WHH);
+  const diag = ptr(d, Desc.DIAG);
+  const rec = ptr(d, Desc.SCRATCH);
+  matvec<T>(ptr(d, Desc.WHH_T), H, 0, H, H, prev, rec);
+  for (let i = 0; i < H; i++) {
+    const a = ld<T>(x, i) + ld<T>(rec, i);
+    const y = activate<T>(act, a);
+    st<T>(value, i, y);
+    const dy = derivative<T>(act, a, y);
+    if (!dense) {
+      st<T>(jac, i, dy * ld<T>(diag, i));
+      continue;
+    }
+    combine3<T>(H, dy, at<T>(W, i * H), <T>0, W, <T>0, W, at<T>(jac, i * H));
+  }
+}
+
+// ---- dispatch ------------------------------------------------------------------------------------
+
+@inline function stateSize(d: usize): i32 {
+  const H = <i32>slot(d, Desc.H);
+  return <i32>slot(d, Desc.KIND) == LSTM ? 2 * H : H;
+}
+
+@inline function step<T>(d: usize, prev: usize, x: usize, out: usize): void {
+  const kind = <i32>slot(d, Desc.KIND);
+  if (kind == GRU) gruStep<T>(d, prev, x, out);
+  else if (kind == LSTM) lstmStep<T>(d, prev, x, out);
+  else elmanStep<T>(d, prev, x, out);
+}
+
+@inline function linearizeStep<T>(d: usize, prev: usize, x: usize, value: usize, jac: usize, dense: bool): void {
+  const kind = <i32>slot(d, Desc.KIND);
+  if (kind == GRU) gruLinearize<T>(d, prev, x, value, jac, dense);
+  else if (kind == LSTM) lstmLinearize<T>(d, prev, x, value, jac, dense);
+  else elmanLinearize<T>(d, prev, x, value, jac, dense);
+}
+
+// ---- exported kernels ----------------------------------------------------------------------------
+
+/** Drive rows `out[r] = x[r] W_ihᵀ + bias` for `rows` inputs of width `I` (`WihT` `[I, G]`). */
+function project<T>(WihT: usize, bias: usize, x: usize, out: usize, rows: i32, I: i32, G: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const o = at<T>(out, r * G);
+    matvec<T>(WihT, G, 0, G, I, at<T>(x, r * I), o);
+    for (let j = 0; j < G; j++) st<T>(o, j, ld<T>(o, j) + ld<T>(bias, j));
+  }
+}
+
+/** Sequential steps `[start, end)` of every batch entry (`out` `[B, T, D]`, `drive` `[B, T, G]`). */
+function rollout<T>(d: usize, drive: usize, init: usize, out: usize, B: i32, T: i32, start: i32, end: i32): void {
+  const D = stateSize(d);
+  const G = <i32>slot(d, Desc.G);
+  for (let b = 0; b < B; b++) {
+    for (let t = start; t < end; t++) {
+      const row = b * T + t;
+      const prev = t == 0 ? at<T>(init, b * D) : at<T>(out, (row - 1) * D);
+      step<T>(d, prev, at<T>(drive, row * G), at<T>(out, row * D));
+    }
+  }
+}
+
+/** `out[r] = f(prev[r], drive[r])` for `rows` independent rows (a Jacobi sweep). */
+function sweep<T>(d: usize, drive: usize, prev: usize, out: usize, rows: i32): void {
+  const D = stateSize(d);
+  const G = <i32>slot(d, Desc.G);
+  for (let r = 0; r < rows; r++) step<T>(d, at<T>(prev, r * D), at<T>(drive, r * G), at<T>(out, r * D));
+}
+
+/**
+ * Linearises steps `[start, start + n)` of every batch entry around `states` `[B, n, D]` entered
+ * from `entering` `[B, D]`: Jacobians into `jac`, defects `f(s_{t−1}) − s_t` into `defect`; the
+ * residual `max |defect|` (NaN if any is NaN) and `Σ defect²` go to `result[0]`, `result[1]` (f64).
+ */
+function linearize<T>(
+  d: usize,
+  drive: usize,
+  states: usize,
+  entering: usize,
+  jac: usize,
+  defect: usize,
+  B: i32,
+  n: i32,
+  T: i32,
+  start: i32,
+  dense: bool,
+  result: usize,
+): void {
+  const D = stateSize(d);
+  const G = <i32>slot(d, Desc.G);
+  const jacSize = dense ? D * D : D;
+  const H = <i32>slot(d, Desc.H);
+  const value = at<T>(ptr(d, Desc.SCRATCH), 8 * G + H * H - D);
+  let residual: f64 = 0;
+  let sumSquares: f64 = 0;
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < n; j++) {
+      const row = b * n + j;
+      const prev = j == 0 ? at<T>(entering, b * D) : at<T>(states, (row - 1) * D);
+      linearizeStep<T>(d, prev, at<T>(drive, (b * T + start + j) * G), value, at<T>(jac, row * jacSize), dense);
+      for (let i = 0; i < D; i++) {
+        const e = ld<T>(value, i) - ld<T>(states, row * D + i);
+        st<T>(defect, row * D + i, e);
+        const a = <f64>abs<T>(e);
+        if (!isNaN(residual) && !(a <= residual)) residual = a;
+        sumSquares += a * a;
+      }
+    }
+  }
+  store<f64>(result, residual);
+  store<f64>(result, sumSquares, 8);
+}
+
+export function project32(WihT: usize, bias: usize, x: usize, out: usize, rows: i32, I: i32, G: i32): void {
+  project<f32>(WihT, bias, x, out, rows, I, G);
+}
+export function project64(WihT: usize, bias: usize, x: usize, out: usize, rows: i32, I: i32, G: i32): void {
+  project<f64>(WihT, bias, x, out, rows, I, G);
+}
+export function rollout32(d: usize, drive: usize, init: usize, out: usize, B: i32, T: i32, start: i32, end: i32): void {
+  rollout<f32>(d, drive, init, out, B, T, start, end);
+}
+export function rollout64(d: usize, drive: usize, init: usize, out: usize, B: i32, T: i32, start: i32, end: i32): void {
+  rollout<f64>(d, drive, init, out, B, T, start, end);
+}
+export function sweep32(d: usize, drive: usize, prev: usize, out: usize, rows: i32): void {
+  sweep<f32>(d, drive, prev, out, rows);
+}
+export function sweep64(d: usize, drive: usize, prev: usize, out: usize, rows: i32): void {
+  sweep<f64>(d, drive, prev, out, rows);
+}
+export function linearize32(
+  d: usize, drive: usize, states: usize, entering: usize, jac: usize, defect: usize,
+  B: i32, n: i32, T: i32, start: i32, dense: bool, result: usize,
+): void {
+  linearize<f32>(d, drive, states, entering, jac, defect, B, n, T, start, dense, result);
+}
+export function linearize64(
+  d: usize, drive: usize, states: usize, entering: usize, jac: usize, defect: usize,
+  B: i32, n: i32, T: i32, start: i32, dense: bool, result: usize,
+): void {
+  linearize<f64>(d, drive, states, entering, jac, defect, B, n, T, start, dense, result);
+}
+
+/** The first byte after the module's static data: JavaScript's allocator starts above it. */
+export const heapBase: usize = __heap_base;

@@ -1,0 +1,66 @@
+/**
+ * Loading the kernels: the WebAssembly binary built from assembly/ (embedded as base64 by
+ * scripts/build-wasm.mjs), compiled once per process and instantiated once per backend, over the
+ * backend's own memory.
+ */
+import { KERNELS_WASM_BASE64 } from './generated/kernels-wasm.js';
+
+/** The kernels' exports (see assembly/kernels.ts); pointers are byte offsets into the memory. */
+export interface KernelExports {
+  readonly heapBase: WebAssembly.Global;
+  project32(WihT: number, bias: number, x: number, out: number, rows: number, I: number, G: number): void;
+  project64(WihT: number, bias: number, x: number, out: number, rows: number, I: number, G: number): void;
+  rollout32(d: number, drive: number, init: number, out: number, B: number, T: number, start: number, end: number): void;
+  rollout64(d: number, drive: number, init: number, out: number, B: number, T: number, start: number, end: number): void;
+  sweep32(d: number, drive: number, prev: number, out: number, rows: number): void;
+  sweep64(d: number, drive: number, prev: number, out: number, rows: number): void;
+  linearize32(...args: LinearizeArgs): void;
+  linearize64(...args: LinearizeArgs): void;
+}
+
+/** `(desc, drive, states, entering, jac, defect, B, n, T, start, dense, result)`. */
+type LinearizeArgs = [number, number, number, number, number, number, number, number, number, number, number, number];
+
+/** A minimal module with one SIMD instruction (`i32x4.splat`): validates only where SIMD is supported. */
+const SIMD_PROBE = new Uint8Array([
+  0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 8, 1, 6, 0, 65, 0, 253, 17, 11,
+]);
+
+/** What this environment lacks for the kernels, or undefined when it has everything. */
+export function missingFeature(): string | undefined {
+  if (typeof WebAssembly !== 'object' || typeof WebAssembly.Module !== 'function') return 'WebAssembly';
+  try {
+    if (!WebAssembly.validate(SIMD_PROBE)) return 'WebAssembly SIMD (128-bit)';
+  } catch {
+    return 'WebAssembly SIMD (128-bit)';
+  }
+  return undefined;
+}
+
+let compiled: Promise<WebAssembly.Module> | undefined;
+
+function decodeBase64(text: string): Uint8Array {
+  const g = globalThis as { Buffer?: { from(s: string, e: string): Uint8Array } };
+  if (g.Buffer) return new Uint8Array(g.Buffer.from(text, 'base64'));
+  const bin = atob(text);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** Instantiates the kernels over `memory` (compiling the module on first use). */
+export async function instantiateKernels(memory: WebAssembly.Memory): Promise<KernelExports> {
+  compiled ??= WebAssembly.compile(decodeBase64(KERNELS_WASM_BASE64) as BufferSource);
+  compiled.catch(() => {
+    compiled = undefined;
+  });
+  const instance = await WebAssembly.instantiate(await compiled, {
+    env: {
+      memory,
+      abort: () => {
+        throw new Error('pelk wasm kernel aborted');
+      },
+    },
+  });
+  return instance.exports as unknown as KernelExports;
+}
