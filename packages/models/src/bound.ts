@@ -7,13 +7,14 @@ import {
   type BoundCell,
   type ComputeBackend,
   type DType,
-  type HostArray,
+  type HostStepFn,
   InvalidArgumentError,
   type JacobianKind,
   ShapeError,
   type Tensor,
   checkBindContext,
   describeValue,
+  hostRollout,
 } from '@pelk/core';
 import { sameShape, shapeText } from './host.js';
 
@@ -70,14 +71,7 @@ export interface BoundCellParts {
 }
 
 /** One step of one sequence on host arrays (see {@link BoundCellParts.hostStep}). */
-export type HostStep = (
-  prev: HostArray,
-  prevOff: number,
-  drive: HostArray | null,
-  driveOff: number,
-  out: HostArray,
-  outOff: number,
-) => void;
+export type HostStep = HostStepFn;
 
 /**
  * Builds a {@link BoundCell} from one forward function: `apply` and `linearize` call it on
@@ -140,33 +134,9 @@ export function makeBoundCell(p: BoundCellParts): BoundCell {
     rollout(init) {
       alive();
       const hostStep = p.hostStep;
-      const hostData = backend.hostData?.bind(backend);
-      if (!hostStep || !hostData) return undefined;
+      if (!hostStep || !backend.hostData) return undefined;
       checkPrev(init, [B, D]);
-      // A fresh tensor, filled in place before anyone else sees it.
-      const out = backend.fill([B, T, D], 0, p.context.dtype);
-      const G = drive ? drive.shape[drive.shape.length - 1] : 0;
-      let done = 0;
-      return {
-        states: out,
-        advance(count) {
-          alive();
-          // Storage views are taken per slice: a backend may move its heap between slices (wasm growth).
-          const o = hostData(out);
-          const s0 = hostData(init);
-          const x = drive ? hostData(drive) : null;
-          const end = Math.min(T, done + Math.max(0, Math.floor(count)));
-          for (let b = 0; b < B; b++) {
-            for (let t = done; t < end; t++) {
-              const row = b * T + t;
-              if (t === 0) hostStep(s0, b * D, x, row * G, o, row * D);
-              else hostStep(o, (row - 1) * D, x, row * G, o, row * D);
-            }
-          }
-          done = end;
-          return done;
-        },
-      };
+      return hostRollout(backend, hostStep, init, drive, [B, T, D], alive);
     },
     dispose() {
       if (disposed) return;

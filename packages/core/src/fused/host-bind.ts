@@ -5,7 +5,7 @@
  * ~45 backend calls writing ~49 full-size intermediates.
  */
 import type { ComputeBackend, HostArray, Tensor } from '../backend.js';
-import type { BindContext } from '../cell.js';
+import type { BindContext, Rollout } from '../cell.js';
 import { InvalidArgumentError, ShapeError, describeValue } from '../errors.js';
 import type { CellProgram, FusedCell, FusedLinearization, FusedLinearizeOptions } from '../program.js';
 import { checkBindContext } from '../validate.js';
@@ -77,28 +77,7 @@ export function bindHostProgram(backend: ComputeBackend, program: CellProgram, c
     rollout(init) {
       alive();
       checkShape(init, 'init', [B, D]);
-      const out = backend.fill([B, T, D], 0, dtype);
-      let done = 0;
-      return {
-        states: out,
-        advance(count) {
-          alive();
-          // Views are taken per slice: a backend may move its heap between slices (wasm growth).
-          const o = view(out);
-          const s0 = view(init);
-          const x = view(drive);
-          const end = Math.min(T, done + Math.max(0, Math.floor(count)));
-          for (let b = 0; b < B; b++) {
-            for (let t = done; t < end; t++) {
-              const row = b * T + t;
-              if (t === 0) kernel.step(s0, b * D, x, row * G, o, row * D);
-              else kernel.step(o, (row - 1) * D, x, row * G, o, row * D);
-            }
-          }
-          done = end;
-          return done;
-        },
-      };
+      return hostRollout(backend, (prev, po, x, xo, out, oo) => kernel.step(prev, po, x!, xo, out, oo), init, drive, [B, T, D], alive);
     },
     linearize(states, entering, start, options) {
       alive();
@@ -118,6 +97,54 @@ export function bindHostProgram(backend: ComputeBackend, program: CellProgram, c
       if (disposed) return;
       disposed = true;
       backend.dispose(drive);
+    },
+  };
+}
+
+/** One step of one sequence on host arrays: `out[outOff..] = f(prev[prevOff..], drive row at driveOff)`. */
+export type HostStepFn = (prev: HostArray, prevOff: number, drive: HostArray | null, driveOff: number, out: HostArray, outOff: number) => void;
+
+/**
+ * A sequential rollout on a host-memory backend: `step` over every batch entry, advanced in slices,
+ * into a fresh `[B, T, D]` tensor from `init` `[B, D]` (drive rows from `drive` `[B, T, G]`, or none).
+ * `alive` throws when the owner was disposed.
+ *
+ * @example
+ * ```ts
+ * const rollout = hostRollout(backend, step, init, drive, [B, T, D], () => {});
+ * rollout.advance(T);
+ * ```
+ */
+export function hostRollout(
+  backend: ComputeBackend,
+  step: HostStepFn,
+  init: Tensor,
+  drive: Tensor | null,
+  [B, T, D]: readonly [number, number, number],
+  alive: () => void,
+): Rollout {
+  const view = backend.hostData!.bind(backend);
+  const out = backend.fill([B, T, D], 0, init.dtype);
+  const G = drive ? drive.shape[drive.shape.length - 1] : 0;
+  let done = 0;
+  return {
+    states: out,
+    advance(count) {
+      alive();
+      // Views are taken per slice: a backend may move its storage between slices.
+      const o = view(out);
+      const s0 = view(init);
+      const x = drive ? view(drive) : null;
+      const end = Math.min(T, done + Math.max(0, Math.floor(count)));
+      for (let b = 0; b < B; b++) {
+        for (let t = done; t < end; t++) {
+          const row = b * T + t;
+          if (t === 0) step(s0, b * D, x, row * G, o, row * D);
+          else step(o, (row - 1) * D, x, row * G, o, row * D);
+        }
+      }
+      done = end;
+      return done;
     },
   };
 }
