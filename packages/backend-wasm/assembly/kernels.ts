@@ -488,3 +488,138 @@ export function linearize64(
 
 /** The first byte after the module's static data: JavaScript's allocator starts above it. */
 export const heapBase: usize = __heap_base;
+
+// ---- sequence and elementwise primitives -------------------------------------------------------
+
+/**
+ * Diagonal linear recurrence per (batch, channel), one pass over time with the channels in SIMD
+ * lanes: `s_t = a_t ⊙ s_{t−1} + b_t` from `s_0 = init` (reverse: from the last step backwards).
+ * On one core the sequential recurrence does the least work; the parallel backends scan.
+ */
+function scanDiagonal<T>(a: usize, b: usize, init: usize, out: usize, B: i32, T: i32, D: i32, reverse: bool): void {
+  const L = 16 / sizeof<T>();
+  for (let bi = 0; bi < B; bi++) {
+    let prev = at<T>(init, bi * D);
+    for (let k = 0; k < T; k++) {
+      const t = reverse ? T - 1 - k : k;
+      const row = (bi * T + t) * D;
+      const ar = at<T>(a, row);
+      const br = at<T>(b, row);
+      const o = at<T>(out, row);
+      let j = 0;
+      for (; j + L <= D; j += L) {
+        const v = v128.add<T>(v128.mul<T>(v128.load(at<T>(ar, j)), v128.load(at<T>(prev, j))), v128.load(at<T>(br, j)));
+        v128.store(at<T>(o, j), v);
+      }
+      for (; j < D; j++) st<T>(o, j, ld<T>(ar, j) * ld<T>(prev, j) + ld<T>(br, j));
+      prev = o;
+    }
+  }
+}
+
+/** `out = x op y` elementwise over `n` values; op 0 add, 1 sub, 2 mul. */
+function elementwise<T>(op: i32, x: usize, y: usize, out: usize, n: i32): void {
+  const L = 16 / sizeof<T>();
+  let i = 0;
+  for (; i + L <= n; i += L) {
+    const u = v128.load(at<T>(x, i));
+    const v = v128.load(at<T>(y, i));
+    v128.store(at<T>(out, i), op == 0 ? v128.add<T>(u, v) : op == 1 ? v128.sub<T>(u, v) : v128.mul<T>(u, v));
+  }
+  for (; i < n; i++) {
+    const u = ld<T>(x, i);
+    const v = ld<T>(y, i);
+    st<T>(out, i, op == 0 ? u + v : op == 1 ? u - v : u * v);
+  }
+}
+
+/**
+ * NaN → 0, values beyond `±bound` → `±bound`; counts the non-finite values and the finite ones
+ * clipped into `result[0]`, `result[1]` (f64).
+ */
+function sanitize<T>(x: usize, out: usize, n: i32, bound: f64, result: usize): void {
+  const hi = <T>bound;
+  let bad: f64 = 0;
+  let clipped: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const v = ld<T>(x, i);
+    if (isNaN<T>(v)) {
+      st<T>(out, i, <T>0);
+      bad++;
+    } else if (v > hi || v < -hi) {
+      if (isFinite<T>(v)) clipped++;
+      else bad++;
+      st<T>(out, i, v > <T>0 ? hi : -hi);
+    } else st<T>(out, i, v);
+  }
+  store<f64>(result, bad);
+  store<f64>(result, clipped, 8);
+}
+
+/** `max |x − y|` (or `max |x|` when `y` is 0) over `n` values; NaN when any difference is NaN. */
+function maxAbsDiff<T>(x: usize, y: usize, n: i32): f64 {
+  const L = 16 / sizeof<T>();
+  let acc = v128.splat<T>(<T>0);
+  let i = 0;
+  if (y != 0) {
+    for (; i + L <= n; i += L) acc = v128.max<T>(acc, v128.abs<T>(v128.sub<T>(v128.load(at<T>(x, i)), v128.load(at<T>(y, i)))));
+  } else {
+    for (; i + L <= n; i += L) acc = v128.max<T>(acc, v128.abs<T>(v128.load(at<T>(x, i))));
+  }
+  // Lanes, then the tail; f64.max propagates NaN.
+  let m: f64 = 0;
+  for (let l = 0; l < L; l++) m = max<f64>(m, laneOf<T>(acc, l));
+  for (; i < n; i++) m = max<f64>(m, <f64>abs<T>(ld<T>(x, i) - (y != 0 ? ld<T>(y, i) : <T>0)));
+  return m;
+}
+
+@inline function laneOf<T>(v: v128, l: i32): f64 {
+  if (sizeof<T>() == 4) {
+    if (l == 0) return <f64>f32x4.extract_lane(v, 0);
+    if (l == 1) return <f64>f32x4.extract_lane(v, 1);
+    if (l == 2) return <f64>f32x4.extract_lane(v, 2);
+    return <f64>f32x4.extract_lane(v, 3);
+  }
+  return l == 0 ? f64x2.extract_lane(v, 0) : f64x2.extract_lane(v, 1);
+}
+
+/** `Σ (x − y)²` over `n` values, accumulated in f64. */
+function sumSquaredDiff<T>(x: usize, y: usize, n: i32): f64 {
+  let s: f64 = 0;
+  for (let i = 0; i < n; i++) {
+    const e = <f64>ld<T>(x, i) - <f64>ld<T>(y, i);
+    s += e * e;
+  }
+  return s;
+}
+
+export function scanDiagonal32(a: usize, b: usize, init: usize, out: usize, B: i32, T: i32, D: i32, reverse: bool): void {
+  scanDiagonal<f32>(a, b, init, out, B, T, D, reverse);
+}
+export function scanDiagonal64(a: usize, b: usize, init: usize, out: usize, B: i32, T: i32, D: i32, reverse: bool): void {
+  scanDiagonal<f64>(a, b, init, out, B, T, D, reverse);
+}
+export function elementwise32(op: i32, x: usize, y: usize, out: usize, n: i32): void {
+  elementwise<f32>(op, x, y, out, n);
+}
+export function elementwise64(op: i32, x: usize, y: usize, out: usize, n: i32): void {
+  elementwise<f64>(op, x, y, out, n);
+}
+export function sanitize32(x: usize, out: usize, n: i32, bound: f64, result: usize): void {
+  sanitize<f32>(x, out, n, bound, result);
+}
+export function sanitize64(x: usize, out: usize, n: i32, bound: f64, result: usize): void {
+  sanitize<f64>(x, out, n, bound, result);
+}
+export function maxAbsDiff32(x: usize, y: usize, n: i32): f64 {
+  return maxAbsDiff<f32>(x, y, n);
+}
+export function maxAbsDiff64(x: usize, y: usize, n: i32): f64 {
+  return maxAbsDiff<f64>(x, y, n);
+}
+export function sumSquaredDiff32(x: usize, y: usize, n: i32): f64 {
+  return sumSquaredDiff<f32>(x, y, n);
+}
+export function sumSquaredDiff64(x: usize, y: usize, n: i32): f64 {
+  return sumSquaredDiff<f64>(x, y, n);
+}

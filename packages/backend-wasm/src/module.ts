@@ -16,6 +16,18 @@ export interface KernelExports {
   sweep64(d: number, drive: number, prev: number, out: number, rows: number): void;
   linearize32(...args: LinearizeArgs): void;
   linearize64(...args: LinearizeArgs): void;
+  scanDiagonal32(a: number, b: number, init: number, out: number, B: number, T: number, D: number, reverse: number): void;
+  scanDiagonal64(a: number, b: number, init: number, out: number, B: number, T: number, D: number, reverse: number): void;
+  /** `op`: 0 add, 1 sub, 2 mul. */
+  elementwise32(op: number, x: number, y: number, out: number, n: number): void;
+  elementwise64(op: number, x: number, y: number, out: number, n: number): void;
+  sanitize32(x: number, out: number, n: number, bound: number, result: number): void;
+  sanitize64(x: number, out: number, n: number, bound: number, result: number): void;
+  /** `y` = 0: `max |x|`. */
+  maxAbsDiff32(x: number, y: number, n: number): number;
+  maxAbsDiff64(x: number, y: number, n: number): number;
+  sumSquaredDiff32(x: number, y: number, n: number): number;
+  sumSquaredDiff64(x: number, y: number, n: number): number;
 }
 
 /** `(desc, drive, states, entering, jac, defect, B, n, T, start, dense, result)`. */
