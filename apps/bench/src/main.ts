@@ -109,6 +109,7 @@ program
   .option('--runs <n>', 'gru: timed runs (the median is reported)', '3')
   .option('--budget <seconds>', 'scaling: skip configurations predicted to take longer', '120')
   .option('--json <file>', 'gru: also write its results here')
+  .option('--no-torch', 'gru: skip the torch.nn.GRU peer row (run by PELK_PYTHON, default python3, when it has torch)')
   .option('--peers-steps <list>', 'peers: comma-separated sequence lengths (default 1000,10000; quick: 200)')
   .option('--tfjs-backends <list>', 'peers: comma-separated tfjs backends to compare on', 'wasm,cpu')
   .option('--peers-methods <list>', 'peers: pelk methods on the tfjs backends', 'sequential,quasi-deer,deer')
@@ -143,6 +144,7 @@ program
           warmup: quick ? 1 : parseNonNegativeInt(o.warmup, '--warmup'),
           runs: quick ? 1 : parsePositiveInt(o.runs, '--runs'),
           json: o.json,
+          torch: Boolean(o.torch),
         });
         text = formatBench(report);
         files = gruFiles(report, text);

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +40,29 @@ describe('pelk bench', () => {
     const files = gruFiles(report, formatBench(report));
     expect(Object.keys(files).sort()).toEqual(['gru.json', 'gru.svg', 'gru.txt']);
     expect(files['gru.svg']).toContain('µs per step');
+  });
+
+  it('adds a torch.nn.GRU peer row on the same weights and inputs, or says why it has none', async (ctx) => {
+    const run = (python: string) => {
+      const saved = process.env.PELK_PYTHON;
+      process.env.PELK_PYTHON = python;
+      const options = { backend: 'cpu', steps: 200, hidden: 8, input: 3, batch: 1, methods: ['sequential' as const], dtypes: ['float32' as const], warmup: 0, runs: 1, quiet: true };
+      return runBench(options).finally(() => {
+        if (saved === undefined) delete process.env.PELK_PYTHON;
+        else process.env.PELK_PYTHON = saved;
+      });
+    };
+    const missing = await run('/nonexistent/python3');
+    expect(missing.peers).toEqual([{ implementation: 'torch.nn.GRU', T: 200, skipped: "no Python with torch at '/nonexistent/python3' (set PELK_PYTHON)" }]);
+    expect(formatBench(missing)).toContain('skipped');
+    const python = ['/usr/bin/python3', 'python3'].find((p) => spawnSync(p, ['-c', 'import torch']).status === 0);
+    if (!python) ctx.skip('no Python with torch on this machine (Debian: apt install python3-torch)');
+    const [row] = (await run(python!)).peers!;
+    expect(row.skipped).toBeUndefined();
+    expect(row.implementation).toMatch(/^torch\.nn\.GRU /);
+    expect(row.usPerStep).toBeGreaterThan(0);
+    // The same GRU in float32: torch and pelk's sequential float32 agree to float32 rounding.
+    expect(row.maxAbsDiffVsPelk).toBeLessThanOrEqual(1e-5);
   });
 
   /** The demo's table as rows of named cells (columns are separated by two or more spaces). */

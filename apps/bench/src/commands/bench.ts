@@ -11,6 +11,7 @@ import { type Measurement, formatMs, measure, table } from '../harness.js';
 import { type MachineDescription, machineDescription } from '../machine.js';
 import { barsPlot } from '../plots.js';
 import { ProgressLine } from '../progress.js';
+import { type PeerRow, runTorchGru } from '../torch-peer.js';
 
 /** Options of {@link runBench}. */
 export interface BenchOptions {
@@ -27,6 +28,8 @@ export interface BenchOptions {
   readonly deerSteps?: number;
   readonly json?: string;
   readonly quiet?: boolean;
+  /** Also time `torch.nn.GRU` (float32, batch 1) on the same weights and inputs. Default true. */
+  readonly torch?: boolean;
 }
 
 /** The JSON `--json` writes. */
@@ -36,6 +39,8 @@ export interface BenchReport {
   readonly machine: MachineDescription;
   readonly config: Omit<BenchOptions, 'json' | 'quiet'>;
   readonly results: Measurement[];
+  /** Peer implementations on the same problem (float32, batch 1). */
+  readonly peers?: PeerRow[];
 }
 
 /**
@@ -64,6 +69,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       probe.dispose();
     }
   }
+  let float32Reference: HostArray | undefined;
   for (const dtype of o.dtypes) {
     const references = new Map<number, HostArray>();
     // Sequential first: it is the reference for the others.
@@ -96,6 +102,13 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       }
       results.push(measurement);
     }
+    if (dtype === 'float32') float32Reference = references.get(o.steps);
+  }
+  const peers: PeerRow[] = [];
+  if ((o.torch ?? true) && o.batch === 1) {
+    log('torch.nn.GRU (float32, same weights and inputs)');
+    const weights = (cell.toSpec() as { weights: unknown }).weights;
+    peers.push(runTorchGru(weights, randomInputs(1, o.steps, o.input, 7).data, o.steps, o.input, o.hidden, o.warmup, o.runs, float32Reference));
   }
   const report: BenchReport = {
     kind: 'pelk-bench',
@@ -112,8 +125,10 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
       warmup: o.warmup,
       runs: o.runs,
       deerSteps: o.deerSteps,
+      torch: o.torch,
     },
     results,
+    peers,
   };
   if (o.json) {
     const tmp = `${o.json}.tmp-${process.pid}`;
@@ -151,5 +166,12 @@ export function formatBench(report: BenchReport): string {
           m.maxAbsDiffVsSequential === undefined ? '—' : m.maxAbsDiffVsSequential.toExponential(1),
         ],
   );
-  return table(['method', 'dtype', 'T', 'median', 'µs/step', 'iters', 'converged', 'max|Δ| vs seq'], rows);
+  const main = table(['method', 'dtype', 'T', 'median', 'µs/step', 'iters', 'converged', 'max|Δ| vs seq'], rows);
+  const peers = (report.peers ?? []).map((p) =>
+    p.skipped
+      ? [p.implementation, String(p.T), 'skipped', '', p.skipped]
+      : [p.implementation, String(p.T), formatMs(p.medianMs!), p.usPerStep!.toFixed(2), Number.isNaN(p.maxAbsDiffVsPelk) ? '—' : p.maxAbsDiffVsPelk!.toExponential(1)],
+  );
+  if (peers.length === 0) return main;
+  return `${main}\n\npeers (float32, batch 1, same weights and inputs):\n${table(['implementation', 'T', 'median', 'µs/step', 'max|Δ| vs pelk seq f32'], peers)}`;
 }
