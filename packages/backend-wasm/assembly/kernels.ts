@@ -623,3 +623,58 @@ export function sumSquaredDiff32(x: usize, y: usize, n: i32): f64 {
 export function sumSquaredDiff64(x: usize, y: usize, n: i32): f64 {
   return sumSquaredDiff<f64>(x, y, n);
 }
+
+// ---- chunks of a diagonal scan (threads split time: local scans, then carries, then fix-ups) -----
+
+/**
+ * Phase 1 on one chunk of one sequence: the recurrence over its `T` rows from `init` (zeros for
+ * every chunk but the first), and `prod = Π a_t` over the chunk (per channel).
+ */
+function scanChunk<T>(a: usize, b: usize, init: usize, out: usize, prod: usize, T: i32, D: i32, reverse: bool): void {
+  scanDiagonal<T>(a, b, init, out, 1, T, D, reverse);
+  const L = 16 / sizeof<T>();
+  for (let j = 0; j < D; j++) st<T>(prod, j, <T>1);
+  for (let t = 0; t < T; t++) {
+    const ar = at<T>(a, t * D);
+    let j = 0;
+    for (; j + L <= D; j += L) v128.store(at<T>(prod, j), v128.mul<T>(v128.load(at<T>(prod, j)), v128.load(at<T>(ar, j))));
+    for (; j < D; j++) st<T>(prod, j, ld<T>(prod, j) * ld<T>(ar, j));
+  }
+}
+
+/**
+ * Phase 3 on one chunk: adds the carried state's contribution, `out_t += (Π_{k ≤ t} a_k) ⊙ carry`
+ * in processing order (`carry` is overwritten with the running product times the carry).
+ */
+function scanFix<T>(a: usize, out: usize, carry: usize, T: i32, D: i32, reverse: bool): void {
+  const L = 16 / sizeof<T>();
+  for (let k = 0; k < T; k++) {
+    const t = reverse ? T - 1 - k : k;
+    const ar = at<T>(a, t * D);
+    const o = at<T>(out, t * D);
+    let j = 0;
+    for (; j + L <= D; j += L) {
+      const c = v128.mul<T>(v128.load(at<T>(ar, j)), v128.load(at<T>(carry, j)));
+      v128.store(at<T>(carry, j), c);
+      v128.store(at<T>(o, j), v128.add<T>(v128.load(at<T>(o, j)), c));
+    }
+    for (; j < D; j++) {
+      const c = ld<T>(ar, j) * ld<T>(carry, j);
+      st<T>(carry, j, c);
+      st<T>(o, j, ld<T>(o, j) + c);
+    }
+  }
+}
+
+export function scanChunk32(a: usize, b: usize, init: usize, out: usize, prod: usize, T: i32, D: i32, reverse: bool): void {
+  scanChunk<f32>(a, b, init, out, prod, T, D, reverse);
+}
+export function scanChunk64(a: usize, b: usize, init: usize, out: usize, prod: usize, T: i32, D: i32, reverse: bool): void {
+  scanChunk<f64>(a, b, init, out, prod, T, D, reverse);
+}
+export function scanFix32(a: usize, out: usize, carry: usize, T: i32, D: i32, reverse: bool): void {
+  scanFix<f32>(a, out, carry, T, D, reverse);
+}
+export function scanFix64(a: usize, out: usize, carry: usize, T: i32, D: i32, reverse: bool): void {
+  scanFix<f64>(a, out, carry, T, D, reverse);
+}

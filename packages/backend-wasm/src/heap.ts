@@ -35,12 +35,15 @@ interface Block {
   size: number;
 }
 
-/** Reserves the largest memory it can, up to `maxBytes` (halving on refusal, down to 16 MiB). */
-export function reserveMemory(maxBytes: number): WebAssembly.Memory {
+/**
+ * Reserves the largest memory it can, up to `maxBytes` (halving on refusal, down to 16 MiB);
+ * `shared` for worker threads (its buffer is a SharedArrayBuffer).
+ */
+export function reserveMemory(maxBytes: number, shared = false): WebAssembly.Memory {
   let pages = Math.min(65536, Math.max(256, Math.ceil(maxBytes / PAGE)));
   for (;;) {
     try {
-      return new WebAssembly.Memory({ initial: pages, maximum: pages });
+      return new WebAssembly.Memory({ initial: pages, maximum: pages, shared });
     } catch (err) {
       if (pages <= 256) throw err;
       pages = Math.max(256, Math.floor(pages / 2));

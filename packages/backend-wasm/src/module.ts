@@ -3,7 +3,7 @@
  * scripts/build-wasm.mjs), compiled once per process and instantiated once per backend, over the
  * backend's own memory.
  */
-import { KERNELS_WASM_BASE64 } from './generated/kernels-wasm.js';
+import { KERNELS_SHARED_WASM_BASE64, KERNELS_WASM_BASE64 } from './generated/kernels-wasm.js';
 
 /** The kernels' exports (see assembly/kernels.ts); pointers are byte offsets into the memory. */
 export interface KernelExports {
@@ -28,6 +28,10 @@ export interface KernelExports {
   maxAbsDiff64(x: number, y: number, n: number): number;
   sumSquaredDiff32(x: number, y: number, n: number): number;
   sumSquaredDiff64(x: number, y: number, n: number): number;
+  scanChunk32(a: number, b: number, init: number, out: number, prod: number, T: number, D: number, reverse: number): void;
+  scanChunk64(a: number, b: number, init: number, out: number, prod: number, T: number, D: number, reverse: number): void;
+  scanFix32(a: number, out: number, carry: number, T: number, D: number, reverse: number): void;
+  scanFix64(a: number, out: number, carry: number, T: number, D: number, reverse: number): void;
 }
 
 /** `(desc, drive, states, entering, jac, defect, B, n, T, start, dense, result)`. */
@@ -49,7 +53,8 @@ export function missingFeature(): string | undefined {
   return undefined;
 }
 
-let compiled: Promise<WebAssembly.Module> | undefined;
+/** The compiled modules (plain and shared memory), each compiled once per process. */
+const compiled: { plain?: Promise<WebAssembly.Module>; shared?: Promise<WebAssembly.Module> } = {};
 
 function decodeBase64(text: string): Uint8Array {
   const g = globalThis as { Buffer?: { from(s: string, e: string): Uint8Array } };
@@ -60,13 +65,23 @@ function decodeBase64(text: string): Uint8Array {
   return out;
 }
 
-/** Instantiates the kernels over `memory` (compiling the module on first use). */
-export async function instantiateKernels(memory: WebAssembly.Memory): Promise<KernelExports> {
-  compiled ??= WebAssembly.compile(decodeBase64(KERNELS_WASM_BASE64) as BufferSource);
-  compiled.catch(() => {
-    compiled = undefined;
-  });
-  const instance = await WebAssembly.instantiate(await compiled, {
+/** The kernels' module for a plain (one thread) or shared (worker threads) memory. */
+export function kernelModule(shared: boolean): Promise<WebAssembly.Module> {
+  const key = shared ? 'shared' : 'plain';
+  let module = compiled[key];
+  if (!module) {
+    module = WebAssembly.compile(decodeBase64(shared ? KERNELS_SHARED_WASM_BASE64 : KERNELS_WASM_BASE64) as BufferSource);
+    module.catch(() => {
+      compiled[key] = undefined;
+    });
+    compiled[key] = module;
+  }
+  return module;
+}
+
+/** Instantiates the kernels over `memory` (a shared memory takes the shared module). */
+export async function instantiateKernels(memory: WebAssembly.Memory, module: WebAssembly.Module): Promise<KernelExports> {
+  const instance = await WebAssembly.instantiate(module, {
     env: {
       memory,
       abort: () => {

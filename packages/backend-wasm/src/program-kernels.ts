@@ -17,12 +17,17 @@ import {
   describeValue,
   driveBias,
 } from '@pelk/core';
+import type { KernelCall } from './threads.js';
 import type { WasmBackend } from './wasm-backend.js';
 
 /** Activation codes of the kernels. */
 const ACTIVATION_CODE: Readonly<Record<ProgramActivation, number>> = { sigmoid: 0, hardSigmoid: 1, tanh: 2, relu: 3, linear: 4 };
 const KIND_CODE = { gru: 0, lstm: 1, elman: 2 } as const;
 const GATES = { gru: 3, lstm: 4, elman: 1 } as const;
+/** f64 slots of a kernel descriptor (assembly/kernels.ts, `Desc`). */
+const DESCRIPTOR_SLOTS = 12;
+/** Rows (steps) below which a fused kernel runs on one thread. */
+const PARALLEL_ROWS = 256;
 
 function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
   const out = new Float64Array(rows * cols);
@@ -47,7 +52,6 @@ export function bindWasmProgram(backend: WasmBackend, program: CellProgram, cont
   const I = program.inputSize;
   const G = GATES[program.kind] * H;
   const D = program.stateSize;
-  const k = backend.kernels;
   const f64 = dtype === 'float64';
   const owned: Tensor[] = [];
   const upload = (data: Float64Array | number[], shape: number[], as = dtype): Tensor => {
@@ -57,41 +61,42 @@ export function bindWasmProgram(backend: WasmBackend, program: CellProgram, cont
   };
   const at = (t: Tensor) => backend.offsetOf(t);
   try {
-    const W = program.weightHh; // [G, H]
+    const Whh = program.weightHh; // [G, H]
     const diag = new Float64Array(G);
-    for (let g = 0; g < G / H; g++) for (let i = 0; i < H; i++) diag[g * H + i] = W[(g * H + i) * H + i];
+    for (let g = 0; g < G / H; g++) for (let i = 0; i < H; i++) diag[g * H + i] = Whh[(g * H + i) * H + i];
     const resetAfter = program.resetAfter ?? true;
     const E = new Float64Array(H * H);
     if (program.kind === 'gru' && !resetAfter) {
-      for (let i = 0; i < H; i++) for (let j = 0; j < H; j++) E[i * H + j] = W[(2 * H + i) * H + j] * W[j * H + i];
+      for (let i = 0; i < H; i++) for (let j = 0; j < H; j++) E[i * H + j] = Whh[(2 * H + i) * H + j] * Whh[j * H + i];
     }
-    const whhT = upload(transpose(W, G, H), [H, G]);
-    const whh = upload(W, [G, H]);
+    const whhT = upload(transpose(Whh, G, H), [H, G]);
+    const whh = upload(Whh, [G, H]);
     const bHn = upload(program.kind === 'gru' ? program.biasHh.slice(2 * H) : new Float64Array(H), [H]);
     const diagT = upload(diag, [G]);
     const eT = upload(E, [H, H]);
-    const scratch = backend.empty([8 * G + H * H], dtype);
+    // One descriptor and one scratch area per thread (identical but for the scratch).
+    const W = backend.threads;
+    const scratchSize = 8 * G + H * H;
+    const scratch = backend.empty([W * scratchSize], dtype);
     owned.push(scratch);
-    const desc = upload(
-      [
-        KIND_CODE[program.kind],
-        H,
-        resetAfter ? 1 : 0,
-        ACTIVATION_CODE[program.activation],
-        ACTIVATION_CODE[program.recurrentActivation ?? 'sigmoid'],
-        at(whhT),
-        at(whh),
-        at(bHn),
-        at(diagT),
-        at(eT),
-        at(scratch),
-        G,
-      ],
-      [12],
-      'float64',
-    );
-    const result = upload([0, 0], [2], 'float64');
-    // The drive rows W_ih u_t + b of every step, by the SIMD GEMM kernel; its weights are then freed.
+    const elementBytes = dtype === 'float64' ? 8 : 4;
+    const descriptor = (w: number): number[] => [
+      KIND_CODE[program.kind],
+      H,
+      resetAfter ? 1 : 0,
+      ACTIVATION_CODE[program.activation],
+      ACTIVATION_CODE[program.recurrentActivation ?? 'sigmoid'],
+      at(whhT),
+      at(whh),
+      at(bHn),
+      at(diagT),
+      at(eT),
+      at(scratch) + w * scratchSize * elementBytes,
+      G,
+    ];
+    const desc = upload(Array.from({ length: W }, (_, w) => descriptor(w)).flat(), [W, DESCRIPTOR_SLOTS], 'float64');
+    // The drive rows W_ih u_t + b of every step, by the SIMD GEMM kernel (rows split across the
+    // threads); its weights are then freed.
     const drive = backend.empty([B, T, G], dtype);
     owned.push(drive);
     {
@@ -99,12 +104,18 @@ export function bindWasmProgram(backend: WasmBackend, program: CellProgram, cont
       const bias = backend.fromArray(driveBias(program), [G], dtype);
       try {
         const x = context.inputs ? at(context.inputs) : at(bias); // I = 0 reads no input
-        (f64 ? k.project64 : k.project32)(at(wihT), at(bias), x, at(drive), B * T, I, G);
+        const e = elementBytes;
+        backend.run(
+          backend.shares(B * T, PARALLEL_ROWS, 1).map(([r0, r1]) => ({
+            fn: f64 ? 'project64' : 'project32',
+            args: [at(wihT), at(bias), x + r0 * I * e, at(drive) + r0 * G * e, r1 - r0, I, G],
+          })),
+        );
       } finally {
         backend.dispose([wihT, bias]);
       }
     }
-    return makeFusedCell(backend, program.kind, { B, T, D, G, dtype: f64 }, { desc, drive, result }, owned);
+    return makeFusedCell(backend, program.kind, { B, T, D, G, dtype: f64 }, { desc, drive }, owned);
   } catch (err) {
     backend.dispose(owned);
     throw err;
@@ -123,14 +134,16 @@ interface Sizes {
 function makeFusedCell(
   backend: WasmBackend,
   kind: string,
-  { B, T, D, dtype: f64 }: Sizes,
-  { desc, drive, result }: { desc: Tensor; drive: Tensor; result: Tensor },
+  { B, T, D, G, dtype: f64 }: Sizes,
+  { desc, drive }: { desc: Tensor; drive: Tensor },
   owned: Tensor[],
 ): FusedCell {
-  const k = backend.kernels;
   const dt = f64 ? 'float64' : 'float32';
+  const sfx = f64 ? '64' : '32';
+  const e = f64 ? 8 : 4;
   const at = (t: Tensor, field?: string) => backend.offsetOf(t, field);
-  const d = at(desc);
+  /** Thread `w`'s descriptor. */
+  const d = (w: number) => at(desc) + w * DESCRIPTOR_SLOTS * 8;
   let disposed = false;
   const alive = (): void => {
     if (disposed) throw new InvalidArgumentError(`${kind} fused cell`, 'a cell that is still bound', 'a disposed one');
@@ -150,7 +163,14 @@ function makeFusedCell(
         advance(count) {
           alive();
           const end = Math.min(T, done + Math.max(0, Math.floor(count)));
-          if (end > done) (f64 ? k.rollout64 : k.rollout32)(d, at(drive), at(init, 'init'), at(out), B, T, done, end);
+          if (end > done) {
+            // Sequential in time; batch entries split across the threads.
+            const calls = backend.shares(B, 2, 1).map(([b0, b1], w) => ({
+              fn: `rollout${sfx}`,
+              args: [d(w), at(drive) + b0 * T * G * e, at(init, 'init') + b0 * D * e, at(out) + b0 * T * D * e, b1 - b0, T, done, end],
+            }));
+            backend.run(calls);
+          }
           done = end;
           return done;
         },
@@ -171,15 +191,50 @@ function makeFusedCell(
       same(states, 'states');
       same(entering, 'entering');
       const dense = kindOf === 'dense';
+      const jacSize = dense ? D * D : D;
       const jacobian = backend.empty(dense ? [B, n, D, D] : [B, n, D], dt);
       const defect = backend.empty([B, n, D], dt);
-      (f64 ? k.linearize64 : k.linearize32)(d, at(drive), at(states), at(entering), at(jacobian), at(defect), B, n, T, start, dense ? 1 : 0, at(result));
-      const r = backend.hostData(result);
+      const [s, en, x, jac, def] = [at(states), at(entering), at(drive), at(jacobian), at(defect)];
+      const fn = `linearize${sfx}`;
+      // Each call: rows of batch entries [b0, b1) and steps [j0, j1) (whole entries, or one entry's
+      // chunk of time entered from the state before it).
+      const call = (w: number, b0: number, b1: number, j0: number, j1: number) => ({
+        fn,
+        args: [
+          d(w),
+          x + b0 * T * G * e,
+          s + (b0 * n + j0) * D * e,
+          j0 === 0 ? en + b0 * D * e : s + (b0 * n + j0 - 1) * D * e,
+          jac + (b0 * n + j0) * jacSize * e,
+          def + (b0 * n + j0) * D * e,
+          b1 - b0,
+          j1 - j0,
+          b1 - b0 === 1 ? 0 : T,
+          b1 - b0 === 1 ? start + j0 : start,
+          dense ? 1 : 0,
+          backend.slot(w),
+        ],
+      });
+      const rounds: KernelCall[][] =
+        B >= backend.threads
+          ? [backend.shares(B, 2, 1).map(([b0, b1], w) => call(w, b0, b1, 0, n))]
+          : Array.from({ length: B }, (_, b) => backend.shares(n, PARALLEL_ROWS, 1).map(([j0, j1], w) => call(w, b, b + 1, j0, j1)));
+      let residual = 0;
+      let sumSquares = 0;
+      const slots = new Float64Array(backend.heap.memory.buffer, backend.slot(0), 2 * backend.threads);
+      for (const calls of rounds) {
+        backend.run(calls);
+        for (let w = 0; w < calls.length; w++) {
+          const r = slots[2 * w];
+          residual = Number.isNaN(residual) || Number.isNaN(r) ? Number.NaN : Math.max(residual, r);
+          sumSquares += slots[2 * w + 1];
+        }
+      }
       return {
         jacobian,
         defect,
-        residual: Promise.resolve(r[0]),
-        sumSquares: Promise.resolve(options.sumSquares ? r[1] : Number.NaN),
+        residual: Promise.resolve(residual),
+        sumSquares: Promise.resolve(options.sumSquares ? sumSquares : Number.NaN),
       };
     },
     apply(prev) {
@@ -187,7 +242,13 @@ function makeFusedCell(
       checkShape(prev, 'prev', [B, T, D]);
       same(prev, 'prev');
       const out = backend.empty([B, T, D], dt);
-      (f64 ? k.sweep64 : k.sweep32)(d, at(drive), at(prev, 'prev'), at(out), B * T);
+      const p = at(prev, 'prev');
+      backend.run(
+        backend.shares(B * T, PARALLEL_ROWS, 1).map(([r0, r1], w) => ({
+          fn: `sweep${sfx}`,
+          args: [d(w), at(drive) + r0 * G * e, p + r0 * D * e, at(out) + r0 * D * e, r1 - r0],
+        })),
+      );
       return out;
     },
     dispose() {

@@ -79,7 +79,7 @@ describe('createWasmBackend', () => {
     const backend = await createWasmBackend({ memoryBytes: 2 ** 26 });
     expect(backend.name).toBe('wasm');
     expect(backend.capabilities.dtypes).toEqual(['float64', 'float32']);
-    expect(backend.capabilities.device).toMatch(/^WebAssembly SIMD \(128-bit\), 64 MiB memory/);
+    expect(backend.capabilities.device).toMatch(/^WebAssembly SIMD \(128-bit\), \d+ threads?, 64 MiB memory/);
     expect(backend.capabilities.limits.maxTotalBytes).toBeLessThanOrEqual(backend.heapUsage().capacityBytes);
     // A tensor of the CPU backend is not this backend's.
     const foreign = new CpuBackend().fill([2], 0, 'float64');

@@ -19,7 +19,8 @@ import {
   describeValue,
 } from '@pelk/core';
 import { type HeapStorage, WasmHeap, reserveMemory } from './heap.js';
-import { type KernelExports, instantiateKernels, missingFeature } from './module.js';
+import { type KernelExports, instantiateKernels, kernelModule, missingFeature } from './module.js';
+import { type KernelCall, ThreadPool, missingThreadSupport } from './threads.js';
 import { bindWasmProgram } from './program-kernels.js';
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -37,6 +38,13 @@ const PLANNABLE_FRACTION = 0.9;
 
 /** Options of {@link createWasmBackend}. */
 export interface WasmBackendOptions extends Pick<CpuBackendOptions, 'poolBytes'> {
+  /**
+   * Threads the kernels run on, this one included: workers over a shared memory split each
+   * kernel's rows, elements or chunks of time. Default: the available cores where worker threads,
+   * `SharedArrayBuffer` and `Atomics.wait` exist here, else 1. Asking for more than 1 where they do
+   * not exist rejects with a `BackendUnavailableError` naming what is missing.
+   */
+  readonly threads?: number;
   /**
    * Bytes of WebAssembly memory to reserve (at most 4 GiB, one wasm32 memory). Default: the CPU
    * backend's budget (70 % of the machine's memory), capped at 4 GiB. Reserving is cheap: pages
@@ -67,19 +75,25 @@ export class WasmBackend extends CpuBackend {
   readonly kernels: KernelExports;
   /** @internal */
   readonly heap: WasmHeap;
-  /** Two f64 slots where kernels leave counts (sanitize). */
-  private readonly counts: number;
+  /** Threads the kernels run on (the calling one included). */
+  readonly threads: number;
+  private readonly workers: ThreadPool | undefined;
+  /** Two f64 slots per thread where kernels leave results (sanitize's counts, linearise's reductions). */
+  private readonly slots: number;
 
-  /** Prefer {@link createWasmBackend}, which loads the kernels. */
-  constructor(kernels: KernelExports, heap: WasmHeap, options: CpuBackendOptions = {}) {
+  /** Prefer {@link createWasmBackend}, which loads the kernels and starts the threads. */
+  constructor(kernels: KernelExports, heap: WasmHeap, options: CpuBackendOptions = {}, pool?: ThreadPool) {
     const plannable = Math.floor(heap.capacity * PLANNABLE_FRACTION);
     super({ ...options, maxTotalBytes: Math.min(options.maxTotalBytes ?? plannable, plannable) }, heap);
     this.kernels = kernels;
     this.heap = heap;
+    this.workers = pool;
+    this.threads = pool?.size ?? 1;
     const base = this.capabilities;
     const mib = (heap.capacity / 2 ** 20).toFixed(0);
-    this.capabilities = { ...base, device: `WebAssembly SIMD (128-bit), ${mib} MiB memory; ${base.device}` };
-    this.counts = heap.allocBytes(16);
+    const threads = `${this.threads} thread${this.threads === 1 ? '' : 's'}`;
+    this.capabilities = { ...base, device: `WebAssembly SIMD (128-bit), ${threads}, ${mib} MiB memory; ${base.device}` };
+    this.slots = heap.allocBytes(16 * this.threads);
   }
 
   /** @internal The byte offset of a tensor's storage in the memory (checked to be this backend's). */
@@ -92,12 +106,39 @@ export class WasmBackend extends CpuBackend {
     return this.make([...shape], dtype);
   }
 
+  /** @internal Byte offset of thread `w`'s two f64 result slots. */
+  slot(w: number): number {
+    return this.slots + 16 * w;
+  }
+
+  /**
+   * @internal Runs kernel calls at once, one per thread (the first on this one), and returns
+   * their results; without workers, one after another.
+   */
+  run(calls: readonly KernelCall[]): number[] {
+    if (this.workers && calls.length > 1) return this.workers.run(calls);
+    const kernels = this.kernels as unknown as Record<string, (...args: number[]) => number | undefined>;
+    return calls.map((c) => kernels[c.fn](...c.args) ?? 0);
+  }
+
+  /** @internal `[start, end)` shares of `n` items, one per thread when there are at least `min` of them. */
+  shares(n: number, min: number, align = 16): [number, number][] {
+    const parts = this.threads > 1 && n >= min ? this.threads : 1;
+    return splitRange(n, parts, align);
+  }
+
+  /** Stops the worker threads (the backend then runs nothing more). */
+  destroy(): void {
+    this.workers?.destroy();
+  }
+
   // ---- primitives with WebAssembly kernels (the rest are the CPU backend's) -------------------
 
   /** The tensor, checked to be this backend's, with its byte offset. */
-  private at(x: Tensor, field: string): { t: CpuTensor; offset: number } {
+  private at(x: Tensor, field: string): { t: CpuTensor; offset: number; bytes: number; suffix: string } {
     const t = this.t(x, field);
-    return { t, offset: (t.storage as HeapStorage).offset };
+    const f64 = t.dtype === 'float64';
+    return { t, offset: (t.storage as HeapStorage).offset, bytes: f64 ? 8 : 4, suffix: f64 ? '64' : '32' };
   }
 
   /** Same-shape, same-dtype `add`, `sub` and `mul` in SIMD; other cases (broadcasting) as the CPU backend. */
@@ -107,39 +148,75 @@ export class WasmBackend extends CpuBackend {
     const y = this.at(b, 'b');
     if (code < 0 || x.t.dtype !== y.t.dtype || !sameShape(x.t.shape, y.t.shape)) return super.binary(op, a, b);
     const out = this.make(x.t.shape, x.t.dtype);
-    (x.t.dtype === 'float64' ? this.kernels.elementwise64 : this.kernels.elementwise32)(code, x.offset, y.offset, this.at(out, 'out').offset, x.t.size);
+    const o = this.at(out, 'out').offset;
+    const e = x.bytes;
+    this.run(
+      this.shares(x.t.size, PARALLEL_ELEMENTS).map(([s, t]) => ({
+        fn: `elementwise${x.suffix}`,
+        args: [code, x.offset + s * e, y.offset + s * e, o + s * e, t - s],
+      })),
+    );
     return out;
+  }
+
+  /** `max |x − y|` (`y` undefined: `max |x|`) in shares, NaN if any share is NaN. */
+  private maxOf(x: ReturnType<WasmBackend['at']>, y: ReturnType<WasmBackend['at']> | undefined): number {
+    const e = x.bytes;
+    const parts = this.run(
+      this.shares(x.t.size, PARALLEL_ELEMENTS).map(([s, t]) => ({
+        fn: `maxAbsDiff${x.suffix}`,
+        args: [x.offset + s * e, y ? y.offset + s * e : 0, t - s],
+      })),
+    );
+    return parts.reduce((m, v) => (Number.isNaN(m) || Number.isNaN(v) ? Number.NaN : Math.max(m, v)), 0);
   }
 
   override async maxAbsDiff(a: Tensor, b: Tensor): Promise<number> {
     const x = this.at(a, 'a');
     const y = this.at(b, 'b');
     if (x.t.dtype !== y.t.dtype || x.t.size !== y.t.size) return super.maxAbsDiff(a, b);
-    return (x.t.dtype === 'float64' ? this.kernels.maxAbsDiff64 : this.kernels.maxAbsDiff32)(x.offset, y.offset, x.t.size);
+    return this.maxOf(x, y);
   }
 
   override async maxAbs(a: Tensor): Promise<number> {
-    const x = this.at(a, 'a');
-    return (x.t.dtype === 'float64' ? this.kernels.maxAbsDiff64 : this.kernels.maxAbsDiff32)(x.offset, 0, x.t.size);
+    return this.maxOf(this.at(a, 'a'), undefined);
   }
 
   override async sumSquaredDiff(a: Tensor, b: Tensor): Promise<number> {
     const x = this.at(a, 'a');
     const y = this.at(b, 'b');
     if (x.t.dtype !== y.t.dtype || x.t.size !== y.t.size) return super.sumSquaredDiff(a, b);
-    return (x.t.dtype === 'float64' ? this.kernels.sumSquaredDiff64 : this.kernels.sumSquaredDiff32)(x.offset, y.offset, x.t.size);
+    const e = x.bytes;
+    const parts = this.run(
+      this.shares(x.t.size, PARALLEL_ELEMENTS).map(([s, t]) => ({ fn: `sumSquaredDiff${x.suffix}`, args: [x.offset + s * e, y.offset + s * e, t - s] })),
+    );
+    return parts.reduce((sum, v) => sum + v, 0);
   }
 
   override sanitize(x: Tensor, bound: number): Sanitized {
     const src = this.at(x, 'tensor');
     const out = this.make(src.t.shape, src.t.dtype);
-    const f64 = src.t.dtype === 'float64';
-    (f64 ? this.kernels.sanitize64 : this.kernels.sanitize32)(src.offset, this.at(out, 'out').offset, src.t.size, bound, this.counts);
-    const counts = new Float64Array(this.heap.memory.buffer, this.counts, 2);
-    return { value: out, nonFinite: Promise.resolve(counts[0]), clipped: Promise.resolve(counts[1]) };
+    const o = this.at(out, 'out').offset;
+    const e = src.bytes;
+    const shares = this.shares(src.t.size, PARALLEL_ELEMENTS);
+    this.run(shares.map(([s, t], w) => ({ fn: `sanitize${src.suffix}`, args: [src.offset + s * e, o + s * e, t - s, bound, this.slot(w)] })));
+    const counts = new Float64Array(this.heap.memory.buffer, this.slots, 2 * shares.length);
+    let nonFinite = 0;
+    let clipped = 0;
+    for (let w = 0; w < shares.length; w++) {
+      nonFinite += counts[2 * w];
+      clipped += counts[2 * w + 1];
+    }
+    return { value: out, nonFinite: Promise.resolve(nonFinite), clipped: Promise.resolve(clipped) };
   }
 
-  /** The diagonal recurrence in one SIMD pass over time (no workspace); dense scans as the CPU backend. */
+  /**
+   * The diagonal recurrence in SIMD passes over time, no workspace. With threads: batch entries
+   * split across them when there are enough; otherwise time split into one chunk per thread —
+   * each chunk scanned from zero with the product of its `a` (phase 1), the chunks' entering
+   * states combined in order (phase 2), and each chunk fixed up with its entering state (phase 3).
+   * Dense scans as the CPU backend.
+   */
   override linearScanDiagonal(a: Tensor, b: Tensor, init: Tensor, options: ScanOptions = {}): Tensor {
     const ta = this.at(a, 'a');
     const tb = this.at(b, 'b');
@@ -153,16 +230,71 @@ export class WasmBackend extends CpuBackend {
       throw new InvalidArgumentError('linearScanDiagonal', `a, b and init all ${dtype}`, `${ta.t.dtype}, ${dtype}, ${ti.t.dtype}`);
     }
     const out = this.make(tb.t.shape, dtype);
-    (dtype === 'float64' ? this.kernels.scanDiagonal64 : this.kernels.scanDiagonal32)(
-      ta.offset,
-      tb.offset,
-      ti.offset,
-      this.at(out, 'out').offset,
-      B,
-      T,
-      D,
-      options.reverse ? 1 : 0,
-    );
+    const o = this.at(out, 'out').offset;
+    const e = tb.bytes;
+    const reverse = options.reverse ? 1 : 0;
+    const W = this.threads;
+    const big = B * T * D >= PARALLEL_ELEMENTS;
+    if (W === 1 || !big || (B < W && T < 4 * W)) {
+      this.run([{ fn: `scanDiagonal${tb.suffix}`, args: [ta.offset, tb.offset, ti.offset, o, B, T, D, reverse] }]);
+      return out;
+    }
+    if (B >= W) {
+      this.run(
+        splitRange(B, W, 1).map(([b0, b1]) => ({
+          fn: `scanDiagonal${tb.suffix}`,
+          args: [ta.offset + b0 * T * D * e, tb.offset + b0 * T * D * e, ti.offset + b0 * D * e, o + b0 * T * D * e, b1 - b0, T, D, reverse],
+        })),
+      );
+      return out;
+    }
+    const scratch = this.heap.allocBytes((1 + 2 * W) * D * e);
+    try {
+      const zeros = scratch;
+      const prod = scratch + D * e;
+      const carry = prod + W * D * e;
+      const view = this.heap.view(dtype, scratch, (1 + 2 * W) * D);
+      view.fill(0, 0, D);
+      const outView = this.hostData(out);
+      // Chunks in processing order: reversed in time for a reverse scan.
+      const blocks = splitRange(T, W, 1);
+      if (reverse) blocks.reverse();
+      const lastRow = ([t0, t1]: [number, number]) => (reverse ? t0 : t1 - 1);
+      for (let bi = 0; bi < B; bi++) {
+        const base = bi * T;
+        this.run(
+          blocks.map(([t0, t1], c) => ({
+            fn: `scanChunk${tb.suffix}`,
+            args: [
+              ta.offset + (base + t0) * D * e,
+              tb.offset + (base + t0) * D * e,
+              c === 0 ? ti.offset + bi * D * e : zeros,
+              o + (base + t0) * D * e,
+              prod + c * D * e,
+              t1 - t0,
+              D,
+              reverse,
+            ],
+          })),
+        );
+        // Phase 2: the state entering each chunk, in order (B·W·D work).
+        for (let j = 0; j < D; j++) {
+          let state = outView[(base + lastRow(blocks[0])) * D + j];
+          for (let c = 1; c < W; c++) {
+            view[D + W * D + c * D + j] = state; // carry[c][j]
+            state = outView[(base + lastRow(blocks[c])) * D + j] + view[D + c * D + j] * state;
+          }
+        }
+        this.run(
+          blocks.slice(1).map(([t0, t1], k) => ({
+            fn: `scanFix${tb.suffix}`,
+            args: [ta.offset + (base + t0) * D * e, o + (base + t0) * D * e, carry + (k + 1) * D * e, t1 - t0, D, reverse],
+          })),
+        );
+      }
+    } finally {
+      this.heap.freeBytes(scratch, (1 + 2 * W) * D * e);
+    }
     return out;
   }
 
@@ -175,6 +307,21 @@ export class WasmBackend extends CpuBackend {
   heapUsage(): { usedBytes: number; footprintBytes: number; capacityBytes: number } {
     return { usedBytes: this.heap.usedBytes, footprintBytes: this.heap.footprintBytes, capacityBytes: this.heap.capacity };
   }
+}
+
+/** Elements below which an elementwise op or scan runs on one thread (a fork–join costs ~10–50 µs). */
+const PARALLEL_ELEMENTS = 1 << 16;
+
+/** `parts` contiguous `[start, end)` shares of `n`, boundaries multiples of `align` (but the last). */
+export function splitRange(n: number, parts: number, align: number): [number, number][] {
+  const out: [number, number][] = [];
+  let start = 0;
+  for (let p = 0; p < parts; p++) {
+    const end = p === parts - 1 ? n : Math.min(n, Math.round((n * (p + 1)) / parts / align) * align);
+    if (end > start) out.push([start, end]);
+    start = Math.max(start, end);
+  }
+  return out.length > 0 ? out : [[0, n]];
 }
 
 /**
@@ -195,10 +342,41 @@ export async function createWasmBackend(options: WasmBackendOptions = {}): Promi
   if (typeof requested !== 'number' || !(requested >= 2 ** 24) || requested > WASM_MEMORY_LIMIT) {
     throw new InvalidArgumentError('options.memoryBytes', `a number of bytes in [16 MiB, 4 GiB]`, describeValue(requested));
   }
+  if (options.threads !== undefined && (!Number.isInteger(options.threads) || options.threads < 1 || options.threads > 256)) {
+    throw new InvalidArgumentError('options.threads', 'an integer in [1, 256]', describeValue(options.threads));
+  }
   const missing = missingFeature();
   if (missing) throw new BackendUnavailableError([{ name: 'wasm', reason: `this environment has no ${missing}` }]);
-  const memory = reserveMemory(requested);
-  const kernels = await instantiateKernels(memory);
+  const noThreads = missingThreadSupport();
+  if (noThreads && options.threads !== undefined && options.threads > 1) {
+    throw new BackendUnavailableError([{ name: 'wasm', reason: `${options.threads} threads need ${noThreads}, which this environment lacks` }]);
+  }
+  const threads = noThreads ? 1 : (options.threads ?? availableCores());
+  const shared = threads > 1;
+  const memory = reserveMemory(requested, shared);
+  const module = await kernelModule(shared);
+  const kernels = await instantiateKernels(memory, module);
   const heap = new WasmHeap(memory, Number(kernels.heapBase.value));
-  return new WasmBackend(kernels, heap, { poolBytes: options.poolBytes });
+  let pool: ThreadPool | undefined;
+  if (shared) {
+    const control = heap.allocBytes(ThreadPool.controlBytes * (threads - 1));
+    pool = await ThreadPool.create(threads, module, memory, control, kernels as unknown as Record<string, unknown>);
+  }
+  return new WasmBackend(kernels, heap, { poolBytes: options.poolBytes }, pool);
+}
+
+/** Cores this process may use: `os.availableParallelism()` in Node, `navigator.hardwareConcurrency` in browsers. */
+export function availableCores(): number {
+  const g = globalThis as {
+    process?: { getBuiltinModule?: (id: string) => { availableParallelism?: () => number } | undefined };
+    navigator?: { hardwareConcurrency?: number };
+  };
+  let n = 0;
+  try {
+    n = g.process?.getBuiltinModule?.('node:os')?.availableParallelism?.() ?? 0;
+  } catch {
+    n = 0;
+  }
+  if (!(n >= 1)) n = g.navigator?.hardwareConcurrency ?? 1;
+  return Math.max(1, Math.min(256, Math.floor(n)));
 }

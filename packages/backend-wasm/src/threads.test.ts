@@ -1,0 +1,163 @@
+/**
+ * Worker threads: every kernel that splits its work across threads gives what one thread gives —
+ * exactly where the split does not change the arithmetic (rows, elements, batch entries), and to
+ * rounding where it does (a scan split in time adds the carried state at the end of a chunk).
+ */
+import { evaluate } from '@pelk/core';
+import { gru, lstm } from '@pelk/models';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type WasmBackend, createWasmBackend } from './wasm-backend.js';
+
+let one: WasmBackend;
+let two: WasmBackend;
+
+beforeAll(async () => {
+  one = await createWasmBackend({ memoryBytes: 2 ** 28, threads: 1 });
+  two = await createWasmBackend({ memoryBytes: 2 ** 28, threads: 2 });
+});
+afterAll(() => {
+  one.destroy();
+  two.destroy();
+});
+
+/** Deterministic values in [−scale, scale). */
+function values(n: number, seed: number, scale = 1): Float64Array {
+  return Float64Array.from({ length: n }, (_, i) => scale * Math.sin(seed * 12.9898 + i * 78.233) * 0.999);
+}
+
+async function both<T>(run: (b: WasmBackend) => Promise<T> | T): Promise<[T, T]> {
+  return [await run(one), await run(two)];
+}
+
+describe('threads', () => {
+  it('run with the threads asked for, and say so', () => {
+    expect([one.threads, two.threads]).toEqual([1, 2]);
+    expect(two.capabilities.device).toMatch(/2 threads/);
+  });
+
+  for (const dtype of ['float64', 'float32'] as const) {
+    it(`${dtype}: elementwise ops, sanitize, reductions: the same values and counts as one thread`, async () => {
+      const n = 200_003; // above the split threshold, not a multiple of the alignment
+      const x = values(n, 1, 3);
+      x[7] = Number.NaN;
+      x[150_001] = Number.POSITIVE_INFINITY;
+      x[199_999] = 5e8;
+      const y = values(n, 2);
+      const [r1, r2] = await both(async (b) => {
+        const tx = b.fromArray(x, [n], dtype);
+        const ty = b.fromArray(y, [n], dtype);
+        const sum = b.binary('add', tx, ty);
+        const clean = b.sanitize(sum, 1e8);
+        const out = {
+          sum: Float64Array.from(await b.read(sum)),
+          clean: Float64Array.from(await b.read(clean.value)),
+          counts: [await clean.nonFinite, await clean.clipped],
+          maxAbsDiff: await b.maxAbsDiff(clean.value, ty),
+          maxAbsNaN: await b.maxAbs(sum),
+          sumSq: await b.sumSquaredDiff(clean.value, ty),
+        };
+        b.dispose([tx, ty, sum, clean.value]);
+        return out;
+      });
+      expect(r2.sum).toEqual(r1.sum);
+      expect(r2.clean).toEqual(r1.clean);
+      expect(r2.counts).toEqual([2, 1]);
+      expect(r1.counts).toEqual([2, 1]);
+      expect(r2.maxAbsDiff).toBe(r1.maxAbsDiff);
+      expect(r2.maxAbsNaN).toBeNaN();
+      expect(r1.maxAbsNaN).toBeNaN();
+      expect(Math.abs(r2.sumSq - r1.sumSq)).toBeLessThanOrEqual(1e-12 * r1.sumSq);
+    });
+
+    for (const [B, T, D] of [
+      [1, 40_000, 5],
+      [3, 30_000, 4],
+    ] as const) {
+      for (const reverse of [false, true]) {
+        it(`${dtype}: the diagonal scan, B=${B}, T=${T}${reverse ? ', reverse' : ''}, split ${B === 1 ? 'in time (carries fixed up)' : 'by batch entry'}`, async () => {
+          const a = values(B * T * D, 3, 1); // |a| < 1: a contractive recurrence
+          const bb = values(B * T * D, 4, 1);
+          const init = values(B * D, 5, 2);
+          const [s1, s2] = await both(async (b) => {
+            const t = [b.fromArray(a, [B, T, D], dtype), b.fromArray(bb, [B, T, D], dtype), b.fromArray(init, [B, D], dtype)];
+            const s = b.linearScanDiagonal(t[0], t[1], t[2], { reverse });
+            const out = Float64Array.from(await b.read(s));
+            b.dispose([...t, s]);
+            return out;
+          });
+          if (B > 1) expect(s2).toEqual(s1);
+          else {
+            // Different association order: within a few roundoffs of the values' scale.
+            const eps = dtype === 'float64' ? 2 ** -53 : 2 ** -24;
+            let d = 0;
+            for (let i = 0; i < s1.length; i++) d = Math.max(d, Math.abs(s1[i] - s2[i]));
+            expect(d).toBeLessThanOrEqual(64 * eps * 10);
+          }
+        });
+      }
+    }
+
+    it(`${dtype}: fused GRU and LSTM kernels (projection, linearisation by chunks of time or batch, sweep, rollout) equal one thread's`, async () => {
+      for (const [cell, B] of [
+        [gru.random({ inputSize: 3, hiddenSize: 6, seed: 1 }), 1],
+        [lstm.random({ inputSize: 3, hiddenSize: 5, seed: 2 }), 3],
+      ] as const) {
+        const T = 1000;
+        const D = cell.stateSize;
+        const u = values(B * T * 3, 6);
+        const s = values(B * T * D, 7, 0.8);
+        const s0 = values(B * D, 8, 0.8);
+        const [r1, r2] = await both(async (b) => {
+          const inputs = b.fromArray(u, [B, T, 3], dtype);
+          const states = b.fromArray(s, [B, T, D], dtype);
+          const init = b.fromArray(s0, [B, D], dtype);
+          const fused = b.bindProgram(cell.program(), { dtype, inputs, batch: B, steps: T })!;
+          const out: Record<string, Float64Array | number> = {};
+          for (const kind of ['dense', 'diagonal'] as const) {
+            const lin = fused.linearize(states, init, 0, { kind, sumSquares: true });
+            out[`${kind} jacobian`] = Float64Array.from(await b.read(lin.jacobian));
+            out[`${kind} defect`] = Float64Array.from(await b.read(lin.defect));
+            out[`${kind} residual`] = await lin.residual;
+            out[`${kind} sumSquares`] = await lin.sumSquares;
+            b.dispose([lin.jacobian, lin.defect]);
+          }
+          const prev = b.shiftTime(states, init);
+          const swept = fused.apply(prev);
+          out.apply = Float64Array.from(await b.read(swept));
+          const rollout = fused.rollout(init);
+          rollout.advance(333);
+          rollout.advance(T);
+          out.rollout = Float64Array.from(await b.read(rollout.states));
+          b.dispose([inputs, states, init, prev, swept, rollout.states]);
+          fused.dispose();
+          return out;
+        });
+        for (const key of Object.keys(r1)) {
+          if (key.endsWith('sumSquares')) expect(Math.abs((r2[key] as number) - (r1[key] as number)), key).toBeLessThanOrEqual(1e-12 * (r1[key] as number));
+          else expect(r2[key], `${cell.kind} ${key}`).toEqual(r1[key]);
+        }
+      }
+    });
+  }
+
+  it('quasi-DEER and sequential on two threads agree with one thread, and free everything', async () => {
+    const cell = gru.random({ inputSize: 4, hiddenSize: 16, seed: 3 });
+    const T = 5000;
+    const inputs = { data: values(T * 4, 9), shape: [T, 4] };
+    const [a, b] = await both(async (backend) => {
+      const out: Float64Array[] = [];
+      for (const method of ['sequential', 'quasi-deer'] as const) {
+        const r = await evaluate(cell, inputs, { backend, method, dtype: 'float64' });
+        expect(r.converged).toBe(true);
+        out.push(Float64Array.from(await r.read()));
+        r.dispose();
+      }
+      expect(backend.memory().tensors).toBe(0);
+      return out;
+    });
+    expect(b[0]).toEqual(a[0]);
+    let d = 0;
+    for (let i = 0; i < a[1].length; i++) d = Math.max(d, Math.abs(a[1][i] - b[1][i]));
+    expect(d).toBeLessThanOrEqual(1e-9);
+  });
+});
