@@ -118,7 +118,9 @@ export class CpuBackend implements ComputeBackend {
     if (data.length !== n) throw new ShapeError('data', `${n} elements for shape [${shape.join(', ')}]`, String(data.length));
     const out = this.make([...shape], dtype);
     const o = out.data;
-    for (let i = 0; i < n; i++) o[i] = data[i];
+    // Typed arrays: one native copy (with conversion); anything else element by element.
+    if (ArrayBuffer.isView(data) && !(data instanceof DataView)) o.set(data as unknown as ArrayLike<number>);
+    else for (let i = 0; i < n; i++) o[i] = data[i];
     return out;
   }
 

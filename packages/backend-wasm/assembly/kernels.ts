@@ -412,19 +412,22 @@ function sweep<T>(d: usize, drive: usize, prev: usize, out: usize, rows: i32): v
 }
 
 /**
- * Linearises steps `[start, start + n)` of every batch entry around `states` `[B, n, D]` entered
- * from `entering` `[B, D]`: Jacobians into `jac`, defects `f(s_{t−1}) − s_t` into `defect`; the
- * residual `max |defect|` (NaN if any is NaN) and `Σ defect²` go to `result[0]`, `result[1]` (f64).
+ * Linearises steps `[start, start + n)` of every batch entry around the states: Jacobians into
+ * `jac`, defects `f(s_{t−1}) − s_t` into `defect`. `states`, `jac` and `defect` point at step
+ * `start` of entry 0 and hold `stride` steps per entry; `drive` points at step 0 of entry 0 (`T`
+ * steps per entry); step 0 is entered from `init` (`[B, D]`). The residual `max |defect|` (NaN if
+ * any is NaN) and `Σ defect²` go to `result[0]`, `result[1]` (f64).
  */
 function linearize<T>(
   d: usize,
   drive: usize,
   states: usize,
-  entering: usize,
+  init: usize,
   jac: usize,
   defect: usize,
   B: i32,
   n: i32,
+  stride: i32,
   T: i32,
   start: i32,
   dense: bool,
@@ -439,8 +442,8 @@ function linearize<T>(
   let sumSquares: f64 = 0;
   for (let b = 0; b < B; b++) {
     for (let j = 0; j < n; j++) {
-      const row = b * n + j;
-      const prev = j == 0 ? at<T>(entering, b * D) : at<T>(states, (row - 1) * D);
+      const row = b * stride + j;
+      const prev = j > 0 ? at<T>(states, (row - 1) * D) : start == 0 ? at<T>(init, b * D) : states - (<usize>D << alignof<T>()) + (<usize>(b * stride * D) << alignof<T>());
       linearizeStep<T>(d, prev, at<T>(drive, (b * T + start + j) * G), value, at<T>(jac, row * jacSize), dense);
       for (let i = 0; i < D; i++) {
         const e = ld<T>(value, i) - ld<T>(states, row * D + i);
@@ -474,16 +477,16 @@ export function sweep64(d: usize, drive: usize, prev: usize, out: usize, rows: i
   sweep<f64>(d, drive, prev, out, rows);
 }
 export function linearize32(
-  d: usize, drive: usize, states: usize, entering: usize, jac: usize, defect: usize,
-  B: i32, n: i32, T: i32, start: i32, dense: bool, result: usize,
+  d: usize, drive: usize, states: usize, init: usize, jac: usize, defect: usize,
+  B: i32, n: i32, stride: i32, T: i32, start: i32, dense: bool, result: usize,
 ): void {
-  linearize<f32>(d, drive, states, entering, jac, defect, B, n, T, start, dense, result);
+  linearize<f32>(d, drive, states, init, jac, defect, B, n, stride, T, start, dense, result);
 }
 export function linearize64(
-  d: usize, drive: usize, states: usize, entering: usize, jac: usize, defect: usize,
-  B: i32, n: i32, T: i32, start: i32, dense: bool, result: usize,
+  d: usize, drive: usize, states: usize, init: usize, jac: usize, defect: usize,
+  B: i32, n: i32, stride: i32, T: i32, start: i32, dense: bool, result: usize,
 ): void {
-  linearize<f64>(d, drive, states, entering, jac, defect, B, n, T, start, dense, result);
+  linearize<f64>(d, drive, states, init, jac, defect, B, n, stride, T, start, dense, result);
 }
 
 /** The first byte after the module's static data: JavaScript's allocator starts above it. */

@@ -7,13 +7,15 @@ import {
   type BindContext,
   type CellProgram,
   type FusedCell,
+  type FusedLinearization,
   type FusedLinearizeOptions,
   InvalidArgumentError,
   type ProgramActivation,
-  ShapeError,
   type Tensor,
   checkBindContext,
+  checkLinearize,
   checkProgram,
+  checkShape,
   describeValue,
   driveBias,
 } from '@pelk/core';
@@ -33,14 +35,6 @@ function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
   const out = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
   return out;
-}
-
-const text = (shape: readonly number[] | undefined) => (shape ? `shape [${shape.join(', ')}]` : 'no tensor');
-
-function checkShape(t: Tensor, field: string, expected: readonly number[]): void {
-  if (!t?.shape || t.shape.length !== expected.length || t.shape.some((d, i) => d !== expected[i])) {
-    throw new ShapeError(field, text(expected), text(t?.shape));
-  }
 }
 
 /** Binds a GRU, LSTM or Elman program to the backend and one sequence of inputs. */
@@ -176,65 +170,64 @@ function makeFusedCell(
         },
       };
     },
-    linearize(states: Tensor, entering: Tensor, start: number, options: FusedLinearizeOptions) {
+    linearize(states: Tensor, init: Tensor, options: FusedLinearizeOptions): FusedLinearization {
       alive();
-      const n = states?.shape?.[1] ?? 0;
-      const kindOf = options?.kind;
-      if (kindOf !== 'dense' && kindOf !== 'diagonal') {
-        throw new InvalidArgumentError('options.kind', "'dense' or 'diagonal'", describeValue(kindOf));
-      }
-      if (!Number.isInteger(start) || start < 0 || start + n > T) {
-        throw new InvalidArgumentError('start', `an integer in [0, ${T - n}] (states cover ${n} steps)`, describeValue(start));
-      }
-      checkShape(states, 'states', [B, n, D]);
-      checkShape(entering, 'entering', [B, D]);
+      const dense = checkLinearize(states, init, options, [B, T, D]);
       same(states, 'states');
-      same(entering, 'entering');
-      const dense = kindOf === 'dense';
       const jacSize = dense ? D * D : D;
-      const jacobian = backend.empty(dense ? [B, n, D, D] : [B, n, D], dt);
-      const defect = backend.empty([B, n, D], dt);
-      const [s, en, x, jac, def] = [at(states), at(entering), at(drive), at(jacobian), at(defect)];
+      const jacobian = backend.empty(dense ? [B, T, D, D] : [B, T, D], dt);
+      const defect = backend.empty([B, T, D], dt);
+      const [s, s0, x, jac, def] = [at(states), at(init, 'init'), at(drive), at(jacobian), at(defect)];
       const fn = `linearize${sfx}`;
-      // Each call: rows of batch entries [b0, b1) and steps [j0, j1) (whole entries, or one entry's
-      // chunk of time entered from the state before it).
-      const call = (w: number, b0: number, b1: number, j0: number, j1: number) => ({
+      // One call: batch entries [b0, b1), steps [j0, j1) of each.
+      const call = (w: number, b0: number, b1: number, j0: number, j1: number): KernelCall => ({
         fn,
         args: [
           d(w),
           x + b0 * T * G * e,
-          s + (b0 * n + j0) * D * e,
-          j0 === 0 ? en + b0 * D * e : s + (b0 * n + j0 - 1) * D * e,
-          jac + (b0 * n + j0) * jacSize * e,
-          def + (b0 * n + j0) * D * e,
+          s + (b0 * T + j0) * D * e,
+          s0 + b0 * D * e,
+          jac + (b0 * T + j0) * jacSize * e,
+          def + (b0 * T + j0) * D * e,
           b1 - b0,
           j1 - j0,
-          b1 - b0 === 1 ? 0 : T,
-          b1 - b0 === 1 ? start + j0 : start,
+          T,
+          T,
+          j0,
           dense ? 1 : 0,
           backend.slot(w),
         ],
       });
-      const rounds: KernelCall[][] =
-        B >= backend.threads
-          ? [backend.shares(B, 2, 1).map(([b0, b1], w) => call(w, b0, b1, 0, n))]
-          : Array.from({ length: B }, (_, b) => backend.shares(n, PARALLEL_ROWS, 1).map(([j0, j1], w) => call(w, b, b + 1, j0, j1)));
+      const slots = new Float64Array(backend.heap.memory.buffer, backend.slot(0), 2 * backend.threads);
       let residual = 0;
       let sumSquares = 0;
-      const slots = new Float64Array(backend.heap.memory.buffer, backend.slot(0), 2 * backend.threads);
-      for (const calls of rounds) {
-        backend.run(calls);
-        for (let w = 0; w < calls.length; w++) {
-          const r = slots[2 * w];
-          residual = Number.isNaN(residual) || Number.isNaN(r) ? Number.NaN : Math.max(residual, r);
-          sumSquares += slots[2 * w + 1];
-        }
-      }
+      let done = 0;
       return {
         jacobian,
         defect,
-        residual: Promise.resolve(residual),
-        sumSquares: Promise.resolve(options.sumSquares ? sumSquares : Number.NaN),
+        advance(count) {
+          alive();
+          const end = Math.min(T, done + Math.max(0, Math.floor(count)));
+          if (end > done) {
+            // Long windows split in time (all entries per call), short ones by batch entry.
+            const calls =
+              end - done >= PARALLEL_ROWS
+                ? backend.shares(end - done, PARALLEL_ROWS, 1).map(([j0, j1], w) => call(w, 0, B, done + j0, done + j1))
+                : backend.shares(B, 2, 1).map(([b0, b1], w) => call(w, b0, b1, done, end));
+            backend.run(calls);
+            for (let w = 0; w < calls.length; w++) {
+              const r = slots[2 * w];
+              residual = Number.isNaN(residual) || Number.isNaN(r) ? Number.NaN : Math.max(residual, r);
+              sumSquares += slots[2 * w + 1];
+            }
+          }
+          done = end;
+          return done;
+        },
+        finish() {
+          if (done < T) throw new InvalidArgumentError('linearisation', `all ${T} steps done before finish()`, `${done} steps done`);
+          return { residual: Promise.resolve(residual), sumSquares: Promise.resolve(options.sumSquares ? sumSquares : Number.NaN) };
+        },
       };
     },
     apply(prev) {

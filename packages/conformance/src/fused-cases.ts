@@ -27,7 +27,7 @@ function tolerance(eps: number, terms: number, scale: number): number {
 export function defineFusedCases(getBackend: () => ComputeBackend, dtype: DType): void {
   const cases = jacobianCases().filter((c) => c.cell.program?.() !== undefined);
   for (const c of cases) {
-    it(`${c.name}: fused linearisation (dense, diagonal, ranges), sweep and rollout equal the op-by-op cell`, async (ctx) => {
+    it(`${c.name}: fused linearisation (dense, diagonal, in windows), sweep and rollout equal the op-by-op cell`, async (ctx) => {
       const backend = getBackend();
       const reason = noKernels(backend);
       if (reason) ctx.skip(reason);
@@ -54,30 +54,22 @@ export function defineFusedCases(getBackend: () => ComputeBackend, dtype: DType)
       try {
         const prev = backend.shiftTime(states, init);
         for (const kind of ['dense', 'diagonal'] as const) {
-          // The whole sequence, then steps [3, 7) entered from s_2.
-          for (const [start, n] of [
-            [0, T],
-            [3, 4],
-          ]) {
-            const segment = n === T ? states : backend.slice(states, 1, start, n);
-            const entering = start === 0 ? init : backend.timeStep(states, start - 1);
-            const prevSegment = n === T ? prev : backend.slice(prev, 1, start, n);
-            const ref = n === T ? bound.linearize(prev, kind) : bound.linearizeRange!(prevSegment, start, kind);
-            const refDefect = backend.binary('sub', ref.value, segment);
-            const lin = fused!.linearize(segment, entering, start, { kind, sumSquares: true });
-            const label = `${kind} [${start}, ${start + n})`;
-            await check(`${label}: Jacobians`, lin.jacobian, ref.jacobian);
-            await check(`${label}: defects`, lin.defect, refDefect);
-            const d = await read(refDefect);
-            const residual = await lin.residual;
-            const sumSquares = await lin.sumSquares;
-            expect(Math.abs(residual - maxAbs(d)), `${label}: residual`).toBeLessThanOrEqual(tolerance(eps, program.hiddenSize + I, maxAbs(d)));
-            const ss = d.reduce((s, x) => s + x * x, 0);
-            expect(Math.abs(sumSquares - ss), `${label}: sum of squares`).toBeLessThanOrEqual(tolerance(eps, program.hiddenSize + I, ss) * d.length);
-            backend.dispose([lin.jacobian, lin.defect, ref.value, ref.jacobian, refDefect]);
-            if (segment !== states) backend.dispose([segment, prevSegment]);
-            if (entering !== init) backend.dispose(entering);
-          }
+          const ref = bound.linearize(prev, kind);
+          const refDefect = backend.binary('sub', ref.value, states);
+          // Advanced in uneven windows: steps [0, 3), [3, 7), [7, T).
+          const lin = fused!.linearize(states, init, { kind, sumSquares: true });
+          expect(lin.advance(3)).toBe(3);
+          expect(() => lin.finish(), 'finish before the last step').toThrow(InvalidArgumentError);
+          expect(lin.advance(4)).toBe(7);
+          expect(lin.advance(100)).toBe(T);
+          await check(`${kind}: Jacobians`, lin.jacobian, ref.jacobian);
+          await check(`${kind}: defects`, lin.defect, refDefect);
+          const d = await read(refDefect);
+          const { residual, sumSquares } = lin.finish();
+          expect(Math.abs((await residual) - maxAbs(d)), `${kind}: residual`).toBeLessThanOrEqual(tolerance(eps, program.hiddenSize + I, maxAbs(d)));
+          const ss = d.reduce((sum, x) => sum + x * x, 0);
+          expect(Math.abs((await sumSquares) - ss), `${kind}: sum of squares`).toBeLessThanOrEqual(tolerance(eps, program.hiddenSize + I, ss) * d.length);
+          backend.dispose([lin.jacobian, lin.defect, ref.value, ref.jacobian, refDefect]);
         }
         const swept = fused!.apply(prev);
         const refSwept = bound.apply(prev);
@@ -127,8 +119,9 @@ export function defineFusedCases(getBackend: () => ComputeBackend, dtype: DType)
     const wrongInit = backend.fill([3, cell.stateSize], 0, dtype);
     expect(() => fused.rollout(wrongInit)).toThrow(/init/);
     const states = backend.fill([2, 5, cell.stateSize], 0, dtype);
-    expect(() => fused.linearize(states, init, 1, { kind: 'diagonal' })).toThrow(/start/);
-    expect(() => fused.linearize(states, init, 0, { kind: 'full' as never })).toThrow(/options\.kind/);
+    expect(() => fused.linearize(states, wrongInit, { kind: 'diagonal' })).toThrow(/init/);
+    expect(() => fused.linearize(wrongInit, init, { kind: 'diagonal' })).toThrow(/states/);
+    expect(() => fused.linearize(states, init, { kind: 'full' as never })).toThrow(/options\.kind/);
     fused.dispose();
     expect(() => fused.apply(states)).toThrow(/disposed/);
     backend.dispose([inputs, init, states, wrongInit]);

@@ -31,7 +31,7 @@ export {
   SCALAR_ACTIVATIONS,
   type ScalarActivation,
 } from './program.js';
-export { type HostStepFn, bindHostProgram, checkProgram, hostRollout } from './fused/host-bind.js';
+export { type HostStepFn, bindHostProgram, checkLinearize, checkProgram, checkShape, hostRollout } from './fused/host-bind.js';
 export { type HostRnnKernel, driveBias, hostMatVec, hostRnnKernel, storedAs } from './fused/host-rnn.js';
 export {
   AbortError,

@@ -49,8 +49,12 @@ export function bindWindow(
   if (src.inputs) {
     const I = cell.inputSize;
     const T = src.steps;
-    const data = new Float64Array(rows * steps * I);
-    for (let b = 0; b < rows; b++) data.set(src.inputs.data.subarray((b * T + start) * I, (b * T + start + steps) * I), b * steps * I);
+    // One sequence: its rows are contiguous, uploaded straight from the host inputs.
+    let data = src.inputs.data.subarray(start * I, (start + steps) * I);
+    if (rows > 1) {
+      data = new Float64Array(rows * steps * I);
+      for (let b = 0; b < rows; b++) data.set(src.inputs.data.subarray((b * T + start) * I, (b * T + start + steps) * I), b * steps * I);
+    }
     segment = backend.fromArray(data, [rows, steps, I], src.dtype);
   }
   try {

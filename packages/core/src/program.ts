@@ -78,19 +78,23 @@ export interface RnnProgram {
 export type CellProgram = RnnProgram;
 
 /**
- * One fused linearisation of steps `[start, start + n)` around the states `s` (`[B, n, D]`) entered
- * from `s_{start−1}`: `A_t = ∂f/∂s(s_{t−1}, u_t)` and the defect `d_t = f(s_{t−1}, u_t) − s_t`, with
- * the reductions the solvers read, computed in the same pass.
+ * A fused linearisation in progress, around the states `s` (`[B, T, D]`) entered from `s_0`:
+ * `A_t = ∂f/∂s(s_{t−1}, u_t)` and the defects `d_t = f(s_{t−1}, u_t) − s_t`, written in place step
+ * range by step range, with the reductions the solvers read computed in the same pass. The caller
+ * advances it (in slices, to serve the event loop on the JavaScript thread) and owns both tensors.
  */
 export interface FusedLinearization {
-  /** `[B, n, D, D]` (dense) or `[B, n, D]` (diagonal). */
+  /** `[B, T, D, D]` (dense) or `[B, T, D]` (diagonal), filled as steps are done. */
   readonly jacobian: Tensor;
-  /** `[B, n, D]`. */
+  /** `[B, T, D]`, filled as steps are done. */
   readonly defect: Tensor;
-  /** `max_t ‖d_t‖∞` (NaN when any defect is NaN): the true residual of these steps. */
-  readonly residual: Promise<number>;
-  /** `Σ_t ‖d_t‖²` when asked for (ELK's merit is half of it), else NaN. */
-  readonly sumSquares: Promise<number>;
+  /** Linearises the next `count` steps of every batch entry (fewer at the end); returns the steps done so far. */
+  advance(count: number): number;
+  /**
+   * Once every step is done: `max_t ‖d_t‖∞` (NaN when any defect is NaN) — the true residual of
+   * `s` — and `Σ_t ‖d_t‖²` when asked for (ELK's merit is half of it), else NaN.
+   */
+  finish(): { readonly residual: Promise<number>; readonly sumSquares: Promise<number> };
 }
 
 /** What a fused linearisation is asked for. */
@@ -108,11 +112,8 @@ export interface FusedLinearizeOptions {
 export interface FusedCell {
   /** Sequential evaluation from `init` `[B, D]`, advanced in slices by the caller. */
   rollout(init: Tensor): Rollout;
-  /**
-   * Linearises steps `[start, start + n)` around `states` `[B, n, D]`, whose first step is entered
-   * from `entering` `[B, D]` (the initial state when `start` is 0).
-   */
-  linearize(states: Tensor, entering: Tensor, start: number, options: FusedLinearizeOptions): FusedLinearization;
+  /** Starts a linearisation around `states` `[B, T, D]` entered from `init` `[B, D]`; nothing is computed until it advances. */
+  linearize(states: Tensor, init: Tensor, options: FusedLinearizeOptions): FusedLinearization;
   /** `f(prev_t, u_t)` for every step at once: `prev` `[B, T, D]` → `[B, T, D]` (one Jacobi sweep). */
   apply(prev: Tensor): Tensor;
   dispose(): void;

@@ -128,7 +128,8 @@ export function toHostTensor(value: unknown, field: string, ranks: readonly numb
 
 /** Copies array-like data to float64: typed arrays at once, anything else element by element, refusing non-numbers. */
 function copyNumbers(src: ArrayLike<unknown>, field: string): Float64Array {
-  if (isNumberTypedArray(src)) return Float64Array.from(src);
+  // The constructor copies a typed array natively; Float64Array.from would walk its iterator.
+  if (isNumberTypedArray(src)) return new Float64Array(src as unknown as ArrayLike<number>);
   const n = src.length;
   const out = new Float64Array(n);
   for (let i = 0; i < n; i++) {

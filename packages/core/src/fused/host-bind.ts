@@ -13,7 +13,8 @@ import { type HostRnnKernel, hostRnnKernel } from './host-rnn.js';
 
 const text = (shape: readonly number[] | undefined) => (shape ? `shape [${shape.join(', ')}]` : 'no tensor');
 
-function checkShape(t: Tensor, field: string, expected: readonly number[]): void {
+/** Throws a `ShapeError` naming `field` unless `t` has exactly the `expected` shape. */
+export function checkShape(t: Tensor, field: string, expected: readonly number[]): void {
   if (!t?.shape || t.shape.length !== expected.length || t.shape.some((d, i) => d !== expected[i])) {
     throw new ShapeError(field, text(expected), text(t?.shape));
   }
@@ -79,9 +80,9 @@ export function bindHostProgram(backend: ComputeBackend, program: CellProgram, c
       checkShape(init, 'init', [B, D]);
       return hostRollout(backend, (prev, po, x, xo, out, oo) => kernel.step(prev, po, x!, xo, out, oo), init, drive, [B, T, D], alive);
     },
-    linearize(states, entering, start, options) {
+    linearize(states, init, options) {
       alive();
-      return linearizeHost(backend, view, kernel, drive, T, states, entering, start, options);
+      return linearizeHost(backend, view, kernel, drive, states, init, options, alive);
     },
     apply(prev) {
       alive();
@@ -149,61 +150,71 @@ export function hostRollout(
   };
 }
 
-/** One fused pass over steps `[start, start + n)`: Jacobians, defects and their reductions. */
+/** Checks a fused linearisation's arguments (shared by every backend's fused cells). */
+export function checkLinearize(states: Tensor, init: Tensor, options: FusedLinearizeOptions, [B, T, D]: readonly number[]): boolean {
+  const kind = options?.kind;
+  if (kind !== 'dense' && kind !== 'diagonal') throw new InvalidArgumentError('options.kind', "'dense' or 'diagonal'", describeValue(kind));
+  checkShape(states, 'states', [B, T, D]);
+  checkShape(init, 'init', [B, D]);
+  if (states.dtype !== init.dtype) throw new InvalidArgumentError('init.dtype', `'${states.dtype}' (the states' dtype)`, `'${init.dtype}'`);
+  return kind === 'dense';
+}
+
+/** A fused linearisation on host arrays, advanced step range by step range. */
 function linearizeHost(
   backend: ComputeBackend,
   view: (t: Tensor) => HostArray,
   kernel: HostRnnKernel,
   drive: Tensor,
-  T: number,
   states: Tensor,
-  entering: Tensor,
-  start: number,
+  init: Tensor,
   options: FusedLinearizeOptions,
+  alive: () => void,
 ): FusedLinearization {
   const D = kernel.stateSize;
   const G = kernel.driveSize;
-  const B = drive.shape[0];
-  const n = states?.shape?.[1] ?? 0;
-  const kind = options?.kind;
-  if (kind !== 'dense' && kind !== 'diagonal') throw new InvalidArgumentError('options.kind', "'dense' or 'diagonal'", describeValue(kind));
-  if (!Number.isInteger(start) || start < 0 || start + n > T) {
-    throw new InvalidArgumentError('start', `an integer in [0, ${T - n}] (states cover ${n} steps)`, describeValue(start));
-  }
-  checkShape(states, 'states', [B, n, D]);
-  checkShape(entering, 'entering', [B, D]);
-  const dense = kind === 'dense';
-  const dtype = drive.dtype;
-  const jacobian = backend.fill(dense ? [B, n, D, D] : [B, n, D], 0, dtype);
-  const defect = backend.fill([B, n, D], 0, dtype);
-  const s = view(states);
-  const s0 = view(entering);
-  const x = view(drive);
-  const J = view(jacobian);
-  const d = view(defect);
+  const [B, T] = drive.shape;
+  const dense = checkLinearize(states, init, options, [B, T, D]);
+  const jacobian = backend.fill(dense ? [B, T, D, D] : [B, T, D], 0, drive.dtype);
+  const defect = backend.fill([B, T, D], 0, drive.dtype);
   const value = new Float64Array(D);
   const jacSize = dense ? D * D : D;
   let residual = 0;
   let sumSquares = 0;
-  for (let b = 0; b < B; b++) {
-    for (let j = 0; j < n; j++) {
-      const row = b * n + j;
-      if (j === 0) kernel.linearize(s0, b * D, x, (b * T + start) * G, value, 0, J, row * jacSize, dense);
-      else kernel.linearize(s, (row - 1) * D, x, (b * T + start + j) * G, value, 0, J, row * jacSize, dense);
-      for (let i = 0; i < D; i++) {
-        const e = value[i] - s[row * D + i];
-        d[row * D + i] = e;
-        const a = Math.abs(e);
-        // NaN sticks: a NaN defect makes the residual NaN, and nothing replaces a NaN residual.
-        if (!Number.isNaN(residual) && !(a <= residual)) residual = a;
-        sumSquares += e * e;
-      }
-    }
-  }
+  let done = 0;
   return {
     jacobian,
     defect,
-    residual: Promise.resolve(residual),
-    sumSquares: Promise.resolve(options.sumSquares ? sumSquares : Number.NaN),
+    advance(count) {
+      alive();
+      // Views per slice: a backend may move its storage between slices.
+      const s = view(states);
+      const s0 = view(init);
+      const x = view(drive);
+      const J = view(jacobian);
+      const d = view(defect);
+      const end = Math.min(T, done + Math.max(0, Math.floor(count)));
+      for (let b = 0; b < B; b++) {
+        for (let t = done; t < end; t++) {
+          const row = b * T + t;
+          if (t === 0) kernel.linearize(s0, b * D, x, row * G, value, 0, J, row * jacSize, dense);
+          else kernel.linearize(s, (row - 1) * D, x, row * G, value, 0, J, row * jacSize, dense);
+          for (let i = 0; i < D; i++) {
+            const e = value[i] - s[row * D + i];
+            d[row * D + i] = e;
+            const a = Math.abs(e);
+            // NaN sticks: a NaN defect makes the residual NaN, and nothing replaces a NaN residual.
+            if (!Number.isNaN(residual) && !(a <= residual)) residual = a;
+            sumSquares += e * e;
+          }
+        }
+      }
+      done = end;
+      return done;
+    },
+    finish() {
+      if (done < T) throw new InvalidArgumentError('linearisation', `all ${T} steps done before finish()`, `${done} steps done`);
+      return { residual: Promise.resolve(residual), sumSquares: Promise.resolve(options.sumSquares ? sumSquares : Number.NaN) };
+    },
   };
 }

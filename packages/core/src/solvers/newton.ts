@@ -1,5 +1,6 @@
 import type { Tensor } from '../backend.js';
 import type { JacobianKind } from '../cell.js';
+import type { FusedLinearization } from '../program.js';
 import type { IterationInfo, StopReason } from '../types.js';
 import { type Problem, type SolverOutput, elapsedSince } from './problem.js';
 
@@ -30,12 +31,13 @@ interface Linearization {
 }
 
 /**
- * Sequences longer than this are linearised in segments for a diagonal method on a host-memory
- * backend (whose ops run synchronously on the JavaScript thread): each segment is one synchronous
- * stretch of about {@link SEGMENT_MS}, and the event loop (timers, abort signals) is served between
- * segments. Dense Jacobians are linearised in one piece (joining `[B, T, D, D]` segments would
- * double DEER's largest allocation), and so is everything on device backends (GPU work is queued,
- * not run on the thread, and segments would multiply its dispatches and read-backs).
+ * Sequences longer than this are linearised in segments on a host-memory backend (whose kernels run
+ * synchronously on the JavaScript thread): each segment is one synchronous stretch of about
+ * {@link SEGMENT_MS}, and the event loop (timers, abort signals) is served between segments. Fused
+ * cells advance in place, dense or diagonal; op-by-op cells segment diagonal methods only (joining
+ * `[B, T, D, D]` segments would double DEER's largest allocation). Device backends linearise in one
+ * piece (GPU work is queued, not run on the thread, and segments would multiply its dispatches and
+ * read-backs).
  */
 export const LINEARIZE_SEGMENT_STEPS = 16384;
 
@@ -56,26 +58,12 @@ export async function linearizeAt(
   withMerit: boolean,
 ): Promise<Linearization & { merit: number }> {
   const { backend, cell, fused, steps } = p;
-  const segmented =
-    jacobian === 'diagonal' &&
-    (fused !== undefined || cell.linearizeRange !== undefined) &&
-    backend.hostData !== undefined &&
-    steps > LINEARIZE_SEGMENT_STEPS;
-  // One part: the fused kernel's single pass, or the cell's ops.
-  const linearizeSteps = (segment: Tensor, entering: Tensor, start: number): LinearizedPart => {
-    if (fused) {
-      const lin = fused.linearize(segment, entering, start, { kind: jacobian, sumSquares: withMerit });
-      return { jacobian: lin.jacobian, defect: lin.defect, residualP: lin.residual, meritP: lin.sumSquares };
-    }
-    const linearize =
-      start === 0 && segment.shape[1] === steps
-        ? (prev: Tensor) => cell.linearize(prev, jacobian)
-        : (prev: Tensor) => cell.linearizeRange!(prev, start, jacobian);
-    return linearizePart(p, segment, entering, withMerit, linearize);
-  };
+  const long = backend.hostData !== undefined && steps > LINEARIZE_SEGMENT_STEPS;
+  if (fused) return linearizeFused(p, fused.linearize(states, p.init, { kind: jacobian, sumSquares: withMerit }), long);
+  const segmented = jacobian === 'diagonal' && cell.linearizeRange !== undefined && long;
   if (!segmented) {
-    const whole = linearizeSteps(states, p.init, 0);
-    return settle(p, whole, whole);
+    const part = linearizePart(p, states, p.init, withMerit, (prev) => cell.linearize(prev, jacobian));
+    return settle(p, part, part);
   }
   const jacobians: Tensor[] = [];
   const defects: Tensor[] = [];
@@ -89,7 +77,7 @@ export async function linearizeAt(
       const part = backend.tidy(() => {
         const entering = start === 0 ? p.init : backend.timeStep(states, start - 1);
         const segment = backend.slice(states, 1, start, n);
-        const lin = linearizeSteps(segment, entering, start);
+        const lin = linearizePart(p, segment, entering, withMerit, (prev) => cell.linearizeRange!(prev, start, jacobian));
         const partial = Promise.all([lin.residualP, lin.meritP]);
         partial.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
         partials.push(partial);
@@ -97,9 +85,7 @@ export async function linearizeAt(
       });
       jacobians.push(part.jacobian);
       defects.push(part.defect);
-      // Next segment: toward SEGMENT_MS, growing at most 4× at a time.
-      const ms = performance.now() - began;
-      length = Math.max(256, Math.min(LINEARIZE_SEGMENT_STEPS, Math.round(n * Math.min(4, SEGMENT_MS / Math.max(ms, 1e-3)))));
+      length = nextSegment(length, n, performance.now() - began);
       start += n;
     }
     const whole = backend.tidy(() => ({ jacobian: backend.concat(jacobians, 1), defect: backend.concat(defects, 1) }));
@@ -111,6 +97,37 @@ export async function linearizeAt(
     return settle(p, whole, { residualP, meritP });
   } catch (err) {
     backend.dispose([...jacobians, ...defects]);
+    throw err;
+  }
+}
+
+/** The next segment's length: toward SEGMENT_MS, growing at most 4× at a time. */
+function nextSegment(length: number, n: number, ms: number): number {
+  return Math.max(256, Math.min(LINEARIZE_SEGMENT_STEPS, Math.round(n * Math.min(4, SEGMENT_MS / Math.max(ms, 1e-3)))));
+}
+
+/**
+ * A fused linearisation, advanced in one go — or, on a host-memory backend with a long sequence,
+ * in segments of about {@link SEGMENT_MS} with the event loop served between them (the kernel
+ * writes in place: no segment tensors, no join, dense or diagonal alike).
+ */
+async function linearizeFused(p: Problem, run: FusedLinearization, segmented: boolean): Promise<Linearization & { merit: number }> {
+  try {
+    if (!segmented) run.advance(p.steps);
+    else {
+      let length = 2048;
+      for (let done = 0; done < p.steps; ) {
+        if (done > 0) await p.pacer.tick(0);
+        const began = performance.now();
+        const next = run.advance(length);
+        length = nextSegment(length, next - done, performance.now() - began);
+        done = next;
+      }
+    }
+    const { residual, sumSquares } = run.finish();
+    return await settle(p, run, { residualP: residual, meritP: sumSquares });
+  } catch (err) {
+    p.backend.dispose([run.jacobian, run.defect]);
     throw err;
   }
 }
