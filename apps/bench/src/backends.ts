@@ -8,7 +8,7 @@ import { type ComputeBackend, type DType, InvalidArgumentError } from '@pelk/cor
 
 const FACTORIES: Record<string, (variant: string | undefined) => Promise<ComputeBackend>> = {
   cpu: async () => new (await import('@pelk/backend-cpu')).CpuBackend(),
-  wasm: async () => (await import('@pelk/backend-wasm')).createWasmBackend(),
+  wasm: async (threads) => (await import('@pelk/backend-wasm')).createWasmBackend(threads ? { threads: Number(threads) } : {}),
   tfjs: async (variant) => (await import('@pelk/backend-tfjs-node')).createTfjsBackend(variant ? { backend: variant } : {}),
   webgpu: async () => (await import('@pelk/backend-webgpu')).createWebGpuBackend(),
 };
@@ -20,14 +20,20 @@ export const BACKEND_NAMES = Object.keys(FACTORIES);
 export const TFJS_BACKEND_NAMES = ['wasm', 'cpu', 'tensorflow'];
 
 /**
- * The backend spec for `--backend` and `--tfjs-backend`: `'tfjs:wasm'` for `tfjs` + `wasm`.
+ * The backend spec for `--backend`, `--tfjs-backend` and `--threads`: `'tfjs:wasm'` for `tfjs` +
+ * `wasm`, `'wasm:2'` for `wasm` on 2 threads.
  *
  * @example
  * ```ts
  * backendSpec('tfjs', 'wasm'); // 'tfjs:wasm'
+ * backendSpec('wasm', undefined, 2); // 'wasm:2'
  * ```
  */
-export function backendSpec(backend: string, tfjsBackend: string | undefined): string {
+export function backendSpec(backend: string, tfjsBackend: string | undefined, threads?: number): string {
+  if (threads !== undefined) {
+    if (backend !== 'wasm') throw new InvalidArgumentError('--threads', "'--backend wasm' alongside it", `--backend ${backend}`);
+    return `wasm:${threads}`;
+  }
   if (tfjsBackend === undefined) return backend;
   if (backend !== 'tfjs') throw new InvalidArgumentError('--tfjs-backend', "'--backend tfjs' alongside it", `--backend ${backend}`);
   return `tfjs:${tfjsBackend}`;
@@ -43,7 +49,8 @@ export function backendSpec(backend: string, tfjsBackend: string | undefined): s
  * ```
  */
 export function defaultDTypes(spec: string): DType[] {
-  return spec === 'cpu' || spec === 'wasm' ? ['float64', 'float32'] : ['float32'];
+  const name = spec.split(':')[0];
+  return name === 'cpu' || name === 'wasm' ? ['float64', 'float32'] : ['float32'];
 }
 
 /**

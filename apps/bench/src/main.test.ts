@@ -61,6 +61,18 @@ describe('pelk eval', () => {
     }
   }
 
+  it('reproduces gru-torch-small with quasi-deer on --backend wasm --threads 2 (float64); --threads needs --backend wasm', async () => {
+    const { code, out, err } = await pelk('eval', '--model', fixture('gru-torch-small'), '--method', 'quasi-deer', '--backend', 'wasm', '--threads', '2', '--tol', '1e-11', '--json');
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    const summary = JSON.parse(out);
+    expect(summary).toMatchObject({ method: 'quasi-deer', backend: 'wasm', dtype: 'float64', converged: true });
+    expect(summary.maxAbsErrorVsSpec).toBeLessThanOrEqual(1e-9);
+    const refused = await pelk('eval', '--model', fixture('gru-torch-small'), '--threads', '2');
+    expect(refused.code).toBe(2);
+    expect(refused.err).toBe("pelk: --threads: expected '--backend wasm' alongside it, received --backend cpu\n");
+  }, 300_000);
+
   it('writes .npy and .json states and reads --inputs from .npy, batched', async () => {
     const spec = JSON.parse(readFileSync(fixture('gru-torch-small'), 'utf8'));
     const npyOut = join(dir, 'states.npy');

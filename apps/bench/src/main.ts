@@ -49,6 +49,7 @@ program
   .option('--method <method>', 'sequential | deer | quasi-deer | elk | quasi-elk | auto', 'quasi-deer')
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
   .addOption(new Option('--tfjs-backend <name>', 'with --backend tfjs: the tfjs backend (default: tensorflow if tfjs-node is installed, else wasm, else cpu)').choices(TFJS_BACKEND_NAMES))
+  .option('--threads <n>', 'with --backend wasm: threads, this one included (default: the available cores)')
   .option('--dtype <dtype>', 'float64 | float32 (default: float64 on cpu, float32 on tfjs and webgpu)')
   .option('--tol <x>', 'convergence certificate: true residual max_t |s_t − f(s_t−1)| ≤ x (default 1e-7 float64, 1e-4 float32; at least 16 unit roundoffs)')
   .option('--max-iters <n>', 'iteration cap (default T + 1 for deer and quasi-deer; max(T + 1, 1000) for elk, quasi-elk and auto)')
@@ -72,7 +73,7 @@ Exit codes:
       model: o.model,
       inputs: o.inputs,
       method: parseMethod(o.method),
-      backend: backendSpec(o.backend, o.tfjsBackend),
+      backend: backendSpec(o.backend, o.tfjsBackend, o.threads === undefined ? undefined : parsePositiveInt(o.threads, '--threads')),
       dtype: o.dtype === undefined ? defaultDTypes(o.backend)[0] : parseDType(o.dtype),
       tol: o.tol === undefined ? undefined : parsePositive(o.tol, '--tol'),
       maxIters: o.maxIters === undefined ? undefined : parsePositiveInt(o.maxIters, '--max-iters'),
@@ -96,6 +97,7 @@ program
   .option('--suite <names>', `comma-separated: ${SUITES.join(', ')}, or all`, 'gru')
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
   .addOption(new Option('--tfjs-backend <name>', 'with --backend tfjs: the tfjs backend (default: tensorflow if tfjs-node is installed, else wasm, else cpu)').choices(TFJS_BACKEND_NAMES))
+  .option('--threads <n>', 'with --backend wasm: threads, this one included (default: the available cores)')
   .option('--out-dir <dir>', 'folder for each suite\'s JSON and SVG plots and index.html', 'bench-results')
   .option('--quick', 'small sizes: each suite in well under a minute (stability: a few minutes)', false)
   .option('--steps <T>', 'gru: sequence length', '100000')
@@ -123,7 +125,7 @@ program
         throw new InvalidArgumentError('--suite', `a comma-separated list of ${SUITES.join(', ')}, or all`, JSON.stringify(n));
       }
     }
-    const backend = backendSpec(o.backend, o.tfjsBackend);
+    const backend = backendSpec(o.backend, o.tfjsBackend, o.threads === undefined ? undefined : parsePositiveInt(o.threads, '--threads'));
     const dtypes = o.dtypes === undefined ? defaultDTypes(o.backend) : String(o.dtypes).split(',').map((d) => parseDType(d, '--dtypes'));
     const quick = Boolean(o.quick);
     const stabilitySet = parseStabilitySet(String(o.stabilitySet));
@@ -189,6 +191,7 @@ program
   .description('GRU, D=64, T=100,000: sequential vs quasi-DEER vs DEER on the default backend')
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
   .addOption(new Option('--tfjs-backend <name>', 'with --backend tfjs: the tfjs backend (default: tensorflow if tfjs-node is installed, else wasm, else cpu)').choices(TFJS_BACKEND_NAMES))
+  .option('--threads <n>', 'with --backend wasm: threads, this one included (default: the available cores)')
   .option('--steps <T>', 'sequence length', '100000')
   .option('--deer-steps <T>', "steps for DEER, a prefix of the sequence (its dense scan costs O(T·D³))", '10000')
   .option('--hidden <D>', 'GRU hidden size', '64')
@@ -196,7 +199,7 @@ program
   .option('--dtype <dtype>', 'float64 | float32 (default: float64 on cpu, float32 on tfjs and webgpu)')
   .action(async (o) => {
     const text = await runDemo({
-      backend: backendSpec(o.backend, o.tfjsBackend),
+      backend: backendSpec(o.backend, o.tfjsBackend, o.threads === undefined ? undefined : parsePositiveInt(o.threads, '--threads')),
       steps: parsePositiveInt(o.steps, '--steps'),
       deerSteps: parsePositiveInt(o.deerSteps, '--deer-steps'),
       hidden: parsePositiveInt(o.hidden, '--hidden'),
