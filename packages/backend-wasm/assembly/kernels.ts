@@ -681,3 +681,40 @@ export function scanFix32(a: usize, out: usize, carry: usize, T: i32, D: i32, re
 export function scanFix64(a: usize, out: usize, carry: usize, T: i32, D: i32, reverse: bool): void {
   scanFix<f64>(a, out, carry, T, D, reverse);
 }
+
+// ---- dense linear recurrence ---------------------------------------------------------------------
+
+/**
+ * `s_t = A_t s_{t−1} + b_t` per batch entry, one pass over time (reverse: from the last step
+ * backwards); `A_t` row-major `[D, D]`, each row a SIMD dot product with the previous state.
+ */
+function scanDense<T>(A: usize, b: usize, init: usize, out: usize, B: i32, T: i32, D: i32, reverse: bool): void {
+  const L = 16 / sizeof<T>();
+  for (let bi = 0; bi < B; bi++) {
+    let prev = at<T>(init, bi * D);
+    for (let k = 0; k < T; k++) {
+      const t = reverse ? T - 1 - k : k;
+      const row = bi * T + t;
+      const Ar = at<T>(A, row * D * D);
+      const o = at<T>(out, row * D);
+      for (let i = 0; i < D; i++) {
+        const a = at<T>(Ar, i * D);
+        let acc = v128.splat<T>(<T>0);
+        let j = 0;
+        for (; j + L <= D; j += L) acc = v128.add<T>(acc, v128.mul<T>(v128.load(at<T>(a, j)), v128.load(at<T>(prev, j))));
+        let s = <T>0;
+        for (let l = 0; l < L; l++) s += <T>laneOf<T>(acc, l);
+        for (; j < D; j++) s += ld<T>(a, j) * ld<T>(prev, j);
+        st<T>(o, i, s + ld<T>(b, row * D + i));
+      }
+      prev = o;
+    }
+  }
+}
+
+export function scanDense32(A: usize, b: usize, init: usize, out: usize, B: i32, T: i32, D: i32, reverse: bool): void {
+  scanDense<f32>(A, b, init, out, B, T, D, reverse);
+}
+export function scanDense64(A: usize, b: usize, init: usize, out: usize, B: i32, T: i32, D: i32, reverse: bool): void {
+  scanDense<f64>(A, b, init, out, B, T, D, reverse);
+}

@@ -30,6 +30,8 @@ export interface KernelExports {
   sumSquaredDiff64(x: number, y: number, n: number): number;
   scanChunk32(a: number, b: number, init: number, out: number, prod: number, T: number, D: number, reverse: number): void;
   scanChunk64(a: number, b: number, init: number, out: number, prod: number, T: number, D: number, reverse: number): void;
+  scanDense32(A: number, b: number, init: number, out: number, B: number, T: number, D: number, reverse: number): void;
+  scanDense64(A: number, b: number, init: number, out: number, B: number, T: number, D: number, reverse: number): void;
   scanFix32(a: number, out: number, carry: number, T: number, D: number, reverse: number): void;
   scanFix64(a: number, out: number, carry: number, T: number, D: number, reverse: number): void;
 }

@@ -97,6 +97,22 @@ describe('threads', () => {
       }
     }
 
+    it(`${dtype}: the dense scan, B=3, forward and reverse, split by batch entry: the same values as one thread`, async () => {
+      const [B, T, D] = [3, 2000, 6];
+      const A = values(B * T * D * D, 10, 0.3);
+      const bb = values(B * T * D, 11);
+      const init = values(B * D, 12);
+      const [s1, s2] = await both(async (b) => {
+        const t = [b.fromArray(A, [B, T, D, D], dtype), b.fromArray(bb, [B, T, D], dtype), b.fromArray(init, [B, D], dtype)];
+        const fwd = b.linearScanDense(t[0], t[1], t[2]);
+        const rev = b.linearScanDense(t[0], t[1], t[2], { reverse: true });
+        const out = [Float64Array.from(await b.read(fwd)), Float64Array.from(await b.read(rev))];
+        b.dispose([...t, fwd, rev]);
+        return out;
+      });
+      expect(s2).toEqual(s1);
+    });
+
     it(`${dtype}: fused GRU and LSTM kernels (projection, linearisation by chunks of time or batch, sweep, rollout) equal one thread's`, async () => {
       for (const [cell, B] of [
         [gru.random({ inputSize: 3, hiddenSize: 6, seed: 1 }), 1],

@@ -298,6 +298,35 @@ export class WasmBackend extends CpuBackend {
     return out;
   }
 
+  /**
+   * The dense recurrence in one pass over time (D SIMD dot products per step, no workspace); with
+   * threads, batch entries split across them. On one core the sequential recurrence does the
+   * least work: a parallel dense scan multiplies D×D matrices (O(D³) per step).
+   */
+  override linearScanDense(A: Tensor, b: Tensor, init: Tensor, options: ScanOptions = {}): Tensor {
+    const tA = this.at(A, 'A');
+    const tb = this.at(b, 'b');
+    const ti = this.at(init, 'init');
+    const [B, T, D] = tb.t.shape;
+    if (tb.t.shape.length !== 3 || tA.t.size !== tb.t.size * D || ti.t.size !== B * D) {
+      throw new ShapeError('linearScanDense', 'A [B, T, D, D], b [B, T, D] and init [B, D]', `[${tA.t.shape}], [${tb.t.shape}], [${ti.t.shape}]`);
+    }
+    const dtype = tb.t.dtype;
+    if (tA.t.dtype !== dtype || ti.t.dtype !== dtype) {
+      throw new InvalidArgumentError('linearScanDense', `A, b and init all ${dtype}`, `${tA.t.dtype}, ${dtype}, ${ti.t.dtype}`);
+    }
+    const out = this.make(tb.t.shape, dtype);
+    const o = this.at(out, 'out').offset;
+    const e = tb.bytes;
+    this.run(
+      this.shares(B, 2, 1).map(([b0, b1]) => ({
+        fn: `scanDense${tb.suffix}`,
+        args: [tA.offset + b0 * T * D * D * e, tb.offset + b0 * T * D * e, ti.offset + b0 * D * e, o + b0 * T * D * e, b1 - b0, T, D, options.reverse ? 1 : 0],
+      })),
+    );
+    return out;
+  }
+
   /** Fused cell kernels in WebAssembly for GRU, LSTM and Elman programs. */
   override bindProgram(program: CellProgram, context: BindContext): FusedCell | undefined {
     return bindWasmProgram(this, program, context);
