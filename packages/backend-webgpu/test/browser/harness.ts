@@ -33,14 +33,15 @@ export const CHROMIUM_ARGS = [
 ];
 
 /**
- * Builds page/ into `outDir`: one bundle, so nothing is optimised or fetched on demand while the
- * page runs. `cacheDir` keeps vite's scratch files out of the source tree.
+ * Builds a page (default: page/) into `outDir`: one bundle, so nothing is optimised or fetched on
+ * demand while the page runs. `cacheDir` keeps vite's scratch files out of the source tree. Other
+ * packages' browser tests pass their own page folder (its `index.html` the entry).
  */
-export async function buildPage(outDir: string, cacheDir: string): Promise<void> {
+export async function buildPage(outDir: string, cacheDir: string, pageDir = PAGE_DIR): Promise<void> {
   await build({
     configFile: false,
     envDir: false,
-    root: PAGE_DIR,
+    root: pageDir,
     publicDir: false,
     cacheDir,
     logLevel: 'warn',
@@ -55,7 +56,7 @@ export async function buildPage(outDir: string, cacheDir: string): Promise<void>
       modulePreload: { polyfill: false },
       reportCompressedSize: false,
       rolldownOptions: {
-        input: { index: join(PAGE_DIR, 'index.html') },
+        input: { index: join(pageDir, 'index.html') },
         output: { entryFileNames: '[name].js', chunkFileNames: 'chunks/[name]-[hash].js' },
       },
     },
