@@ -718,3 +718,91 @@ export function scanDense32(A: usize, b: usize, init: usize, out: usize, B: i32,
 export function scanDense64(A: usize, b: usize, init: usize, out: usize, B: i32, T: i32, D: i32, reverse: bool): void {
   scanDense<f64>(A, b, init, out, B, T, D, reverse);
 }
+
+// ---- Kalman filter and RTS smoother, one scalar model per channel (quasi-ELK) -----------------
+
+/**
+ * The filter (and with `smooth`, the RTS smoother) of `x_t = F_t x_{t−1} + b_t + N(0, q)`,
+ * `y_t = x_t + N(0, r)` from `x_0 = init` known exactly, for channels `[d0, d1)` of every batch entry
+ * (rows of `D` channels), in sequential passes over time with the channels in SIMD lanes:
+ *   predict `m⁻ = F m + b`, `P⁻ = F² P + q`; update `m = m⁻ + P⁻/(P⁻ + r) (y − m⁻)`, `P = P⁻ r/(P⁻ + r)`;
+ *   smooth `E = P F' / P⁻'`, `μ = m + E (μ' − m⁻')`, `Λ = P + E² (Λ' − P⁻')` (primes: step t + 1).
+ * The smoother overwrites the filtered moments in `mean`, `variance`.
+ */
+function kalmanDiagonal<T>(
+  F: usize, b: usize, y: usize, init: usize, mean: usize, variance: usize,
+  B: i32, T: i32, D: i32, d0: i32, d1: i32, q: f64, r: f64, smooth: bool,
+): void {
+  const vq = v128.splat<T>(<T>q);
+  const vr = v128.splat<T>(<T>r);
+  const L = 16 / sizeof<T>();
+  for (let bi = 0; bi < B; bi++) {
+    const base = bi * T * D;
+    let j = d0;
+    // Vectors of channels, then single channels: one loop body for both, `W` lanes wide.
+    for (; j < d1; ) {
+      const wide = j + L <= d1;
+      // Filter.
+      for (let t = 0; t < T; t++) {
+        const k = base + t * D + j;
+        if (wide) {
+          const mPrev = t == 0 ? v128.load(at<T>(init, bi * D + j)) : v128.load(at<T>(mean, k - D));
+          const pPrev = t == 0 ? v128.splat<T>(<T>0) : v128.load(at<T>(variance, k - D));
+          const f = v128.load(at<T>(F, k));
+          const m1 = v128.add<T>(v128.mul<T>(f, mPrev), v128.load(at<T>(b, k)));
+          const p1 = v128.add<T>(v128.mul<T>(v128.mul<T>(f, f), pPrev), vq);
+          const s = v128.add<T>(p1, vr);
+          v128.store(at<T>(mean, k), v128.add<T>(m1, v128.div<T>(v128.mul<T>(p1, v128.sub<T>(v128.load(at<T>(y, k)), m1)), s)));
+          v128.store(at<T>(variance, k), v128.div<T>(v128.mul<T>(p1, vr), s));
+        } else {
+          const mPrev = t == 0 ? ld<T>(init, bi * D + j) : ld<T>(mean, k - D);
+          const pPrev = t == 0 ? <T>0 : ld<T>(variance, k - D);
+          const f = ld<T>(F, k);
+          const m1 = f * mPrev + ld<T>(b, k);
+          const p1 = f * f * pPrev + <T>q;
+          const s = p1 + <T>r;
+          st<T>(mean, k, m1 + (p1 * (ld<T>(y, k) - m1)) / s);
+          st<T>(variance, k, (p1 * <T>r) / s);
+        }
+      }
+      if (smooth) {
+        for (let t = T - 2; t >= 0; t--) {
+          const k = base + t * D + j;
+          if (wide) {
+            const m = v128.load(at<T>(mean, k));
+            const p = v128.load(at<T>(variance, k));
+            const f = v128.load(at<T>(F, k + D));
+            const m1 = v128.add<T>(v128.mul<T>(f, m), v128.load(at<T>(b, k + D)));
+            const p1 = v128.add<T>(v128.mul<T>(v128.mul<T>(f, f), p), vq);
+            const e = v128.div<T>(v128.mul<T>(p, f), p1);
+            v128.store(at<T>(mean, k), v128.add<T>(m, v128.mul<T>(e, v128.sub<T>(v128.load(at<T>(mean, k + D)), m1))));
+            v128.store(at<T>(variance, k), v128.add<T>(p, v128.mul<T>(v128.mul<T>(e, e), v128.sub<T>(v128.load(at<T>(variance, k + D)), p1))));
+          } else {
+            const m = ld<T>(mean, k);
+            const p = ld<T>(variance, k);
+            const f = ld<T>(F, k + D);
+            const m1 = f * m + ld<T>(b, k + D);
+            const p1 = f * f * p + <T>q;
+            const e = (p * f) / p1;
+            st<T>(mean, k, m + e * (ld<T>(mean, k + D) - m1));
+            st<T>(variance, k, p + e * e * (ld<T>(variance, k + D) - p1));
+          }
+        }
+      }
+      j += wide ? L : 1;
+    }
+  }
+}
+
+export function kalmanDiagonal32(
+  F: usize, b: usize, y: usize, init: usize, mean: usize, variance: usize,
+  B: i32, T: i32, D: i32, d0: i32, d1: i32, q: f64, r: f64, smooth: bool,
+): void {
+  kalmanDiagonal<f32>(F, b, y, init, mean, variance, B, T, D, d0, d1, q, r, smooth);
+}
+export function kalmanDiagonal64(
+  F: usize, b: usize, y: usize, init: usize, mean: usize, variance: usize,
+  B: i32, T: i32, D: i32, d0: i32, d1: i32, q: f64, r: f64, smooth: bool,
+): void {
+  kalmanDiagonal<f64>(F, b, y, init, mean, variance, B, T, D, d0, d1, q, r, smooth);
+}

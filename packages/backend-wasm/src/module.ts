@@ -32,12 +32,16 @@ export interface KernelExports {
   scanChunk64(a: number, b: number, init: number, out: number, prod: number, T: number, D: number, reverse: number): void;
   scanDense32(A: number, b: number, init: number, out: number, B: number, T: number, D: number, reverse: number): void;
   scanDense64(A: number, b: number, init: number, out: number, B: number, T: number, D: number, reverse: number): void;
+  kalmanDiagonal32(...args: KalmanArgs): void;
+  kalmanDiagonal64(...args: KalmanArgs): void;
   scanFix32(a: number, out: number, carry: number, T: number, D: number, reverse: number): void;
   scanFix64(a: number, out: number, carry: number, T: number, D: number, reverse: number): void;
 }
 
-/** `(desc, drive, states, entering, jac, defect, B, n, T, start, dense, result)`. */
-type LinearizeArgs = [number, number, number, number, number, number, number, number, number, number, number, number];
+/** `(desc, drive, states, init, jac, defect, B, n, stride, T, start, dense, result)`. */
+type LinearizeArgs = [number, number, number, number, number, number, number, number, number, number, number, number, number];
+/** `(F, b, y, init, mean, variance, B, T, D, d0, d1, q, r, smooth)`. */
+type KalmanArgs = [number, number, number, number, number, number, number, number, number, number, number, number, number, number];
 
 /** A minimal module with one SIMD instruction (`i32x4.splat`): validates only where SIMD is supported. */
 const SIMD_PROBE = new Uint8Array([

@@ -113,6 +113,24 @@ describe('threads', () => {
       expect(s2).toEqual(s1);
     });
 
+    it(`${dtype}: the diagonal Kalman filter and smoother, channels split across threads: the same moments as one thread`, async () => {
+      const [B, T, D] = [2, 10_000, 8];
+      const [F, bb, y, init] = [values(B * T * D, 13, 0.9), values(B * T * D, 14), values(B * T * D, 15, 2), values(B * D, 16)];
+      const [r1, r2] = await both(async (b) => {
+        const t = [b.fromArray(F, [B, T, D], dtype), b.fromArray(bb, [B, T, D], dtype), b.fromArray(y, [B, T, D], dtype), b.fromArray(init, [B, D], dtype)];
+        const model = { transition: t[0], bias: t[1], observation: t[2], init: t[3], processVariance: 1, observationVariance: 0.5 };
+        const out: Float64Array[] = [];
+        for (const smooth of [false, true]) {
+          const { mean, covariance } = b.kalmanDiagonal(model, { smooth });
+          out.push(Float64Array.from(await b.read(mean)), Float64Array.from(await b.read(covariance)));
+          b.dispose([mean, covariance]);
+        }
+        b.dispose(t);
+        return out;
+      });
+      expect(r2).toEqual(r1);
+    });
+
     it(`${dtype}: fused GRU and LSTM kernels (projection, linearisation by chunks of time or batch, sweep, rollout) equal one thread's`, async () => {
       for (const [cell, B] of [
         [gru.random({ inputSize: 3, hiddenSize: 6, seed: 1 }), 1],

@@ -7,6 +7,10 @@ import {
   type BackendCapabilities,
   BackendUnavailableError,
   type BinaryOp,
+  type KalmanModel,
+  type KalmanMoments,
+  type KalmanOptions,
+  checkKalmanModel,
   type BindContext,
   type CellProgram,
   type DType,
@@ -325,6 +329,32 @@ export class WasmBackend extends CpuBackend {
       })),
     );
     return out;
+  }
+
+  /**
+   * The quasi-ELK Kalman filter (and RTS smoother) as sequential SIMD passes over time, one scalar
+   * model per channel; with threads, channels split across them (they are independent).
+   */
+  override kalmanDiagonal(model: KalmanModel, options: KalmanOptions = {}): KalmanMoments {
+    const parts = [model?.transition, model?.bias, model?.observation, model?.init];
+    const fields = ['model.transition', 'model.bias', 'model.observation', 'model.init'];
+    const [F, b, y, init] = parts.map((t, i) => this.at(t, fields[i]));
+    const [B, T, D] = checkKalmanModel(model, false);
+    const dtype = b.t.dtype;
+    if ([F, y, init].some((x) => x.t.dtype !== dtype)) {
+      throw new InvalidArgumentError('model', `transition, bias, observation and init all ${dtype}`, [F, b, y, init].map((x) => x.t.dtype).join(', '));
+    }
+    const mean = this.make([B, T, D], dtype);
+    const variance = this.make([B, T, D], dtype);
+    const [m, v] = [this.at(mean, 'mean').offset, this.at(variance, 'variance').offset];
+    const channels = B * T * D >= PARALLEL_ELEMENTS ? splitRange(D, Math.min(this.threads, Math.floor(D / 4) || 1), 4) : [[0, D] as [number, number]];
+    this.run(
+      channels.map(([d0, d1]) => ({
+        fn: `kalmanDiagonal${b.suffix}`,
+        args: [F.offset, b.offset, y.offset, init.offset, m, v, B, T, D, d0, d1, model.processVariance, model.observationVariance, options.smooth ? 1 : 0],
+      })),
+    );
+    return { mean, covariance: variance };
   }
 
   /** Fused cell kernels in WebAssembly for GRU, LSTM and Elman programs. */
