@@ -187,7 +187,7 @@ export class CpuBackend implements ComputeBackend {
   }
 
   /** Counts a primitive's scratch space (work arrays outside tensors) in the peak-memory mark. */
-  private noteWorkspace(bytes: number): void {
+  protected noteWorkspace(bytes: number): void {
     if (this.liveBytes + bytes > this.peakBytes) this.peakBytes = this.liveBytes + bytes;
   }
 

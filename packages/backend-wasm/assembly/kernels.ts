@@ -806,3 +806,185 @@ export function kalmanDiagonal64(
 ): void {
   kalmanDiagonal<f64>(F, b, y, init, mean, variance, B, T, D, d0, d1, q, r, smooth);
 }
+
+// ---- Kalman filter and RTS smoother with D×D transitions (ELK) ---------------------------------
+
+/** `C = A B` (`transB`: `A Bᵀ`) for `D×D` row-major matrices. */
+function matmul<T>(A: usize, B: usize, C: usize, D: i32, transB: bool): void {
+  for (let i = 0; i < D; i++) {
+    for (let j = 0; j < D; j++) {
+      let s = <T>0;
+      for (let k = 0; k < D; k++) s += ld<T>(A, i * D + k) * (transB ? ld<T>(B, j * D + k) : ld<T>(B, k * D + j));
+      st<T>(C, i * D + j, s);
+    }
+  }
+}
+
+/** In place: the lower Cholesky factor of a symmetric positive-definite `D×D` matrix. */
+function cholesky<T>(A: usize, D: i32): void {
+  for (let j = 0; j < D; j++) {
+    let d = ld<T>(A, j * D + j);
+    for (let k = 0; k < j; k++) d -= ld<T>(A, j * D + k) * ld<T>(A, j * D + k);
+    const l = <T>Math.sqrt(<f64>d);
+    st<T>(A, j * D + j, l);
+    for (let i = j + 1; i < D; i++) {
+      let s = ld<T>(A, i * D + j);
+      for (let k = 0; k < j; k++) s -= ld<T>(A, i * D + k) * ld<T>(A, j * D + k);
+      st<T>(A, i * D + j, s / l);
+    }
+  }
+}
+
+/** In place: `X ← (L Lᵀ)⁻¹ X` for `X` `D×D` (each column solved forward, then backward). */
+function cholSolve<T>(L: usize, X: usize, D: i32): void {
+  for (let c = 0; c < D; c++) {
+    for (let i = 0; i < D; i++) {
+      let s = ld<T>(X, i * D + c);
+      for (let k = 0; k < i; k++) s -= ld<T>(L, i * D + k) * ld<T>(X, k * D + c);
+      st<T>(X, i * D + c, s / ld<T>(L, i * D + i));
+    }
+    for (let i = D - 1; i >= 0; i--) {
+      let s = ld<T>(X, i * D + c);
+      for (let k = i + 1; k < D; k++) s -= ld<T>(L, k * D + i) * ld<T>(X, k * D + c);
+      st<T>(X, i * D + c, s / ld<T>(L, i * D + i));
+    }
+  }
+}
+
+/** `X ← (X + Xᵀ)/2`. */
+function symmetrize<T>(X: usize, D: i32): void {
+  for (let i = 0; i < D; i++) {
+    for (let j = i + 1; j < D; j++) {
+      const v = <T>0.5 * (ld<T>(X, i * D + j) + ld<T>(X, j * D + i));
+      st<T>(X, i * D + j, v);
+      st<T>(X, j * D + i, v);
+    }
+  }
+}
+
+/** `P⁻ = F P Fᵀ + q I` into `out` (`tmp` scratch). */
+function predictCovariance<T>(F: usize, P: usize, out: usize, tmp: usize, D: i32, q: T): void {
+  matmul<T>(F, P, tmp, D, false);
+  matmul<T>(tmp, F, out, D, true);
+  for (let i = 0; i < D; i++) st<T>(out, i * D + i, ld<T>(out, i * D + i) + q);
+  symmetrize<T>(out, D);
+}
+
+/**
+ * The dense filter (and with `smooth`, the RTS smoother) for one batch entry at a time, sequential
+ * over time (O(D³) per step): predict `m⁻ = F m + b`, `P⁻ = F P Fᵀ + qI`; gain `K = P⁻ (P⁻ + rI)⁻¹`
+ * (a Cholesky solve), `m = m⁻ + K (y − m⁻)`, `P = (I − K) P⁻`; smoother
+ * `E = P F'ᵀ P⁻'⁻¹`, `μ = m + E (μ' − m⁻')`, `Λ = P + E (Λ' − P⁻') Eᵀ`. Scratch: `6 D² + 2 D`.
+ */
+function kalmanDense<T>(
+  F: usize, b: usize, y: usize, init: usize, mean: usize, cov: usize,
+  B: i32, T: i32, D: i32, q: f64, r: f64, smooth: bool, scratch: usize,
+): void {
+  const DD = D * D;
+  const P1 = scratch;
+  const S = at<T>(P1, DD);
+  const K = at<T>(S, DD);
+  const tmp = at<T>(K, DD);
+  const tmp2 = at<T>(tmp, DD);
+  const zero = at<T>(tmp2, DD);
+  const m1 = at<T>(zero, DD);
+  const v = at<T>(m1, D);
+  for (let i = 0; i < DD; i++) st<T>(zero, i, <T>0);
+  for (let bi = 0; bi < B; bi++) {
+    for (let t = 0; t < T; t++) {
+      const row = bi * T + t;
+      const Ft = at<T>(F, row * DD);
+      const mPrev = t == 0 ? at<T>(init, bi * D) : at<T>(mean, (row - 1) * D);
+      const pPrev = t == 0 ? zero : at<T>(cov, (row - 1) * DD);
+      for (let i = 0; i < D; i++) {
+        let s = ld<T>(b, row * D + i);
+        for (let k = 0; k < D; k++) s += ld<T>(Ft, i * D + k) * ld<T>(mPrev, k);
+        st<T>(m1, i, s);
+      }
+      predictCovariance<T>(Ft, pPrev, P1, tmp, D, <T>q);
+      // Kᵀ = S⁻¹ P⁻ (S and P⁻ symmetric).
+      for (let i = 0; i < DD; i++) {
+        st<T>(S, i, ld<T>(P1, i));
+        st<T>(K, i, ld<T>(P1, i));
+      }
+      for (let i = 0; i < D; i++) st<T>(S, i * D + i, ld<T>(S, i * D + i) + <T>r);
+      cholesky<T>(S, D);
+      cholSolve<T>(S, K, D); // K now holds Kᵀ
+      const m = at<T>(mean, row * D);
+      for (let i = 0; i < D; i++) st<T>(v, i, ld<T>(y, row * D + i) - ld<T>(m1, i));
+      for (let i = 0; i < D; i++) {
+        let s = ld<T>(m1, i);
+        for (let k = 0; k < D; k++) s += ld<T>(K, k * D + i) * ld<T>(v, k);
+        st<T>(m, i, s);
+      }
+      // P = P⁻ − K P⁻ = P⁻ − Kᵀᵀ P⁻.
+      const P = at<T>(cov, row * DD);
+      for (let i = 0; i < D; i++) {
+        for (let j = 0; j < D; j++) {
+          let s = ld<T>(P1, i * D + j);
+          for (let k = 0; k < D; k++) s -= ld<T>(K, k * D + i) * ld<T>(P1, k * D + j);
+          st<T>(P, i * D + j, s);
+        }
+      }
+      symmetrize<T>(P, D);
+    }
+    if (!smooth) continue;
+    for (let t = T - 2; t >= 0; t--) {
+      const row = bi * T + t;
+      const Fn = at<T>(F, (row + 1) * DD);
+      const m = at<T>(mean, row * D);
+      const P = at<T>(cov, row * DD);
+      predictCovariance<T>(Fn, P, P1, tmp, D, <T>q);
+      // Eᵀ = P⁻'⁻¹ F' P (P and P⁻' symmetric): tmp = F' P, solved in place with the factor of P⁻'.
+      matmul<T>(Fn, P, K, D, false);
+      for (let i = 0; i < DD; i++) st<T>(S, i, ld<T>(P1, i));
+      cholesky<T>(S, D);
+      cholSolve<T>(S, K, D); // K holds Eᵀ
+      // μ = m + E (μ' − (F' m + b')).
+      for (let i = 0; i < D; i++) {
+        let s = ld<T>(b, (row + 1) * D + i);
+        for (let k = 0; k < D; k++) s += ld<T>(Fn, i * D + k) * ld<T>(m, k);
+        st<T>(v, i, ld<T>(mean, (row + 1) * D + i) - s);
+      }
+      for (let i = 0; i < D; i++) {
+        let s = <T>0;
+        for (let k = 0; k < D; k++) s += ld<T>(K, k * D + i) * ld<T>(v, k);
+        st<T>(m1, i, s);
+      }
+      for (let i = 0; i < D; i++) st<T>(m, i, ld<T>(m, i) + ld<T>(m1, i));
+      // Λ = P + E (Λ' − P⁻') Eᵀ.
+      const Pn = at<T>(cov, (row + 1) * DD);
+      for (let i = 0; i < DD; i++) st<T>(tmp2, i, ld<T>(Pn, i) - ld<T>(P1, i));
+      // tmp = E tmp2 = Kᵀ tmp2.
+      for (let i = 0; i < D; i++) {
+        for (let j = 0; j < D; j++) {
+          let s = <T>0;
+          for (let k = 0; k < D; k++) s += ld<T>(K, k * D + i) * ld<T>(tmp2, k * D + j);
+          st<T>(tmp, i * D + j, s);
+        }
+      }
+      // P += tmp Eᵀ = tmp K.
+      for (let i = 0; i < D; i++) {
+        for (let j = 0; j < D; j++) {
+          let s = ld<T>(P, i * D + j);
+          for (let k = 0; k < D; k++) s += ld<T>(tmp, i * D + k) * ld<T>(K, k * D + j);
+          st<T>(P, i * D + j, s);
+        }
+      }
+      symmetrize<T>(P, D);
+    }
+  }
+}
+
+export function kalmanDense32(
+  F: usize, b: usize, y: usize, init: usize, mean: usize, cov: usize,
+  B: i32, T: i32, D: i32, q: f64, r: f64, smooth: bool, scratch: usize,
+): void {
+  kalmanDense<f32>(F, b, y, init, mean, cov, B, T, D, q, r, smooth, scratch);
+}
+export function kalmanDense64(
+  F: usize, b: usize, y: usize, init: usize, mean: usize, cov: usize,
+  B: i32, T: i32, D: i32, q: f64, r: f64, smooth: bool, scratch: usize,
+): void {
+  kalmanDense<f64>(F, b, y, init, mean, cov, B, T, D, q, r, smooth, scratch);
+}

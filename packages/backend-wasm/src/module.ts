@@ -32,6 +32,9 @@ export interface KernelExports {
   scanChunk64(a: number, b: number, init: number, out: number, prod: number, T: number, D: number, reverse: number): void;
   scanDense32(A: number, b: number, init: number, out: number, B: number, T: number, D: number, reverse: number): void;
   scanDense64(A: number, b: number, init: number, out: number, B: number, T: number, D: number, reverse: number): void;
+  /** `(F, b, y, init, mean, cov, B, T, D, q, r, smooth, scratch)`. */
+  kalmanDense32(...args: number[]): void;
+  kalmanDense64(...args: number[]): void;
   kalmanDiagonal32(...args: KalmanArgs): void;
   kalmanDiagonal64(...args: KalmanArgs): void;
   scanFix32(a: number, out: number, carry: number, T: number, D: number, reverse: number): void;

@@ -131,6 +131,24 @@ describe('threads', () => {
       expect(r2).toEqual(r1);
     });
 
+    it(`${dtype}: the dense Kalman filter and smoother, batch entries split across threads: the same moments as one thread`, async () => {
+      const [B, T, D] = [3, 300, 5];
+      const [F, bb, y, init] = [values(B * T * D * D, 17, 0.4), values(B * T * D, 18), values(B * T * D, 19, 2), values(B * D, 20)];
+      const [r1, r2] = await both(async (b) => {
+        const t = [b.fromArray(F, [B, T, D, D], dtype), b.fromArray(bb, [B, T, D], dtype), b.fromArray(y, [B, T, D], dtype), b.fromArray(init, [B, D], dtype)];
+        const model = { transition: t[0], bias: t[1], observation: t[2], init: t[3], processVariance: 1, observationVariance: 0.5 };
+        const out: Float64Array[] = [];
+        for (const smooth of [false, true]) {
+          const { mean, covariance } = b.kalmanDense(model, { smooth });
+          out.push(Float64Array.from(await b.read(mean)), Float64Array.from(await b.read(covariance)));
+          b.dispose([mean, covariance]);
+        }
+        b.dispose(t);
+        return out;
+      });
+      expect(r2).toEqual(r1);
+    });
+
     it(`${dtype}: fused GRU and LSTM kernels (projection, linearisation by chunks of time or batch, sweep, rollout) equal one thread's`, async () => {
       for (const [cell, B] of [
         [gru.random({ inputSize: 3, hiddenSize: 6, seed: 1 }), 1],

@@ -253,6 +253,7 @@ export class WasmBackend extends CpuBackend {
       return out;
     }
     const scratch = this.heap.allocBytes((1 + 2 * W) * D * e);
+    this.noteWorkspace((1 + 2 * W) * D * e);
     try {
       const zeros = scratch;
       const prod = scratch + D * e;
@@ -355,6 +356,56 @@ export class WasmBackend extends CpuBackend {
       })),
     );
     return { mean, covariance: variance };
+  }
+
+  /**
+   * The ELK Kalman filter (and RTS smoother) with `D×D` transitions, sequential over time (O(D³)
+   * per step, Cholesky solves, covariances symmetrised); with threads, batch entries split across
+   * them. On one core the sequential filter does the least work: the associative form multiplies
+   * and inverts several `D×D` matrices per element and combination.
+   */
+  override kalmanDense(model: KalmanModel, options: KalmanOptions = {}): KalmanMoments {
+    const parts = [model?.transition, model?.bias, model?.observation, model?.init];
+    const fields = ['model.transition', 'model.bias', 'model.observation', 'model.init'];
+    const [F, b, y, init] = parts.map((t, i) => this.at(t, fields[i]));
+    const [B, T, D] = checkKalmanModel(model, true);
+    const dtype = b.t.dtype;
+    if ([F, y, init].some((x) => x.t.dtype !== dtype)) {
+      throw new InvalidArgumentError('model', `transition, bias, observation and init all ${dtype}`, [F, b, y, init].map((x) => x.t.dtype).join(', '));
+    }
+    const mean = this.make([B, T, D], dtype);
+    const cov = this.make([B, T, D, D], dtype);
+    const [m, c] = [this.at(mean, 'mean').offset, this.at(cov, 'covariance').offset];
+    const e = b.bytes;
+    const shares = this.shares(B, 2, 1);
+    const scratchBytes = (6 * D * D + 2 * D) * e;
+    const scratch = this.heap.allocBytes(scratchBytes * shares.length);
+    this.noteWorkspace(scratchBytes * shares.length);
+    try {
+      this.run(
+        shares.map(([b0, b1], w) => ({
+          fn: `kalmanDense${b.suffix}`,
+          args: [
+            F.offset + b0 * T * D * D * e,
+            b.offset + b0 * T * D * e,
+            y.offset + b0 * T * D * e,
+            init.offset + b0 * D * e,
+            m + b0 * T * D * e,
+            c + b0 * T * D * D * e,
+            b1 - b0,
+            T,
+            D,
+            model.processVariance,
+            model.observationVariance,
+            options.smooth ? 1 : 0,
+            scratch + w * scratchBytes,
+          ],
+        })),
+      );
+    } finally {
+      this.heap.freeBytes(scratch, scratchBytes * shares.length);
+    }
+    return { mean, covariance: cov };
   }
 
   /** Fused cell kernels in WebAssembly for GRU, LSTM and Elman programs. */
