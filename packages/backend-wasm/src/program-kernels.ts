@@ -5,7 +5,7 @@
  */
 import {
   type BindContext,
-  type CellProgram,
+  type RnnProgram,
   type FusedCell,
   type FusedLinearization,
   type FusedLinearizeOptions,
@@ -38,7 +38,7 @@ function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
 }
 
 /** Binds a GRU, LSTM or Elman program to the backend and one sequence of inputs. */
-export function bindWasmProgram(backend: WasmBackend, program: CellProgram, context: BindContext): FusedCell {
+export function bindWasmProgram(backend: WasmBackend, program: RnnProgram, context: BindContext): FusedCell {
   checkProgram(program);
   checkBindContext(context, program.inputSize, program.kind);
   const { batch: B, steps: T, dtype } = context;

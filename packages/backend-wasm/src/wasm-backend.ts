@@ -7,6 +7,7 @@ import {
   type BackendCapabilities,
   BackendUnavailableError,
   type BinaryOp,
+  bindHostProgram,
   type KalmanModel,
   type KalmanMoments,
   type KalmanOptions,
@@ -410,6 +411,8 @@ export class WasmBackend extends CpuBackend {
 
   /** Fused cell kernels in WebAssembly for GRU, LSTM and Elman programs. */
   override bindProgram(program: CellProgram, context: BindContext): FusedCell | undefined {
+    // The `ar` cell: core's fused TypeScript kernel over this backend's memory (one thread).
+    if (program?.kind === 'ar') return bindHostProgram(this, program, context);
     return bindWasmProgram(this, program, context);
   }
 

@@ -4,9 +4,10 @@
  * diagonal, whole and by ranges), swept and rolled out on the backend under test. The fixtures and
  * methods themselves run both ways in the suite's fixture cases.
  */
-import { type ComputeBackend, type DType, InvalidArgumentError, ShapeError, type Tensor } from '@pelk/core';
+import { type ComputeBackend, type DType, InvalidArgumentError, type RnnProgram, ShapeError, type Tensor } from '@pelk/core';
+import { ar, elman, gru, lstm } from '@pelk/models';
 import { expect, it } from 'vitest';
-import { jacobianCases } from './cases.js';
+import { type CellCase, cellFromSpec, jacobianCases } from './cases.js';
 import { maxAbs, maxAbsDiff, randomArray } from './reference.js';
 
 /** Why a backend runs no fused case, or undefined when it has fused kernels. */
@@ -23,9 +24,34 @@ function tolerance(eps: number, terms: number, scale: number): number {
   return 4 * (terms + 8) * eps * Math.max(1, scale);
 }
 
+/** `ar` cells over each inner kind: I = 1 with the skip, I = H with it, and I = 2 without. */
+function arCases(): CellCase[] {
+  const readout = (I: number, H: number, seed: number, skip: boolean) => ({
+    weight: { data: randomArray(2 * I * H, seed, 0.6), shape: [2 * I, H] },
+    bias: randomArray(2 * I, seed + 1, 0.3),
+    skip,
+  });
+  const kerasGru = cellFromSpec({
+    type: 'gru',
+    convention: 'keras',
+    inputSize: 1,
+    hiddenSize: 4,
+    resetAfter: false,
+    activation: 'tanh',
+    recurrentActivation: 'hardSigmoid',
+    weights: { kernel: [Array.from(randomArray(12, 81, 1))], recurrentKernel: Array.from({ length: 4 }, (_, i) => Array.from(randomArray(12, 90 + i, 0.8))), bias: Array.from(randomArray(12, 95, 0.3)) },
+  });
+  return [
+    { name: 'AR over GRU (PyTorch), I = 1, skip', cell: ar({ inner: gru.random({ inputSize: 1, hiddenSize: 5, seed: 71 }), readout: readout(1, 5, 72, true) }), seed: 2001 },
+    { name: 'AR over GRU (Keras, resetAfter false, hardSigmoid), I = 1, skip', cell: ar({ inner: kerasGru as never, readout: readout(1, 4, 73, true) }), seed: 2002 },
+    { name: 'AR over LSTM, I = H = 4, skip', cell: ar({ inner: lstm.random({ inputSize: 4, hiddenSize: 4, seed: 74 }), readout: readout(4, 4, 75, true) }), seed: 2003 },
+    { name: 'AR over Elman, I = 2, no skip', cell: ar({ inner: elman.random({ inputSize: 2, hiddenSize: 5, seed: 76 }), readout: readout(2, 5, 77, false) }), seed: 2004 },
+  ];
+}
+
 /** Registers the fused-kernel cases for one dtype (inside the suite's dtype block). */
 export function defineFusedCases(getBackend: () => ComputeBackend, dtype: DType): void {
-  const cases = jacobianCases().filter((c) => c.cell.program?.() !== undefined);
+  const cases = [...jacobianCases(), ...arCases()].filter((c) => c.cell.program?.() !== undefined);
   for (const c of cases) {
     it(`${c.name}: fused linearisation (dense, diagonal, in windows), sweep and rollout equal the op-by-op cell`, async (ctx) => {
       const backend = getBackend();
@@ -33,6 +59,7 @@ export function defineFusedCases(getBackend: () => ComputeBackend, dtype: DType)
       if (reason) ctx.skip(reason);
       const { cell } = c;
       const program = cell.program!()!;
+      const H = program.kind === 'ar' ? program.inner.hiddenSize : program.hiddenSize;
       const [B, T] = [2, 9];
       const D = cell.stateSize;
       const I = cell.inputSize;
@@ -49,7 +76,7 @@ export function defineFusedCases(getBackend: () => ComputeBackend, dtype: DType)
       const check = async (label: string, got: Tensor, want: Tensor) => {
         expect(got.shape, label).toEqual(want.shape);
         const w = await read(want);
-        expect(maxAbsDiff(await read(got), w), label).toBeLessThanOrEqual(tolerance(eps, program.hiddenSize + I, maxAbs(w)));
+        expect(maxAbsDiff(await read(got), w), label).toBeLessThanOrEqual(tolerance(eps, H + I, maxAbs(w)));
       };
       try {
         const prev = backend.shiftTime(states, init);
@@ -66,9 +93,9 @@ export function defineFusedCases(getBackend: () => ComputeBackend, dtype: DType)
           await check(`${kind}: defects`, lin.defect, refDefect);
           const d = await read(refDefect);
           const { residual, sumSquares } = lin.finish();
-          expect(Math.abs((await residual) - maxAbs(d)), `${kind}: residual`).toBeLessThanOrEqual(tolerance(eps, program.hiddenSize + I, maxAbs(d)));
+          expect(Math.abs((await residual) - maxAbs(d)), `${kind}: residual`).toBeLessThanOrEqual(tolerance(eps, H + I, maxAbs(d)));
           const ss = d.reduce((sum, x) => sum + x * x, 0);
-          expect(Math.abs((await sumSquares) - ss), `${kind}: sum of squares`).toBeLessThanOrEqual(tolerance(eps, program.hiddenSize + I, ss) * d.length);
+          expect(Math.abs((await sumSquares) - ss), `${kind}: sum of squares`).toBeLessThanOrEqual(tolerance(eps, H + I, ss) * d.length);
           backend.dispose([lin.jacobian, lin.defect, ref.value, ref.jacobian, refDefect]);
         }
         const swept = fused!.apply(prev);
@@ -99,7 +126,7 @@ export function defineFusedCases(getBackend: () => ComputeBackend, dtype: DType)
     const reason = noKernels(backend);
     if (reason) ctx.skip(reason);
     const { cell } = cases[0];
-    const program = cell.program!()!;
+    const program = cell.program!()! as RnnProgram;
     const I = cell.inputSize;
     const inputs = backend.fromArray(randomArray(2 * 5 * I, 1, 1), [2, 5, I], dtype);
     const before = backend.memory();

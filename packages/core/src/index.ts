@@ -22,6 +22,7 @@ export type {
 export { shapeSize } from './backend.js';
 export type { BindContext, BoundCell, Cell, JacobianKind, Rollout } from './cell.js';
 export {
+  type ArProgram,
   type CellProgram,
   type FusedCell,
   type FusedLinearization,
@@ -31,7 +32,7 @@ export {
   SCALAR_ACTIVATIONS,
   type ScalarActivation,
 } from './program.js';
-export { type HostStepFn, bindHostProgram, checkLinearize, checkProgram, checkShape, hostRollout } from './fused/host-bind.js';
+export { type HostStepFn, bindHostProgram, checkLinearize, checkProgram, checkShape, hostKernel, hostRollout } from './fused/host-bind.js';
 export { type HostRnnKernel, driveBias, hostMatVec, hostRnnKernel, storedAs } from './fused/host-rnn.js';
 export {
   AbortError,

@@ -74,8 +74,33 @@ export interface RnnProgram {
   readonly biasHh: Float64Array;
 }
 
+/**
+ * The autoregressive cell over an RNN (`"type": "ar"`: the AR GRU of the ELK paper), packed state
+ * `s = [x, h]` (`D = I + D_inner`), one driver `u_t` per emitted number:
+ * `h' = inner(h, input = x)`, `o = h'[0..H) (+ x, broadcast when I = 1, with skip)`,
+ * `[μ, ℓ] = W o + b` (`W` `[2I, H]`), `x' = μ + softplus(ℓ) ⊙ u_t`.
+ */
+export interface ArProgram {
+  readonly kind: 'ar';
+  readonly convention: string;
+  /** `I`: the emitted value's size, also the inner cell's input size and the drivers' width. */
+  readonly inputSize: number;
+  /** `D = I + inner.stateSize`. */
+  readonly stateSize: number;
+  readonly inner: RnnProgram;
+  readonly readout: {
+    /** `[2I, H]`: rows 0..I−1 give μ, rows I..2I−1 give ℓ. */
+    readonly weight: Float64Array;
+    /** `[2I]`. */
+    readonly bias: Float64Array;
+    readonly skip: boolean;
+  };
+  /** How the driver enters: `x' = μ + softplus(ℓ) ⊙ u`. */
+  readonly noise: 'softplus';
+}
+
 /** Every program a cell may describe itself with (more kinds join as backends get kernels for them). */
-export type CellProgram = RnnProgram;
+export type CellProgram = RnnProgram | ArProgram;
 
 /**
  * A fused linearisation in progress, around the states `s` (`[B, T, D]`) entered from `s_0`:

@@ -20,6 +20,7 @@
  *         [ Jx,  Jh ]
  */
 import {
+  type ArProgram,
   type BindContext,
   type BoundCell,
   type ComputeBackend,
@@ -27,13 +28,14 @@ import {
   type Tensor,
   checkKnownKeys,
   describeValue,
+  hostKernel,
 } from '@pelk/core';
-import { type ForwardFn, type HostStep, checkContext, makeBoundCell, scaleRows, storedAs, uploadOwned } from './bound.js';
+import { type ForwardFn, checkContext, makeBoundCell, scaleRows, uploadOwned } from './bound.js';
 import type { ElmanCell } from './elman.js';
 import type { GruCell } from './gru.js';
 import { fieldName, readObject, readWeight, rows, toNested, transpose } from './host.js';
 import type { LstmCell } from './lstm.js';
-import { type HostRnn, type RnnCore, type RnnKernel, coreOf, hostRnn } from './rnn-core.js';
+import { type RnnCore, type RnnKernel, coreOf } from './rnn-core.js';
 import type { ArSpec, ModelCell, WeightLike } from './types.js';
 
 /** A recurrent cell of this package that can be the inner cell of an `ar` cell. */
@@ -103,6 +105,20 @@ export class ArCell implements ModelCell {
     this.inputSize = core.inputSize;
     this.hiddenSize = core.hiddenSize;
     this.stateSize = core.inputSize + core.stateSize;
+  }
+
+  /** The cell as a backend-neutral program, for backends with fused kernels (see `ComputeBackend.bindProgram`). */
+  program(): ArProgram {
+    const inner = this.inner.program();
+    return {
+      kind: 'ar',
+      convention: 'pelk',
+      inputSize: this.valueSize,
+      stateSize: this.stateSize,
+      inner,
+      readout: { weight: this.weight, bias: this.bias, skip: this.skip },
+      noise: 'softplus',
+    };
   }
 
   toSpec(): ArSpec {
@@ -191,7 +207,7 @@ export class ArCell implements ModelCell {
       const dx = b.reshape(rowSums, [...rowSums.shape.slice(0, -2), I]);
       return { value, jacobian: b.concat([dx, inner.jacobian!], -1) };
     };
-    const host = hostRnn(core, context.dtype);
+    const host = hostKernel(this.program(), context.dtype);
     return makeBoundCell({
       backend,
       kind: this.kind,
@@ -200,36 +216,9 @@ export class ArCell implements ModelCell {
       drive: context.inputs,
       owned,
       forward,
-      hostStep: arHostStep(host, I, H, storedAs(context.dtype, W), storedAs(context.dtype, this.bias), skip),
+      hostStep: (prev, prevOff, u, uOff, out, outOff) => host.step(prev, prevOff, u!, uOff, out, outOff),
     });
   }
-}
-
-/** Numerically stable `log(1 + eˣ)`. */
-function softplus(v: number): number {
-  return v > 0 ? v + Math.log1p(Math.exp(-v)) : Math.log1p(Math.exp(v));
-}
-
-/**
- * The fused host kernel of one AR step: project `x` with the inner cell's host kernel, run
- * the inner step into the `h` part of the output row, then the readout and the noise.
- */
-function arHostStep(host: HostRnn, I: number, H: number, W: Float64Array, bias: Float64Array, skip: boolean): HostStep {
-  const drive = new Float64Array(host.driveSize);
-  return (prev, prevOff, u, uOff, out, outOff) => {
-    host.project(prev, prevOff, drive, 0);
-    host.step(prev, prevOff + I, drive, 0, out, outOff + I);
-    for (let i = 0; i < I; i++) {
-      let mu = bias[i];
-      let l = bias[I + i];
-      for (let k = 0; k < H; k++) {
-        const o = out[outOff + I + k] + (skip ? prev[prevOff + (I === 1 ? 0 : k)] : 0);
-        mu += W[i * H + k] * o;
-        l += W[(I + i) * H + k] * o;
-      }
-      out[outOff + i] = mu + softplus(l) * u![uOff + i];
-    }
-  };
 }
 
 /** @internal Validates the parts of an `ar` cell; fields are named under `prefix` (`'cell'` in a spec). */

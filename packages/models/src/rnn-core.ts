@@ -11,7 +11,6 @@ import {
   type BoundCell,
   type ComputeBackend,
   type DType,
-  type HostRnnKernel,
   type RnnProgram,
   type Tensor,
   hostRnnKernel,
@@ -38,9 +37,6 @@ export interface RnnKernel {
   /** One transition on any leading shape: `prev` `[..., D]`, `drive` `[..., G]` from {@link project}. */
   forward(prev: Tensor, drive: Tensor, want: Want, wantInput?: boolean): RnnStep;
 }
-
-/** The same transition on host arrays (core's host kernel of the cell's program). */
-export type HostRnn = HostRnnKernel;
 
 /** A GRU, LSTM or Elman transition, independent of how it is driven. */
 export interface RnnCore {
@@ -98,13 +94,8 @@ export function bindRnn(core: RnnCore, backend: ComputeBackend, context: BindCon
   });
 }
 
-/** Core's host kernel of a core's program, with weights as `dtype` stores them. */
-export function hostRnn(core: RnnCore, dtype: DType): HostRnn {
-  return hostRnnKernel({ ...core.program, convention: 'torch' }, dtype);
-}
-
-/** One host step over the cell's drive rows (the projection `bindRnn` computed). */
+/** One host step over the cell's drive rows (the projection `bindRnn` computed): core's host kernel of the program. */
 function hostStepOf(core: RnnCore, dtype: DType): HostStep {
-  const kernel = hostRnn(core, dtype);
+  const kernel = hostRnnKernel({ ...core.program, convention: 'torch' }, dtype);
   return (prev, prevOff, drive, driveOff, out, outOff) => kernel.step(prev, prevOff, drive!, driveOff, out, outOff);
 }

@@ -4,11 +4,12 @@
  * linearisation's Jacobians, defects, residual and sum of squares, where the op-by-op path makes
  * ~45 backend calls writing ~49 full-size intermediates.
  */
-import type { ComputeBackend, HostArray, Tensor } from '../backend.js';
+import type { ComputeBackend, DType, HostArray, Tensor } from '../backend.js';
 import type { BindContext, Rollout } from '../cell.js';
 import { InvalidArgumentError, ShapeError, describeValue } from '../errors.js';
-import type { CellProgram, FusedCell, FusedLinearization, FusedLinearizeOptions } from '../program.js';
+import type { ArProgram, CellProgram, FusedCell, FusedLinearization, FusedLinearizeOptions } from '../program.js';
 import { checkBindContext } from '../validate.js';
+import { hostArKernel } from './host-ar.js';
 import { type HostRnnKernel, hostRnnKernel } from './host-rnn.js';
 
 const text = (shape: readonly number[] | undefined) => (shape ? `shape [${shape.join(', ')}]` : 'no tensor');
@@ -21,16 +22,34 @@ export function checkShape(t: Tensor, field: string, expected: readonly number[]
 }
 
 /** Checks a program's sizes against its weights (programs come from cells, but a caller may build one). */
-export function checkProgram(program: CellProgram): void {
-  if (!program || typeof program !== 'object') throw new InvalidArgumentError('program', 'a CellProgram', describeValue(program));
-  const gates = { gru: 3, lstm: 4, elman: 1 }[program.kind];
-  if (gates === undefined) throw new InvalidArgumentError('program.kind', "'gru', 'lstm' or 'elman'", describeValue(program.kind));
+export function checkProgram(program: CellProgram, field = 'program'): void {
+  if (!program || typeof program !== 'object') throw new InvalidArgumentError(field, 'a CellProgram', describeValue(program));
+  if (program.kind === 'ar') {
+    checkProgram(program.inner, `${field}.inner`);
+    if (program.inner.kind === undefined || (program.inner.kind as string) === 'ar') {
+      throw new InvalidArgumentError(`${field}.inner.kind`, "'gru', 'lstm' or 'elman'", describeValue(program.inner.kind));
+    }
+    const I = program.inputSize;
+    if (program.inner.inputSize !== I) throw new InvalidArgumentError(`${field}.inner.inputSize`, `${I} (the emitted value's size)`, describeValue(program.inner.inputSize));
+    const H = program.inner.hiddenSize;
+    const { weight, bias, skip } = program.readout ?? ({} as ArProgram['readout']);
+    if (!(weight instanceof Float64Array) || weight.length !== 2 * I * H) {
+      throw new ShapeError(`${field}.readout.weight`, `a Float64Array of ${2 * I * H} elements`, describeValue(weight));
+    }
+    if (!(bias instanceof Float64Array) || bias.length !== 2 * I) throw new ShapeError(`${field}.readout.bias`, `a Float64Array of ${2 * I} elements`, describeValue(bias));
+    if (skip && I !== 1 && I !== H) throw new InvalidArgumentError(`${field}.readout.skip`, `false when I (${I}) is neither 1 nor H (${H})`, 'true');
+    const D = I + program.inner.stateSize;
+    if (program.stateSize !== D) throw new InvalidArgumentError(`${field}.stateSize`, `${D}`, describeValue(program.stateSize));
+    return;
+  }
+  const gates = { gru: 3, lstm: 4, elman: 1 }[program.kind as string];
+  if (gates === undefined) throw new InvalidArgumentError(`${field}.kind`, "'gru', 'lstm', 'elman' or 'ar'", describeValue(program.kind));
   const { inputSize: I, hiddenSize: H } = program;
   const G = gates * H;
-  const expect = (field: 'weightIh' | 'weightHh' | 'biasIh' | 'biasHh', n: number) => {
-    const a = program[field];
+  const expect = (name: 'weightIh' | 'weightHh' | 'biasIh' | 'biasHh', n: number) => {
+    const a = program[name];
     if (!(a instanceof Float64Array) || a.length !== n) {
-      throw new ShapeError(`program.${field}`, `a Float64Array of ${n} elements`, a instanceof Float64Array ? `${a.length} elements` : describeValue(a));
+      throw new ShapeError(`${field}.${name}`, `a Float64Array of ${n} elements`, a instanceof Float64Array ? `${a.length} elements` : describeValue(a));
     }
   };
   expect('weightIh', G * I);
@@ -38,7 +57,12 @@ export function checkProgram(program: CellProgram): void {
   expect('biasIh', G);
   expect('biasHh', G);
   const D = program.kind === 'lstm' ? 2 * H : H;
-  if (program.stateSize !== D) throw new InvalidArgumentError('program.stateSize', `${D}`, describeValue(program.stateSize));
+  if (program.stateSize !== D) throw new InvalidArgumentError(`${field}.stateSize`, `${D}`, describeValue(program.stateSize));
+}
+
+/** The host kernel of any program. */
+export function hostKernel(program: CellProgram, dtype: DType): HostRnnKernel {
+  return program.kind === 'ar' ? hostArKernel(program, dtype) : hostRnnKernel(program, dtype);
 }
 
 /**
@@ -59,7 +83,7 @@ export function bindHostProgram(backend: ComputeBackend, program: CellProgram, c
   checkBindContext(context, program.inputSize, program.kind);
   const view = backend.hostData.bind(backend);
   const { batch: B, steps: T, dtype } = context;
-  const kernel = hostRnnKernel(program, dtype);
+  const kernel = hostKernel(program, dtype);
   const D = kernel.stateSize;
   const G = kernel.driveSize;
   const I = program.inputSize;

@@ -23,7 +23,8 @@ export interface HostRnnKernel {
   step(prev: HostArray, prevOff: number, drive: HostArray, driveOff: number, out: HostArray, outOff: number): void;
   /**
    * {@link step} into `value[valueOff..]` (float64, unrounded), and `∂f/∂prev` into `jac[jacOff..]`:
-   * `D×D` row-major when `dense`, else its diagonal (`D`).
+   * `D×D` row-major when `dense`, else its diagonal (`D`). With `inputJac`, also `∂f/∂x` with
+   * respect to the raw input `x` of the projection (`D×I` row-major; the `ar` cell's chain rule).
    */
   linearize(
     prev: HostArray,
@@ -35,7 +36,13 @@ export interface HostRnnKernel {
     jac: HostArray,
     jacOff: number,
     dense: boolean,
+    inputJac?: Float64Array,
   ): void;
+}
+
+/** `out[j] = a·X[xo + j] + b·Y[yo + j] + c·Z[zo + j]` for `j < n` (rows of Jacobians). */
+function combine3(n: number, a: number, X: Float64Array, xo: number, b: number, Y: Float64Array, yo: number, c: number, Z: Float64Array, zo: number, out: HostArray, oo: number): void {
+  for (let j = 0; j < n; j++) out[oo + j] = a * X[xo + j] + b * Y[yo + j] + c * Z[zo + j];
 }
 
 /** The host kernel of a program, with its weights as `dtype` stores them (float32-rounded for float32). */
@@ -154,6 +161,8 @@ function gruKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
   if (!resetAfter) for (let i = 0; i < H; i++) for (let k = 0; k < H; k++) E[i * H + k] = W[(2 * H + i) * H + k] * W[k * H + i];
   const ra = gateActivation(p);
   const act = SCALAR_ACTIVATIONS[p.activation];
+  const I = p.inputSize;
+  const Wih = storedAs(dtype, p.weightIh); // [3H, I]: W_ir, W_iz, W_in (input Jacobians)
   // Scratch of one step.
   const rec = new Float64Array(G);
   const aG = new Float64Array(2 * H); // gate pre-activations (r, z)
@@ -190,7 +199,7 @@ function gruKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
       forward(prev, prevOff, x, xOff);
       for (let i = 0; i < H; i++) out[outOff + i] = n[i] + g[H + i] * (prev[prevOff + i] - n[i]);
     },
-    linearize(prev, prevOff, x, xOff, value, valueOff, jac, jacOff, dense) {
+    linearize(prev, prevOff, x, xOff, value, valueOff, jac, jacOff, dense, inputJac) {
       forward(prev, prevOff, x, xOff);
       // gN = ∂h'/∂aN = (1 − z) act'(aN); cZ = ∂h'/∂aZ = (h − n) ra'(aZ); rec/aN/aG are reused below.
       if (resetAfter) {
@@ -204,6 +213,8 @@ function gruKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
           const cN = gN * r;
           const cR = gN * (rec[2 * H + i] + bHn[i]) * ra.derivative(aG[i], r);
           const cZ = (h - n[i]) * ra.derivative(aG[H + i], z);
+          // ∂h'/∂x = diag(c_r) W_ir + diag(c_z) W_iz + diag(g_n) W_in (the drive enters n unscaled by r).
+          if (inputJac) combine3(I, cR, Wih, i * I, cZ, Wih, (H + i) * I, gN, Wih, (2 * H + i) * I, inputJac, i * I);
           if (!dense) {
             jac[jacOff + i] = cN * dN[i] + cR * dR[i] + cZ * dZ[i] + z;
             continue;
@@ -239,6 +250,15 @@ function gruKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
         value[valueOff + i] = n[i] + z * (h - n[i]);
         const gN = (1 - z) * act.derivative(aN[i], n[i]);
         const cZ = (h - n[i]) * ra.derivative(aG[H + i], z);
+        if (inputJac) {
+          // ∂h'/∂x = diag(c_z) W_iz + diag(g_n) (W_in + W_hn diag(q) W_ir).
+          const row = i * I;
+          for (let j = 0; j < I; j++) inputJac[row + j] = cZ * Wih[(H + i) * I + j] + gN * Wih[(2 * H + i) * I + j];
+          for (let k = 0; k < H; k++) {
+            const c = gN * W[(2 * H + i) * H + k] * q[k];
+            if (c !== 0) for (let j = 0; j < I; j++) inputJac[row + j] += c * Wih[k * I + j];
+          }
+        }
         if (!dense) {
           let eq = 0;
           for (let k = 0; k < H; k++) eq += E[i * H + k] * q[k];
@@ -266,6 +286,8 @@ function lstmKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
   const diag = [0, 1, 2, 3].map((k) => diagonalOf(W, k * H * H, H));
   const ra = gateActivation(p);
   const act = SCALAR_ACTIVATIONS[p.activation];
+  const I = p.inputSize;
+  const Wih = storedAs(dtype, p.weightIh); // [4H, I]: W_ii, W_if, W_ig, W_io
   const pre = new Float64Array(G);
   return {
     driveSize: G,
@@ -283,7 +305,7 @@ function lstmKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
         out[outOff + H + k] = c;
       }
     },
-    linearize(prev, prevOff, x, xOff, value, valueOff, jac, jacOff, dense) {
+    linearize(prev, prevOff, x, xOff, value, valueOff, jac, jacOff, dense, inputJac) {
       hostMatVec(Wt, G, 0, G, H, prev, prevOff, pre, 0);
       const [dI, dF, dG, dO] = diag;
       for (let k = 0; k < H; k++) {
@@ -306,6 +328,12 @@ function lstmKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
         const cg = i * act.derivative(aG, g);
         const co = tc * ra.derivative(aO, o);
         const u = o * act.derivative(c2, tc);
+        if (inputJac) {
+          // ∂c'/∂x = Σ diag(c_*) W_i*, ∂h'/∂x = diag(u) ∂c'/∂x + diag(c_o) W_io (rows k and H + k).
+          const rc = (H + k) * I;
+          combine3(I, ci, Wih, k * I, cf, Wih, (H + k) * I, cg, Wih, (2 * H + k) * I, inputJac, rc);
+          for (let j = 0; j < I; j++) inputJac[k * I + j] = u * inputJac[rc + j] + co * Wih[(3 * H + k) * I + j];
+        }
         if (!dense) {
           jac[jacOff + k] = u * (ci * dI[k] + cf * dF[k] + cg * dG[k]) + co * dO[k];
           jac[jacOff + H + k] = f;
@@ -341,6 +369,8 @@ function elmanKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
   const Wt = transpose(W, H, H);
   const dW = diagonalOf(W, 0, H);
   const act = SCALAR_ACTIVATIONS[p.activation];
+  const I = p.inputSize;
+  const Wih = storedAs(dtype, p.weightIh);
   const rec = new Float64Array(H);
   return {
     driveSize: H,
@@ -350,13 +380,14 @@ function elmanKernel(p: RnnProgram, dtype: DType): HostRnnKernel {
       hostMatVec(Wt, H, 0, H, H, prev, prevOff, rec, 0);
       for (let i = 0; i < H; i++) out[outOff + i] = act.value(x[xOff + i] + rec[i]);
     },
-    linearize(prev, prevOff, x, xOff, value, valueOff, jac, jacOff, dense) {
+    linearize(prev, prevOff, x, xOff, value, valueOff, jac, jacOff, dense, inputJac) {
       hostMatVec(Wt, H, 0, H, H, prev, prevOff, rec, 0);
       for (let i = 0; i < H; i++) {
         const a = x[xOff + i] + rec[i];
         const y = act.value(a);
         value[valueOff + i] = y;
         const d = act.derivative(a, y);
+        if (inputJac) for (let j = 0; j < I; j++) inputJac[i * I + j] = d * Wih[i * I + j]; // diag(act') W_ih
         if (!dense) {
           jac[jacOff + i] = d * dW[i];
           continue;
