@@ -988,3 +988,77 @@ export function kalmanDense64(
 ): void {
   kalmanDense<f64>(F, b, y, init, mean, cov, B, T, D, q, r, smooth, scratch);
 }
+
+// ---- unary elementwise ops (the op-by-op path: custom cells) ----------------------------------
+
+@inline function logT<T>(x: T): T {
+  if (sizeof<T>() == 4) return <T>Mathf.log(<f32>x);
+  return <T>Math.log(<f64>x);
+}
+@inline function log1pT<T>(x: T): T {
+  if (sizeof<T>() == 4) return <T>Mathf.log1p(<f32>x);
+  return <T>Math.log1p(<f64>x);
+}
+
+/**
+ * `out = op(x)` over `n` values. Codes (core's `UnaryOp`): 0 neg, 1 abs, 2 square, 3 sqrt, 4 exp,
+ * 5 log, 6 tanh, 7 sigmoid, 8 hardSigmoid, 9 hardSigmoidGrad, 10 relu, 11 step, 12 softplus.
+ */
+function unary<T>(op: i32, x: usize, out: usize, n: i32): void {
+  const L = 16 / sizeof<T>();
+  let i = 0;
+  if (op <= 3) {
+    for (; i + L <= n; i += L) {
+      const v = v128.load(at<T>(x, i));
+      const r = op == 0 ? v128.neg<T>(v) : op == 1 ? v128.abs<T>(v) : op == 2 ? v128.mul<T>(v, v) : v128.sqrt<T>(v);
+      v128.store(at<T>(out, i), r);
+    }
+  }
+  for (; i < n; i++) {
+    const v = ld<T>(x, i);
+    let r: T;
+    if (op == 0) r = -v;
+    else if (op == 1) r = abs<T>(v);
+    else if (op == 2) r = v * v;
+    else if (op == 3) r = sqrt<T>(v);
+    else if (op == 4) r = expT<T>(v);
+    else if (op == 5) r = logT<T>(v);
+    else if (op == 6) r = tanhT<T>(v);
+    else if (op == 7) {
+      // Stable both ways: exp of a non-positive number only.
+      if (v >= <T>0) r = <T>1 / (<T>1 + expT<T>(-v));
+      else {
+        const e = expT<T>(v);
+        r = e / (<T>1 + e);
+      }
+    } else if (op == 8) r = activate<T>(1, v);
+    else if (op == 9) r = v > <T>-2.5 && v < <T>2.5 ? <T>0.2 : <T>0;
+    else if (op == 10) r = v > <T>0 ? v : <T>0;
+    else if (op == 11) r = v > <T>0 ? <T>1 : <T>0;
+    else r = v > <T>0 ? v + log1pT<T>(expT<T>(-v)) : log1pT<T>(expT<T>(v));
+    st<T>(out, i, r);
+  }
+}
+
+/** `out = a·x + b` over `n` values. */
+function affine<T>(x: usize, out: usize, n: i32, a: f64, b: f64): void {
+  const L = 16 / sizeof<T>();
+  const va = v128.splat<T>(<T>a);
+  const vb = v128.splat<T>(<T>b);
+  let i = 0;
+  for (; i + L <= n; i += L) v128.store(at<T>(out, i), v128.add<T>(v128.mul<T>(va, v128.load(at<T>(x, i))), vb));
+  for (; i < n; i++) st<T>(out, i, <T>a * ld<T>(x, i) + <T>b);
+}
+
+export function unary32(op: i32, x: usize, out: usize, n: i32): void {
+  unary<f32>(op, x, out, n);
+}
+export function unary64(op: i32, x: usize, out: usize, n: i32): void {
+  unary<f64>(op, x, out, n);
+}
+export function affine32(x: usize, out: usize, n: i32, a: f64, b: f64): void {
+  affine<f32>(x, out, n, a, b);
+}
+export function affine64(x: usize, out: usize, n: i32, a: f64, b: f64): void {
+  affine<f64>(x, out, n, a, b);
+}

@@ -35,6 +35,11 @@ export interface KernelExports {
   /** `(F, b, y, init, mean, cov, B, T, D, q, r, smooth, scratch)`. */
   kalmanDense32(...args: number[]): void;
   kalmanDense64(...args: number[]): void;
+  /** `op`: the index of core's unary op in `UNARY_CODES` (wasm-backend.ts). */
+  unary32(op: number, x: number, out: number, n: number): void;
+  unary64(op: number, x: number, out: number, n: number): void;
+  affine32(x: number, out: number, n: number, a: number, b: number): void;
+  affine64(x: number, out: number, n: number, a: number, b: number): void;
   kalmanDiagonal32(...args: KalmanArgs): void;
   kalmanDiagonal64(...args: KalmanArgs): void;
   scanFix32(a: number, out: number, carry: number, T: number, D: number, reverse: number): void;

@@ -21,6 +21,7 @@ import {
   type ScanOptions,
   ShapeError,
   type Tensor,
+  type UnaryOp,
   describeValue,
 } from '@pelk/core';
 import { type HeapStorage, WasmHeap, reserveMemory } from './heap.js';
@@ -144,6 +145,27 @@ export class WasmBackend extends CpuBackend {
     const t = this.t(x, field);
     const f64 = t.dtype === 'float64';
     return { t, offset: (t.storage as HeapStorage).offset, bytes: f64 ? 8 : 4, suffix: f64 ? '64' : '32' };
+  }
+
+  /** Unary ops: SIMD where WebAssembly has the instruction (neg, abs, square, sqrt), else scalar in WebAssembly. */
+  override unary(op: UnaryOp, x: Tensor): Tensor {
+    const code = UNARY_CODES.indexOf(op);
+    if (code < 0) return super.unary(op, x);
+    const src = this.at(x, 'x');
+    const out = this.make(src.t.shape, src.t.dtype);
+    const o = this.at(out, 'out').offset;
+    const e = src.bytes;
+    this.run(this.shares(src.t.size, PARALLEL_ELEMENTS).map(([s, t]) => ({ fn: `unary${src.suffix}`, args: [code, src.offset + s * e, o + s * e, t - s] })));
+    return out;
+  }
+
+  override affine(x: Tensor, a: number, b: number): Tensor {
+    const src = this.at(x, 'x');
+    const out = this.make(src.t.shape, src.t.dtype);
+    const o = this.at(out, 'out').offset;
+    const e = src.bytes;
+    this.run(this.shares(src.t.size, PARALLEL_ELEMENTS).map(([s, t]) => ({ fn: `affine${src.suffix}`, args: [src.offset + s * e, o + s * e, t - s, a, b] })));
+    return out;
   }
 
   /** Same-shape, same-dtype `add`, `sub` and `mul` in SIMD; other cases (broadcasting) as the CPU backend. */
@@ -421,6 +443,9 @@ export class WasmBackend extends CpuBackend {
     return { usedBytes: this.heap.usedBytes, footprintBytes: this.heap.footprintBytes, capacityBytes: this.heap.capacity };
   }
 }
+
+/** Core's unary ops in the order of the kernels' op codes (assembly/kernels.ts, `unary`). */
+const UNARY_CODES: readonly UnaryOp[] = ['neg', 'abs', 'square', 'sqrt', 'exp', 'log', 'tanh', 'sigmoid', 'hardSigmoid', 'hardSigmoidGrad', 'relu', 'step', 'softplus'];
 
 /** Elements below which an elementwise op or scan runs on one thread (a fork–join costs ~10–50 µs). */
 const PARALLEL_ELEMENTS = 1 << 16;
