@@ -17,6 +17,7 @@ import { InvalidArgumentError, PelkError } from '@pelk/core';
 import { Command, CommanderError, Option } from 'commander';
 import { BACKEND_NAMES, TFJS_BACKEND_NAMES, backendSpec, defaultDTypes, releaseBackends } from './backends.js';
 import { formatBench, gruFiles, runBench } from './commands/bench.js';
+import { formatKernels, kernelsFiles, runKernels } from './commands/kernels.js';
 import { runDemo } from './commands/demo.js';
 import { formatPeers, peersFiles, runPeers } from './commands/peers.js';
 import { formatScaling, runScaling, scalingFiles } from './commands/scaling.js';
@@ -89,11 +90,11 @@ Exit codes:
     }
   });
 
-const SUITES = ['gru', 'scaling', 'stability', 'peers'] as const;
+const SUITES = ['gru', 'scaling', 'stability', 'peers', 'kernels'] as const;
 
 program
   .command('bench')
-  .description('benchmark suites: gru (default), scaling, stability, peers, or all — JSON, SVG plots and an HTML report')
+  .description('benchmark suites: gru (default), scaling, stability, peers, kernels (the WebAssembly kernels), or all — JSON, SVG plots and an HTML report')
   .option('--suite <names>', `comma-separated: ${SUITES.join(', ')}, or all`, 'gru')
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
   .addOption(new Option('--tfjs-backend <name>', 'with --backend tfjs: the tfjs backend (default: tensorflow if tfjs-node is installed, else wasm, else cpu)').choices(TFJS_BACKEND_NAMES))
@@ -164,6 +165,15 @@ program
         });
         text = formatStability(report);
         files = stabilityFiles(report);
+      } else if (suite === 'kernels') {
+        const report = await runKernels({
+          quick,
+          threads: o.threads === undefined ? undefined : [1, parsePositiveInt(o.threads, '--threads')],
+          hidden: parsePositiveInt(o.hidden, '--hidden'),
+          input: parsePositiveInt(o.input, '--input'),
+        });
+        text = formatKernels(report);
+        files = kernelsFiles(report, text);
       } else {
         const report = await runPeers({
           quick,

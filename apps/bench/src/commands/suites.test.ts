@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeHtmlReport, writeOutputs } from '../report.js';
+import { formatKernels, kernelsFiles, runKernels } from './kernels.js';
 import { formatPeers, peersFiles, runPeers } from './peers.js';
 import { formatScaling, runScaling, scalingFiles } from './scaling.js';
 import {
@@ -16,6 +17,22 @@ import {
   stabilityProblemName,
   stabilityProblems,
 } from './stability.js';
+
+describe('kernels suite', () => {
+  it('times every WebAssembly kernel on one and two threads, in GMAC/s or GB/s', async () => {
+    const report = await runKernels({ quick: true, threads: [1, 2], hidden: 8, input: 4, quiet: true });
+    const kernels = [...new Set(report.results.map((r) => r.kernel))];
+    expect(kernels).toHaveLength(10);
+    expect(report.results).toHaveLength(10 * 2 * 2); // dtypes × thread counts
+    for (const r of report.results) {
+      expect(r.usPerStep, r.kernel).toBeGreaterThan(0);
+      expect((r.gmacPerSecond ?? r.gbPerSecond)!, r.kernel).toBeGreaterThan(0);
+    }
+    const text = formatKernels(report);
+    expect(text).toContain('GMAC/s');
+    expect(Object.keys(kernelsFiles(report, text)).sort()).toEqual(['kernels.json', 'kernels.svg', 'kernels.txt']);
+  });
+});
 
 describe('scaling suite', () => {
   it('measures every method over the grid, checks each against sequential, and skips over budget', async () => {
