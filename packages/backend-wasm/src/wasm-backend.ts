@@ -262,7 +262,10 @@ export class WasmBackend extends CpuBackend {
     const reverse = options.reverse ? 1 : 0;
     const W = this.threads;
     const big = B * T * D >= PARALLEL_ELEMENTS;
-    if (W === 1 || !big || (B < W && T < 4 * W)) {
+    // Splitting time moves about twice the bytes (a second pass for the fix-ups) of a scan that is
+    // already bound by memory: on 2 threads it measured 2.3× slower than one pass (pelk bench
+    // --suite kernels), so one sequence is split in time only from TIME_SPLIT_THREADS threads on.
+    if (W === 1 || !big || (B < W && (T < 4 * W || W < TIME_SPLIT_THREADS))) {
       this.run([{ fn: `scanDiagonal${tb.suffix}`, args: [ta.offset, tb.offset, ti.offset, o, B, T, D, reverse] }]);
       return out;
     }
@@ -446,6 +449,9 @@ export class WasmBackend extends CpuBackend {
 
 /** Core's unary ops in the order of the kernels' op codes (assembly/kernels.ts, `unary`). */
 const UNARY_CODES: readonly UnaryOp[] = ['neg', 'abs', 'square', 'sqrt', 'exp', 'log', 'tanh', 'sigmoid', 'hardSigmoid', 'hardSigmoidGrad', 'relu', 'step', 'softplus'];
+
+/** Threads from which one sequence's diagonal scan is split in time (see `linearScanDiagonal`). */
+export const TIME_SPLIT_THREADS = 3;
 
 /** Elements below which an elementwise op or scan runs on one thread (a fork–join costs ~10–50 µs). */
 const PARALLEL_ELEMENTS = 1 << 16;
