@@ -18,6 +18,7 @@ import {
   checkShape,
   describeValue,
   driveBias,
+  linearizationRun,
 } from '@pelk/core';
 import type { KernelCall } from './threads.js';
 import type { WasmBackend } from './wasm-backend.js';
@@ -199,36 +200,22 @@ function makeFusedCell(
         ],
       });
       const slots = new Float64Array(backend.heap.memory.buffer, backend.slot(0), 2 * backend.threads);
-      let residual = 0;
-      let sumSquares = 0;
-      let done = 0;
-      return {
-        jacobian,
-        defect,
-        advance(count) {
-          alive();
-          const end = Math.min(T, done + Math.max(0, Math.floor(count)));
-          if (end > done) {
-            // Long windows split in time (all entries per call), short ones by batch entry.
-            const calls =
-              end - done >= PARALLEL_ROWS
-                ? backend.shares(end - done, PARALLEL_ROWS, 1).map(([j0, j1], w) => call(w, 0, B, done + j0, done + j1))
-                : backend.shares(B, 2, 1).map(([b0, b1], w) => call(w, b0, b1, done, end));
-            backend.run(calls);
-            for (let w = 0; w < calls.length; w++) {
-              const r = slots[2 * w];
-              residual = Number.isNaN(residual) || Number.isNaN(r) ? Number.NaN : Math.max(residual, r);
-              sumSquares += slots[2 * w + 1];
-            }
-          }
-          done = end;
-          return done;
-        },
-        finish() {
-          if (done < T) throw new InvalidArgumentError('linearisation', `all ${T} steps done before finish()`, `${done} steps done`);
-          return { residual: Promise.resolve(residual), sumSquares: Promise.resolve(options.sumSquares ? sumSquares : Number.NaN) };
-        },
-      };
+      return linearizationRun(jacobian, defect, T, options, alive, (from, to) => {
+        // Long windows split in time (all entries per call), short ones by batch entry.
+        const calls =
+          to - from >= PARALLEL_ROWS
+            ? backend.shares(to - from, PARALLEL_ROWS, 1).map(([j0, j1], w) => call(w, 0, B, from + j0, from + j1))
+            : backend.shares(B, 2, 1).map(([b0, b1], w) => call(w, b0, b1, from, to));
+        backend.run(calls);
+        let residual = 0;
+        let sumSquares = 0;
+        for (let w = 0; w < calls.length; w++) {
+          const r = slots[2 * w];
+          residual = Number.isNaN(residual) || Number.isNaN(r) ? Number.NaN : Math.max(residual, r);
+          sumSquares += slots[2 * w + 1];
+        }
+        return { residual, sumSquares };
+      });
     },
     apply(prev) {
       alive();

@@ -358,19 +358,25 @@ export class WasmBackend extends CpuBackend {
     return out;
   }
 
+  /** A Kalman model's tensors (checked to be this backend's, of one dtype) and its sizes. */
+  private kalmanInputs(model: KalmanModel, dense: boolean) {
+    const parts = [model?.transition, model?.bias, model?.observation, model?.init];
+    const fields = ['model.transition', 'model.bias', 'model.observation', 'model.init'];
+    const [F, b, y, init] = parts.map((t, i) => this.at(t, fields[i]));
+    const [B, T, D] = checkKalmanModel(model, dense);
+    const dtype = b.t.dtype;
+    if ([F, y, init].some((x) => x.t.dtype !== dtype)) {
+      throw new InvalidArgumentError('model', `transition, bias, observation and init all ${dtype}`, [F, b, y, init].map((x) => x.t.dtype).join(', '));
+    }
+    return { F, b, y, init, B, T, D, dtype };
+  }
+
   /**
    * The quasi-ELK Kalman filter (and RTS smoother) as sequential SIMD passes over time, one scalar
    * model per channel; with threads, channels split across them (they are independent).
    */
   override kalmanDiagonal(model: KalmanModel, options: KalmanOptions = {}): KalmanMoments {
-    const parts = [model?.transition, model?.bias, model?.observation, model?.init];
-    const fields = ['model.transition', 'model.bias', 'model.observation', 'model.init'];
-    const [F, b, y, init] = parts.map((t, i) => this.at(t, fields[i]));
-    const [B, T, D] = checkKalmanModel(model, false);
-    const dtype = b.t.dtype;
-    if ([F, y, init].some((x) => x.t.dtype !== dtype)) {
-      throw new InvalidArgumentError('model', `transition, bias, observation and init all ${dtype}`, [F, b, y, init].map((x) => x.t.dtype).join(', '));
-    }
+    const { F, b, y, init, B, T, D, dtype } = this.kalmanInputs(model, false);
     const mean = this.make([B, T, D], dtype);
     const variance = this.make([B, T, D], dtype);
     const [m, v] = [this.at(mean, 'mean').offset, this.at(variance, 'variance').offset];
@@ -391,14 +397,7 @@ export class WasmBackend extends CpuBackend {
    * and inverts several `D×D` matrices per element and combination.
    */
   override kalmanDense(model: KalmanModel, options: KalmanOptions = {}): KalmanMoments {
-    const parts = [model?.transition, model?.bias, model?.observation, model?.init];
-    const fields = ['model.transition', 'model.bias', 'model.observation', 'model.init'];
-    const [F, b, y, init] = parts.map((t, i) => this.at(t, fields[i]));
-    const [B, T, D] = checkKalmanModel(model, true);
-    const dtype = b.t.dtype;
-    if ([F, y, init].some((x) => x.t.dtype !== dtype)) {
-      throw new InvalidArgumentError('model', `transition, bias, observation and init all ${dtype}`, [F, b, y, init].map((x) => x.t.dtype).join(', '));
-    }
+    const { F, b, y, init, B, T, D, dtype } = this.kalmanInputs(model, true);
     const mean = this.make([B, T, D], dtype);
     const cov = this.make([B, T, D, D], dtype);
     const [m, c] = [this.at(mean, 'mean').offset, this.at(cov, 'covariance').offset];

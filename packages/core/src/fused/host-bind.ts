@@ -184,6 +184,49 @@ export function checkLinearize(states: Tensor, init: Tensor, options: FusedLinea
   return kind === 'dense';
 }
 
+/**
+ * The bookkeeping of a fused linearisation any backend's kernels can share: `advanceSteps(from, to)`
+ * linearises steps `[from, to)` of every batch entry and returns that window's `max |d|` (NaN if
+ * any is NaN) and `Σ d²`; this clamps the windows, folds the reductions (a NaN residual sticks) and
+ * refuses `finish()` before the last step.
+ *
+ * @example
+ * ```ts
+ * return linearizationRun(jacobian, defect, T, options, alive, (from, to) => kernel(from, to));
+ * ```
+ */
+export function linearizationRun(
+  jacobian: Tensor,
+  defect: Tensor,
+  T: number,
+  options: FusedLinearizeOptions,
+  alive: () => void,
+  advanceSteps: (from: number, to: number) => { residual: number; sumSquares: number },
+): FusedLinearization {
+  let residual = 0;
+  let sumSquares = 0;
+  let done = 0;
+  return {
+    jacobian,
+    defect,
+    advance(count) {
+      alive();
+      const end = Math.min(T, done + Math.max(0, Math.floor(count)));
+      if (end > done) {
+        const part = advanceSteps(done, end);
+        residual = Number.isNaN(residual) || Number.isNaN(part.residual) ? Number.NaN : Math.max(residual, part.residual);
+        sumSquares += part.sumSquares;
+      }
+      done = end;
+      return done;
+    },
+    finish() {
+      if (done < T) throw new InvalidArgumentError('linearisation', `all ${T} steps done before finish()`, `${done} steps done`);
+      return { residual: Promise.resolve(residual), sumSquares: Promise.resolve(options.sumSquares ? sumSquares : Number.NaN) };
+    },
+  };
+}
+
 /** A fused linearisation on host arrays, advanced step range by step range. */
 function linearizeHost(
   backend: ComputeBackend,
@@ -203,42 +246,30 @@ function linearizeHost(
   const defect = backend.fill([B, T, D], 0, drive.dtype);
   const value = new Float64Array(D);
   const jacSize = dense ? D * D : D;
-  let residual = 0;
-  let sumSquares = 0;
-  let done = 0;
-  return {
-    jacobian,
-    defect,
-    advance(count) {
-      alive();
-      // Views per slice: a backend may move its storage between slices.
-      const s = view(states);
-      const s0 = view(init);
-      const x = view(drive);
-      const J = view(jacobian);
-      const d = view(defect);
-      const end = Math.min(T, done + Math.max(0, Math.floor(count)));
-      for (let b = 0; b < B; b++) {
-        for (let t = done; t < end; t++) {
-          const row = b * T + t;
-          if (t === 0) kernel.linearize(s0, b * D, x, row * G, value, 0, J, row * jacSize, dense);
-          else kernel.linearize(s, (row - 1) * D, x, row * G, value, 0, J, row * jacSize, dense);
-          for (let i = 0; i < D; i++) {
-            const e = value[i] - s[row * D + i];
-            d[row * D + i] = e;
-            const a = Math.abs(e);
-            // NaN sticks: a NaN defect makes the residual NaN, and nothing replaces a NaN residual.
-            if (!Number.isNaN(residual) && !(a <= residual)) residual = a;
-            sumSquares += e * e;
-          }
+  return linearizationRun(jacobian, defect, T, options, alive, (from, to) => {
+    // Views per window: a backend may move its storage between windows.
+    const s = view(states);
+    const s0 = view(init);
+    const x = view(drive);
+    const J = view(jacobian);
+    const d = view(defect);
+    let residual = 0;
+    let sumSquares = 0;
+    for (let b = 0; b < B; b++) {
+      for (let t = from; t < to; t++) {
+        const row = b * T + t;
+        if (t === 0) kernel.linearize(s0, b * D, x, row * G, value, 0, J, row * jacSize, dense);
+        else kernel.linearize(s, (row - 1) * D, x, row * G, value, 0, J, row * jacSize, dense);
+        for (let i = 0; i < D; i++) {
+          const e = value[i] - s[row * D + i];
+          d[row * D + i] = e;
+          const a = Math.abs(e);
+          // NaN sticks: a NaN defect makes the residual NaN, and nothing replaces a NaN residual.
+          if (!Number.isNaN(residual) && !(a <= residual)) residual = a;
+          sumSquares += e * e;
         }
       }
-      done = end;
-      return done;
-    },
-    finish() {
-      if (done < T) throw new InvalidArgumentError('linearisation', `all ${T} steps done before finish()`, `${done} steps done`);
-      return { residual: Promise.resolve(residual), sumSquares: Promise.resolve(options.sumSquares ? sumSquares : Number.NaN) };
-    },
-  };
+    }
+    return { residual, sumSquares };
+  });
 }

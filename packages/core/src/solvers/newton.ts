@@ -85,7 +85,7 @@ export async function linearizeAt(
       });
       jacobians.push(part.jacobian);
       defects.push(part.defect);
-      length = nextSegment(length, n, performance.now() - began);
+      length = nextSegment(n, performance.now() - began);
       start += n;
     }
     const whole = backend.tidy(() => ({ jacobian: backend.concat(jacobians, 1), defect: backend.concat(defects, 1) }));
@@ -101,8 +101,8 @@ export async function linearizeAt(
   }
 }
 
-/** The next segment's length: toward SEGMENT_MS, growing at most 4× at a time. */
-function nextSegment(length: number, n: number, ms: number): number {
+/** The next segment's length after one of `n` steps took `ms`: toward SEGMENT_MS, growing at most 4× at a time. */
+function nextSegment(n: number, ms: number): number {
   return Math.max(256, Math.min(LINEARIZE_SEGMENT_STEPS, Math.round(n * Math.min(4, SEGMENT_MS / Math.max(ms, 1e-3)))));
 }
 
@@ -120,7 +120,7 @@ async function linearizeFused(p: Problem, run: FusedLinearization, segmented: bo
         if (done > 0) await p.pacer.tick(0);
         const began = performance.now();
         const next = run.advance(length);
-        length = nextSegment(length, next - done, performance.now() - began);
+        length = nextSegment(next - done, performance.now() - began);
         done = next;
       }
     }
