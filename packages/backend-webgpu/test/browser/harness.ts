@@ -80,9 +80,10 @@ export interface StaticServer {
 
 /**
  * Serves folders under URL prefixes (`{ '/': dist, '/fixtures/': fixtures }`, longest prefix
- * first) on a free port of 127.0.0.1. `/` serves `index.html`.
+ * first) on a free port of 127.0.0.1. `/` serves `index.html`. `headers` go on every response
+ * (e.g. COOP/COEP for a cross-origin-isolated page, which SharedArrayBuffer needs).
  */
-export async function serveStatic(mounts: Readonly<Record<string, string>>): Promise<StaticServer> {
+export async function serveStatic(mounts: Readonly<Record<string, string>>, headers: Readonly<Record<string, string>> = {}): Promise<StaticServer> {
   const prefixes = Object.keys(mounts).sort((a, b) => b.length - a.length);
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
@@ -94,7 +95,7 @@ export async function serveStatic(mounts: Readonly<Record<string, string>>): Pro
       return;
     }
     readFile(file).then(
-      (body) => res.writeHead(200, { 'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store' }).end(body),
+      (body) => res.writeHead(200, { 'content-type': CONTENT_TYPES[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-store', ...headers }).end(body),
       () => res.writeHead(404).end(),
     );
   });

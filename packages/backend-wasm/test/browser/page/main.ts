@@ -1,7 +1,8 @@
 /**
  * The WebAssembly backend on a browser page (its main thread, where `Atomics.wait` is not allowed:
  * one thread): every method on the shipped GRU and LSTM fixtures against their float64 oracles,
- * on the fused kernels and op by op, and the refusal of more threads, named.
+ * on the fused kernels and op by op, and the refusal of more threads, named. On a
+ * cross-origin-isolated page, a Web Worker also runs the backend on 2 threads (worker.ts).
  */
 import { evaluate } from '@pelk/core';
 import { readModelSpec } from '@pelk/models';
@@ -39,4 +40,21 @@ async function run(): Promise<{ threads: number; device: string; checks: Check[]
   return { threads: backend.threads, device: backend.capabilities.device, checks };
 }
 
+/** Runs the 2-thread checks in a Web Worker (a cross-origin-isolated page gives it SharedArrayBuffer). */
+async function runWorker(): Promise<unknown> {
+  const fixture = await (await fetch('/fixtures/gru-torch-small.json')).json();
+  const worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module' });
+  try {
+    return await new Promise((resolve, reject) => {
+      worker.onmessage = (e) => resolve(e.data);
+      worker.onerror = (e) => reject(new Error(e.message));
+      worker.postMessage({ fixture });
+    });
+  } finally {
+    worker.terminate();
+  }
+}
+
 (window as unknown as Record<string, unknown>).__pelkWasmChecks = run;
+(window as unknown as Record<string, unknown>).__pelkWasmWorkerChecks = runWorker;
+(window as unknown as Record<string, unknown>).__pelkIsolated = () => globalThis.crossOriginIsolated === true;
