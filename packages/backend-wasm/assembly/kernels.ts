@@ -20,8 +20,9 @@ namespace Desc {
   export const B_HN = 7; // [H]: GRU b_hn
   export const DIAG = 8; // [G]: the diagonal of each gate block of W_hh
   export const E = 9; // [H, H]: GRU (not resetAfter) E[i,k] = W_hn[i,k] W_hr[k,i]
-  export const SCRATCH = 10; // [8G + H²]
+  export const SCRATCH = 10; // one step's intermediates (size by kind: see program-kernels.ts)
   export const G = 11;
+  export const VALUE = 12; // [D]: a linearised step's value, beside the scratch
 }
 
 const GRU = 0;
@@ -436,8 +437,7 @@ function linearize<T>(
   const D = stateSize(d);
   const G = <i32>slot(d, Desc.G);
   const jacSize = dense ? D * D : D;
-  const H = <i32>slot(d, Desc.H);
-  const value = at<T>(ptr(d, Desc.SCRATCH), 8 * G + H * H - D);
+  const value = ptr(d, Desc.VALUE);
   let residual: f64 = 0;
   let sumSquares: f64 = 0;
   for (let b = 0; b < B; b++) {

@@ -11,7 +11,7 @@
  * coalesces neighbours, so a workload that frees what it allocates returns to the same footprint.
  */
 import type { DType, HostArray } from '@pelk/core';
-import { ResourceLimitError } from '@pelk/core';
+import { InvalidArgumentError, ResourceLimitError, describeValue } from '@pelk/core';
 import type { Storage, TensorStorage } from '@pelk/backend-cpu';
 
 const ALIGN = 16;
@@ -84,6 +84,7 @@ export class WasmHeap implements TensorStorage {
 
   /** A 16-byte-aligned block of at least `bytes` bytes; its byte offset. */
   allocBytes(bytes: number): number {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new InvalidArgumentError('bytes', 'an integer number of bytes ≥ 0', describeValue(bytes));
     const size = Math.max(ALIGN, Math.ceil(bytes / ALIGN) * ALIGN);
     const free = this.free;
     for (let i = 0; i < free.length; i++) {

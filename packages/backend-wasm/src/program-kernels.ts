@@ -19,6 +19,7 @@ import {
   describeValue,
   driveBias,
   linearizationRun,
+  windowEnd,
 } from '@pelk/core';
 import type { KernelCall } from './threads.js';
 import type { WasmBackend } from './wasm-backend.js';
@@ -28,7 +29,7 @@ const ACTIVATION_CODE: Readonly<Record<ProgramActivation, number>> = { sigmoid: 
 const KIND_CODE = { gru: 0, lstm: 1, elman: 2 } as const;
 const GATES = { gru: 3, lstm: 4, elman: 1 } as const;
 /** f64 slots of a kernel descriptor (assembly/kernels.ts, `Desc`). */
-const DESCRIPTOR_SLOTS = 12;
+const DESCRIPTOR_SLOTS = 13;
 /** Rows (steps) below which a fused kernel runs on one thread. */
 const PARALLEL_ROWS = 256;
 
@@ -54,24 +55,30 @@ export function bindWasmProgram(backend: WasmBackend, program: RnnProgram, conte
     owned.push(t);
     return t;
   };
-  const at = (t: Tensor) => backend.offsetOf(t);
+  const at = (t: Tensor, field?: string) => backend.offsetOf(t, field);
+  // A disposed or foreign input tensor is refused before anything is allocated.
+  if (context.inputs) at(context.inputs, 'context.inputs');
   try {
     const Whh = program.weightHh; // [G, H]
     const diag = new Float64Array(G);
     for (let g = 0; g < G / H; g++) for (let i = 0; i < H; i++) diag[g * H + i] = Whh[(g * H + i) * H + i];
     const resetAfter = program.resetAfter ?? true;
-    const E = new Float64Array(H * H);
-    if (program.kind === 'gru' && !resetAfter) {
+    // E (GRU, resetAfter false) for diagonal Jacobians, and the scratch of one step, sized by kind:
+    // GRU 11H (+ H² for W_hn diag(q) W_hr when resetAfter is false), LSTM 4H, Elman H.
+    const gruMixed = program.kind === 'gru' && !resetAfter;
+    const E = new Float64Array(gruMixed ? H * H : 1);
+    if (gruMixed) {
       for (let i = 0; i < H; i++) for (let j = 0; j < H; j++) E[i * H + j] = Whh[(2 * H + i) * H + j] * Whh[j * H + i];
     }
     const whhT = upload(transpose(Whh, G, H), [H, G]);
     const whh = upload(Whh, [G, H]);
     const bHn = upload(program.kind === 'gru' ? program.biasHh.slice(2 * H) : new Float64Array(H), [H]);
     const diagT = upload(diag, [G]);
-    const eT = upload(E, [H, H]);
+    const eT = upload(E, [E.length]);
     // One descriptor and one scratch area per thread (identical but for the scratch).
     const W = backend.threads;
-    const scratchSize = 8 * G + H * H;
+    const stepScratch = program.kind === 'gru' ? 11 * H + (gruMixed ? H * H : 0) : program.kind === 'lstm' ? 4 * H : H;
+    const scratchSize = stepScratch + D;
     const scratch = backend.empty([W * scratchSize], dtype);
     owned.push(scratch);
     const elementBytes = dtype === 'float64' ? 8 : 4;
@@ -88,6 +95,7 @@ export function bindWasmProgram(backend: WasmBackend, program: RnnProgram, conte
       at(eT),
       at(scratch) + w * scratchSize * elementBytes,
       G,
+      at(scratch) + (w * scratchSize + stepScratch) * elementBytes,
     ];
     const desc = upload(Array.from({ length: W }, (_, w) => descriptor(w)).flat(), [W, DESCRIPTOR_SLOTS], 'float64');
     // The drive rows W_ih u_t + b of every step, by the SIMD GEMM kernel (rows split across the
@@ -95,9 +103,12 @@ export function bindWasmProgram(backend: WasmBackend, program: RnnProgram, conte
     const drive = backend.empty([B, T, G], dtype);
     owned.push(drive);
     {
-      const wihT = backend.fromArray(transpose(program.weightIh, G, I), [I, G], dtype);
-      const bias = backend.fromArray(driveBias(program), [G], dtype);
+      const weights: Tensor[] = [];
       try {
+        const wihT = backend.fromArray(transpose(program.weightIh, G, I), [I, G], dtype);
+        weights.push(wihT);
+        const bias = backend.fromArray(driveBias(program), [G], dtype);
+        weights.push(bias);
         const x = context.inputs ? at(context.inputs) : at(bias); // I = 0 reads no input
         const e = elementBytes;
         backend.run(
@@ -107,7 +118,7 @@ export function bindWasmProgram(backend: WasmBackend, program: RnnProgram, conte
           })),
         );
       } finally {
-        backend.dispose([wihT, bias]);
+        backend.dispose(weights);
       }
     }
     return makeFusedCell(backend, program.kind, { B, T, D, G, dtype: f64 }, { desc, drive }, owned);
@@ -151,13 +162,14 @@ function makeFusedCell(
       alive();
       checkShape(init, 'init', [B, D]);
       same(init, 'init');
+      at(init, 'init'); // a live tensor of this backend, before allocating
       const out = backend.empty([B, T, D], dt);
       let done = 0;
       return {
         states: out,
         advance(count) {
           alive();
-          const end = Math.min(T, done + Math.max(0, Math.floor(count)));
+          const end = windowEnd(done, count, T);
           if (end > done) {
             // Sequential in time; batch entries split across the threads.
             const calls = backend.shares(B, 2, 1).map(([b0, b1], w) => ({
@@ -176,12 +188,16 @@ function makeFusedCell(
       const dense = checkLinearize(states, init, options, [B, T, D]);
       same(states, 'states');
       const jacSize = dense ? D * D : D;
+      at(states, 'states'); // live tensors of this backend, before allocating
+      at(init, 'init');
       const jacobian = backend.empty(dense ? [B, T, D, D] : [B, T, D], dt);
       const defect = backend.empty([B, T, D], dt);
-      const [s, s0, x, jac, def] = [at(states), at(init, 'init'), at(drive), at(jacobian), at(defect)];
       const fn = `linearize${sfx}`;
-      // One call: batch entries [b0, b1), steps [j0, j1) of each.
-      const call = (w: number, b0: number, b1: number, j0: number, j1: number): KernelCall => ({
+      // One call: batch entries [b0, b1), steps [j0, j1) of each. Offsets are taken per window, so a
+      // tensor disposed between windows is refused rather than written through.
+      const call = (w: number, b0: number, b1: number, j0: number, j1: number): KernelCall => {
+        const [s, s0, x, jac, def] = [at(states, 'states'), at(init, 'init'), at(drive), at(jacobian, 'jacobian'), at(defect, 'defect')];
+        return {
         fn,
         args: [
           d(w),
@@ -198,7 +214,8 @@ function makeFusedCell(
           dense ? 1 : 0,
           backend.slot(w),
         ],
-      });
+        };
+      };
       const slots = new Float64Array(backend.heap.memory.buffer, backend.slot(0), 2 * backend.threads);
       return linearizationRun(jacobian, defect, T, options, alive, (from, to) => {
         // Long windows split in time (all entries per call), short ones by batch entry.
@@ -221,8 +238,8 @@ function makeFusedCell(
       alive();
       checkShape(prev, 'prev', [B, T, D]);
       same(prev, 'prev');
+      const p = at(prev, 'prev'); // before allocating
       const out = backend.empty([B, T, D], dt);
-      const p = at(prev, 'prev');
       backend.run(
         backend.shares(B * T, PARALLEL_ROWS, 1).map(([r0, r1], w) => ({
           fn: `sweep${sfx}`,

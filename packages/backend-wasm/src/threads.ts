@@ -29,10 +29,13 @@ const serve = (data, ready) => {
   const args = new Float64Array(data.memory.buffer, data.control + 16, 16);
   ready();
   for (;;) {
-    Atomics.wait(state, 0, ${STATE_IDLE});
     const s = Atomics.load(state, 0);
     if (s === ${STATE_EXIT}) return;
-    if (s !== ${STATE_POSTED}) continue;
+    if (s !== ${STATE_POSTED}) {
+      // Sleep until the state changes from what was seen (idle, or done until the caller resets it).
+      Atomics.wait(state, 0, s);
+      continue;
+    }
     try {
       const r = fns[state[1]](...args.subarray(0, state[2]));
       args[15] = typeof r === 'number' ? r : 0;
@@ -166,6 +169,7 @@ export class ThreadPool {
   run(calls: readonly KernelCall[]): number[] {
     if (this.destroyed) throw new Error('the thread pool of this wasm backend was destroyed');
     if (calls.length > this.size) throw new Error(`at most ${this.size} calls at once, received ${calls.length}`);
+    for (const { fn } of calls) if (!this.index.has(fn)) throw new Error(`no kernel '${fn}' in the pelk wasm module`);
     for (let w = 1; w < calls.length; w++) {
       const { fn, args } = calls[w];
       const state = this.states[w - 1];

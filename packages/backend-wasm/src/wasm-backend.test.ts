@@ -50,6 +50,10 @@ describe('WasmHeap', () => {
     expect(err).toBeInstanceOf(ResourceLimitError);
     expect(err).toMatchObject({ field: 'memory' });
     expect(h.usedBytes).toBe(60_000);
+    // Sizes that are not byte counts are refused before anything is taken.
+    expect(() => h.allocBytes(Number.NaN)).toThrow(InvalidArgumentError);
+    expect(() => h.allocBytes(-16)).toThrow(InvalidArgumentError);
+    expect(h.usedBytes).toBe(60_000);
   });
 });
 

@@ -139,6 +139,15 @@ export function defineFusedCases(getBackend: () => ComputeBackend, dtype: DType)
     expect(bind(program, { ...good, steps: 4 })).toThrow(/context\.inputs/);
     expect(bind(program, { ...good, dtype: 'int32' })).toThrow(/context\.dtype/);
     expect(bind(program, { ...good, batch: 0 })).toThrow(/context\.batch/);
+    expect(bind({ ...program, activation: 'swish' }, good)).toThrow(/program\.activation/);
+    expect(bind({ ...program, hiddenSize: 0.5 }, good)).toThrow(/program\.hiddenSize/);
+    expect(bind({ ...program, resetAfter: 'yes' }, good)).toThrow(/program\.resetAfter/);
+    const gone = backend.fromArray(randomArray(2 * 5 * I, 2, 1), [2, 5, I], dtype);
+    backend.dispose(gone);
+    const beforeGone = backend.memory();
+    expect(bind(program, { ...good, inputs: gone })).toThrow(InvalidArgumentError);
+    expect(backend.memory().tensors).toBe(beforeGone.tensors);
+    expect(backend.memory().bytes).toBe(beforeGone.bytes);
     expect(backend.memory().tensors).toBe(before.tensors);
     expect(backend.memory().bytes).toBe(before.bytes);
     const fused = backend.bindProgram!(program, good)!;
@@ -149,6 +158,13 @@ export function defineFusedCases(getBackend: () => ComputeBackend, dtype: DType)
     expect(() => fused.linearize(states, wrongInit, { kind: 'diagonal' })).toThrow(/init/);
     expect(() => fused.linearize(wrongInit, init, { kind: 'diagonal' })).toThrow(/states/);
     expect(() => fused.linearize(states, init, { kind: 'full' as never })).toThrow(/options\.kind/);
+    // A count that is not a number of steps is refused: no window is skipped unseen, nothing certified.
+    const run = fused.linearize(states, init, { kind: 'diagonal' });
+    expect(() => run.advance(Number.NaN)).toThrow(/count/);
+    expect(() => run.finish()).toThrow(InvalidArgumentError);
+    const rollout = fused.rollout(init);
+    expect(() => rollout.advance(-1)).toThrow(/count/);
+    backend.dispose([run.jacobian, run.defect, rollout.states]);
     fused.dispose();
     expect(() => fused.apply(states)).toThrow(/disposed/);
     backend.dispose([inputs, init, states, wrongInit]);

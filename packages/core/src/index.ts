@@ -32,7 +32,7 @@ export {
   SCALAR_ACTIVATIONS,
   type ScalarActivation,
 } from './program.js';
-export { type HostStepFn, bindHostProgram, checkLinearize, checkProgram, checkShape, hostKernel, hostRollout, linearizationRun } from './fused/host-bind.js';
+export { type HostStepFn, bindHostProgram, checkLinearize, checkProgram, checkShape, hostKernel, hostRollout, linearizationRun, windowEnd } from './fused/host-bind.js';
 export { type HostRnnKernel, driveBias, hostMatVec, hostRnnKernel, storedAs } from './fused/host-rnn.js';
 export {
   AbortError,

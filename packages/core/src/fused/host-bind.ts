@@ -7,12 +7,21 @@
 import type { ComputeBackend, DType, HostArray, Tensor } from '../backend.js';
 import type { BindContext, Rollout } from '../cell.js';
 import { InvalidArgumentError, ShapeError, describeValue } from '../errors.js';
-import type { ArProgram, CellProgram, FusedCell, FusedLinearization, FusedLinearizeOptions } from '../program.js';
+import { type ArProgram, type CellProgram, type FusedCell, type FusedLinearization, type FusedLinearizeOptions, SCALAR_ACTIVATIONS } from '../program.js';
 import { checkBindContext } from '../validate.js';
 import { hostArKernel } from './host-ar.js';
 import { type HostRnnKernel, hostRnnKernel } from './host-rnn.js';
 
 const text = (shape: readonly number[] | undefined) => (shape ? `shape [${shape.join(', ')}]` : 'no tensor');
+
+/**
+ * The end of the next window of an advancing kernel: `done + count`, at most `T`. A count that is
+ * not a number ≥ 0 (NaN included) is refused, so that no window is skipped unseen.
+ */
+export function windowEnd(done: number, count: number, T: number): number {
+  if (typeof count !== 'number' || !(count >= 0)) throw new InvalidArgumentError('count', 'a number of steps ≥ 0', describeValue(count));
+  return Math.min(T, done + Math.floor(count));
+}
 
 /** Throws a `ShapeError` naming `field` unless `t` has exactly the `expected` shape. */
 export function checkShape(t: Tensor, field: string, expected: readonly number[]): void {
@@ -45,6 +54,20 @@ export function checkProgram(program: CellProgram, field = 'program'): void {
   const gates = { gru: 3, lstm: 4, elman: 1 }[program.kind as string];
   if (gates === undefined) throw new InvalidArgumentError(`${field}.kind`, "'gru', 'lstm', 'elman' or 'ar'", describeValue(program.kind));
   const { inputSize: I, hiddenSize: H } = program;
+  for (const [name, v, min] of [['inputSize', I, 0], ['hiddenSize', H, 1]] as const) {
+    if (!Number.isInteger(v) || v < min) throw new InvalidArgumentError(`${field}.${name}`, `an integer ≥ ${min}`, describeValue(v));
+  }
+  const activations = Object.keys(SCALAR_ACTIVATIONS);
+  const named = (name: 'activation' | 'recurrentActivation', value: unknown) => {
+    if (typeof value !== 'string' || !activations.includes(value)) {
+      throw new InvalidArgumentError(`${field}.${name}`, `one of ${activations.map((a) => `'${a}'`).join(', ')}`, describeValue(value));
+    }
+  };
+  named('activation', program.activation);
+  if (program.kind !== 'elman' || program.recurrentActivation !== undefined) named('recurrentActivation', program.recurrentActivation ?? 'sigmoid');
+  if (program.resetAfter !== undefined && typeof program.resetAfter !== 'boolean') {
+    throw new InvalidArgumentError(`${field}.resetAfter`, 'a boolean', describeValue(program.resetAfter));
+  }
   const G = gates * H;
   const expect = (name: 'weightIh' | 'weightHh' | 'biasIh' | 'biasHh', n: number) => {
     const a = program[name];
@@ -87,12 +110,17 @@ export function bindHostProgram(backend: ComputeBackend, program: CellProgram, c
   const D = kernel.stateSize;
   const G = kernel.driveSize;
   const I = program.inputSize;
-  // The input projection of every step, once (a fresh tensor, filled in place).
+  // The input projection of every step, once (a fresh tensor, filled in place). The inputs' view is
+  // taken first: a disposed or foreign tensor is refused before anything is allocated.
+  if (context.inputs) view(context.inputs);
   const drive = backend.fill([B, T, G], 0, dtype);
-  {
+  try {
     const x = context.inputs ? view(context.inputs) : new Float64Array(0);
     const out = view(drive);
     for (let row = 0; row < B * T; row++) kernel.project(x, row * I, out, row * G);
+  } catch (err) {
+    backend.dispose(drive);
+    throw err;
   }
   let disposed = false;
   const alive = (): void => {
@@ -111,6 +139,7 @@ export function bindHostProgram(backend: ComputeBackend, program: CellProgram, c
     apply(prev) {
       alive();
       checkShape(prev, 'prev', [B, T, D]);
+      view(prev); // refused before allocating if it is not a live tensor of this backend
       const out = backend.fill([B, T, D], 0, dtype);
       const p = view(prev);
       const x = view(drive);
@@ -149,6 +178,7 @@ export function hostRollout(
   alive: () => void,
 ): Rollout {
   const view = backend.hostData!.bind(backend);
+  view(init); // refused before allocating if it is not a live tensor of this backend
   const out = backend.fill([B, T, D], 0, init.dtype);
   const G = drive ? drive.shape[drive.shape.length - 1] : 0;
   let done = 0;
@@ -160,7 +190,7 @@ export function hostRollout(
       const o = view(out);
       const s0 = view(init);
       const x = drive ? view(drive) : null;
-      const end = Math.min(T, done + Math.max(0, Math.floor(count)));
+      const end = windowEnd(done, count, T);
       for (let b = 0; b < B; b++) {
         for (let t = done; t < end; t++) {
           const row = b * T + t;
@@ -211,7 +241,7 @@ export function linearizationRun(
     defect,
     advance(count) {
       alive();
-      const end = Math.min(T, done + Math.max(0, Math.floor(count)));
+      const end = windowEnd(done, count, T);
       if (end > done) {
         const part = advanceSteps(done, end);
         residual = Number.isNaN(residual) || Number.isNaN(part.residual) ? Number.NaN : Math.max(residual, part.residual);
@@ -221,7 +251,7 @@ export function linearizationRun(
       return done;
     },
     finish() {
-      if (done < T) throw new InvalidArgumentError('linearisation', `all ${T} steps done before finish()`, `${done} steps done`);
+      if (!(done >= T)) throw new InvalidArgumentError('linearisation', `all ${T} steps done before finish()`, `${done} steps done`);
       return { residual: Promise.resolve(residual), sumSquares: Promise.resolve(options.sumSquares ? sumSquares : Number.NaN) };
     },
   };
@@ -242,6 +272,8 @@ function linearizeHost(
   const G = kernel.driveSize;
   const [B, T] = drive.shape;
   const dense = checkLinearize(states, init, options, [B, T, D]);
+  view(states); // refused before allocating if not live tensors of this backend
+  view(init);
   const jacobian = backend.fill(dense ? [B, T, D, D] : [B, T, D], 0, drive.dtype);
   const defect = backend.fill([B, T, D], 0, drive.dtype);
   const value = new Float64Array(D);
