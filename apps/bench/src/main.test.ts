@@ -159,7 +159,7 @@ describe('pelk eval', () => {
       [['eval', '--model', fixture('gru-torch-small'), '--backend', 'gpu'], /--backend/],
       [['eval', '--model', fixture('gru-torch-small'), '--method', 'elk', '--sigma-sq', '0'], /--sigma-sq: expected a positive number/],
       [['eval', '--model', fixture('gru-torch-small'), '--method', 'elk', '--kalman', 'rts'], /--kalman: expected 'filter' or 'smoother'/],
-      [['bench', '--suite', 'speed'], /--suite: expected a comma-separated list of gru, scaling, stability, peers, or all/],
+      [['bench', '--suite', 'speed'], /--suite: expected a comma-separated list of gru, scaling, stability, peers, kernels, or all/],
       [['bench', '--suite', 'stability', '--stability-set', 'tuned'], /--stability-set: expected 'tuning', 'held-out' or 'all'/],
       [['bench', '--methods', 'newton'], /options.method: expected one of/],
       [['bench', '--backend', 'gpu'], /--backend/],
