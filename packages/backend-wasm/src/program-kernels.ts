@@ -19,6 +19,7 @@ import {
   describeValue,
   driveBias,
   linearizationRun,
+  transpose,
   windowEnd,
 } from '@pelk/core';
 import type { KernelCall } from './threads.js';
@@ -32,12 +33,6 @@ const GATES = { gru: 3, lstm: 4, elman: 1 } as const;
 const DESCRIPTOR_SLOTS = 13;
 /** Rows (steps) below which a fused kernel runs on one thread. */
 const PARALLEL_ROWS = 256;
-
-function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
-  const out = new Float64Array(rows * cols);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
-  return out;
-}
 
 /** Binds a GRU, LSTM or Elman program to the backend and one sequence of inputs. */
 export function bindWasmProgram(backend: WasmBackend, program: RnnProgram, context: BindContext): FusedCell {

@@ -237,6 +237,24 @@ export class WasmBackend extends CpuBackend {
     return { value: out, nonFinite: Promise.resolve(nonFinite), clipped: Promise.resolve(clipped) };
   }
 
+  /** A scan's tensors (checked to be this backend's, of one dtype) and sizes, with the CPU backend's errors. */
+  private scanInputs(a: Tensor, b: Tensor, init: Tensor, dense: boolean) {
+    const [name, aField] = dense ? ['linearScanDense', 'A'] : ['linearScanDiagonal', 'a'];
+    const ta = this.at(a, aField);
+    const tb = this.at(b, 'b');
+    const ti = this.at(init, 'init');
+    const [B, T, D] = tb.t.shape;
+    if (tb.t.shape.length !== 3 || ta.t.size !== tb.t.size * (dense ? D : 1) || ti.t.size !== B * D) {
+      const expected = dense ? 'A [B, T, D, D], b [B, T, D] and init [B, D]' : 'a, b [B, T, D] and init [B, D]';
+      throw new ShapeError(name, expected, `[${ta.t.shape}], [${tb.t.shape}], [${ti.t.shape}]`);
+    }
+    const dtype = tb.t.dtype;
+    if (ta.t.dtype !== dtype || ti.t.dtype !== dtype) {
+      throw new InvalidArgumentError(name, `${aField}, b and init all ${dtype}`, `${ta.t.dtype}, ${dtype}, ${ti.t.dtype}`);
+    }
+    return { ta, tb, ti, B, T, D, dtype };
+  }
+
   /**
    * The diagonal recurrence in SIMD passes over time, no workspace. With threads: batch entries
    * split across them when there are enough; otherwise time split into one chunk per thread —
@@ -245,17 +263,7 @@ export class WasmBackend extends CpuBackend {
    * Dense scans as the CPU backend.
    */
   override linearScanDiagonal(a: Tensor, b: Tensor, init: Tensor, options: ScanOptions = {}): Tensor {
-    const ta = this.at(a, 'a');
-    const tb = this.at(b, 'b');
-    const ti = this.at(init, 'init');
-    const [B, T, D] = tb.t.shape;
-    if (tb.t.shape.length !== 3 || ta.t.size !== tb.t.size || ti.t.size !== B * D) {
-      throw new ShapeError('linearScanDiagonal', 'a, b [B, T, D] and init [B, D]', `[${ta.t.shape}], [${tb.t.shape}], [${ti.t.shape}]`);
-    }
-    const dtype = tb.t.dtype;
-    if (ta.t.dtype !== dtype || ti.t.dtype !== dtype) {
-      throw new InvalidArgumentError('linearScanDiagonal', `a, b and init all ${dtype}`, `${ta.t.dtype}, ${dtype}, ${ti.t.dtype}`);
-    }
+    const { ta, tb, ti, B, T, D, dtype } = this.scanInputs(a, b, init, false);
     const out = this.make(tb.t.shape, dtype);
     const o = this.at(out, 'out').offset;
     const e = tb.bytes;
@@ -335,17 +343,7 @@ export class WasmBackend extends CpuBackend {
    * least work: a parallel dense scan multiplies D×D matrices (O(D³) per step).
    */
   override linearScanDense(A: Tensor, b: Tensor, init: Tensor, options: ScanOptions = {}): Tensor {
-    const tA = this.at(A, 'A');
-    const tb = this.at(b, 'b');
-    const ti = this.at(init, 'init');
-    const [B, T, D] = tb.t.shape;
-    if (tb.t.shape.length !== 3 || tA.t.size !== tb.t.size * D || ti.t.size !== B * D) {
-      throw new ShapeError('linearScanDense', 'A [B, T, D, D], b [B, T, D] and init [B, D]', `[${tA.t.shape}], [${tb.t.shape}], [${ti.t.shape}]`);
-    }
-    const dtype = tb.t.dtype;
-    if (tA.t.dtype !== dtype || ti.t.dtype !== dtype) {
-      throw new InvalidArgumentError('linearScanDense', `A, b and init all ${dtype}`, `${tA.t.dtype}, ${dtype}, ${ti.t.dtype}`);
-    }
+    const { ta: tA, tb, ti, B, T, D, dtype } = this.scanInputs(A, b, init, true);
     const out = this.make(tb.t.shape, dtype);
     const o = this.at(out, 'out').offset;
     const e = tb.bytes;

@@ -33,7 +33,7 @@ export {
   type ScalarActivation,
 } from './program.js';
 export { type HostStepFn, bindHostProgram, checkLinearize, checkProgram, checkShape, hostKernel, hostRollout, linearizationRun, windowEnd } from './fused/host-bind.js';
-export { type HostRnnKernel, driveBias, hostMatVec, hostRnnKernel, storedAs } from './fused/host-rnn.js';
+export { type HostRnnKernel, driveBias, hostMatVec, hostRnnKernel, storedAs, transpose } from './fused/host-rnn.js';
 export {
   AbortError,
   BackendUnavailableError,

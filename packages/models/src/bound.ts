@@ -146,20 +146,6 @@ export function makeBoundCell(p: BoundCellParts): BoundCell {
   };
 }
 
-/**
- * Parameters as a dtype stores them: unchanged for float64; for float32 every `Float64Array` field
- * (or the array itself) rounded to float32, so that host kernels evaluate the same function as
- * the backend's float32 ops, which compute with the uploaded (rounded) weights.
- */
-export function storedAs<P extends object>(dtype: DType, params: P): P {
-  if (dtype === 'float64') return params;
-  const round = (a: Float64Array) => Float64Array.from(Float32Array.from(a));
-  if (params instanceof Float64Array) return round(params) as P;
-  const out = { ...params } as Record<string, unknown>;
-  for (const [key, value] of Object.entries(params)) if (value instanceof Float64Array) out[key] = round(value);
-  return out as P;
-}
-
 /** `diag(c) W` for `c` `[..., H]` and `W` `[H, K]` (or `[..., H, K]`): scales row `i` by `c_i`. */
 export function scaleRows(backend: ComputeBackend, c: Tensor, w: Tensor): Tensor {
   return backend.binary('mul', backend.reshape(c, [...c.shape, 1]), w);

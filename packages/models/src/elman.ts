@@ -15,7 +15,7 @@ import {
 import { type ActivationName, activation } from './activations.js';
 import { scaleRows } from './bound.js';
 import { diagonal, fieldName, randomOptions, readObject, transpose, uniform } from './host.js';
-import { type RnnCore, bindRnn, registerCore } from './rnn-core.js';
+import { type RnnCore, bindRnn, registerCore, rnnProgram } from './rnn-core.js';
 import {
   KERAS_WEIGHT_KEYS,
   RANDOM_KEYS,
@@ -63,7 +63,7 @@ export class ElmanCell implements ModelCell {
 
   /** The cell as a backend-neutral program, for backends with fused kernels (see `ComputeBackend.bindProgram`). */
   program(): RnnProgram {
-    return { ...this.core.program, convention: this.describe().convention };
+    return rnnProgram(this, this.core, () => this.describe().convention);
   }
 
   /** The spec `cell` object in the convention the cell was created from. */

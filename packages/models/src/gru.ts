@@ -35,7 +35,7 @@ import {
   transpose,
   uniform,
 } from './host.js';
-import { type RnnCore, bindRnn, registerCore } from './rnn-core.js';
+import { type RnnCore, bindRnn, registerCore, rnnProgram } from './rnn-core.js';
 import {
   KERAS_WEIGHT_KEYS,
   RANDOM_KEYS,
@@ -105,7 +105,7 @@ export class GruCell implements ModelCell {
 
   /** The cell as a backend-neutral program, for backends with fused kernels (see `ComputeBackend.bindProgram`). */
   program(): RnnProgram {
-    return { ...this.core.program, convention: this.describe().convention };
+    return rnnProgram(this, this.core, () => this.describe().convention);
   }
 
   /** The spec `cell` object in the convention the cell was created from. */

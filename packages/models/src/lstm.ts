@@ -13,7 +13,7 @@ import { type BindContext, type BoundCell, type ComputeBackend, type RnnProgram,
 import { type ActivationName, activation } from './activations.js';
 import { rowScaledSum, scaleRows, sum, weightedSum } from './bound.js';
 import { diagonal, fieldName, randomOptions, readObject, rows, transpose, uniform } from './host.js';
-import { type RnnCore, bindRnn, registerCore } from './rnn-core.js';
+import { type RnnCore, bindRnn, registerCore, rnnProgram } from './rnn-core.js';
 import {
   KERAS_WEIGHT_KEYS,
   RANDOM_KEYS,
@@ -67,7 +67,7 @@ export class LstmCell implements ModelCell {
 
   /** The cell as a backend-neutral program, for backends with fused kernels (see `ComputeBackend.bindProgram`). */
   program(): RnnProgram {
-    return { ...this.core.program, convention: this.describe().convention };
+    return rnnProgram(this, this.core, () => this.describe().convention);
   }
 
   /** The spec `cell` object in the convention the cell was created from. */

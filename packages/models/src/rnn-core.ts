@@ -59,6 +59,20 @@ export interface RnnCore {
 }
 
 const CORES = new WeakMap<object, RnnCore>();
+const PROGRAMS = new WeakMap<object, RnnProgram>();
+
+/**
+ * A cell's program, built once per cell (its weights never change): the core's program with the
+ * convention of the cell's spec, read only the first time (`toSpec` builds nested weight arrays).
+ */
+export function rnnProgram(cell: object, core: RnnCore, convention: () => string): RnnProgram {
+  let program = PROGRAMS.get(cell);
+  if (!program) {
+    program = { ...core.program, convention: convention() };
+    PROGRAMS.set(cell, program);
+  }
+  return program;
+}
 
 /** Records the core of a cell of this package (called from the cell constructors). */
 export function registerCore(cell: object, core: RnnCore): void {

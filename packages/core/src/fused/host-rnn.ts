@@ -62,7 +62,8 @@ export function storedAs(dtype: DType, a: Float64Array): Float64Array {
   return dtype === 'float64' ? a : Float64Array.from(Float32Array.from(a));
 }
 
-function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
+/** `[rows, cols]` → `[cols, rows]` (row-major). */
+export function transpose(a: Float64Array, rows: number, cols: number): Float64Array {
   const out = new Float64Array(rows * cols);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = a[r * cols + c];
   return out;
