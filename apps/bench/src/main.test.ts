@@ -3,19 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { createWebGpuBackend } from '@pelk/backend-webgpu';
 import { readNpy, writeNpy } from './io/npy.js';
-import { pelk } from './cli-test-support.js';
+import { pelk, probeWebGpu } from './cli-test-support.js';
 
 // Whether WebGPU is available here (Dawn with a GPU or SwiftShader); CI requires it.
-const webgpu = await createWebGpuBackend().then(
-  async (b) => {
-    await b.destroy();
-    return '';
-  },
-  (e: Error) => e.message,
-);
-const skipWebGpu = webgpu !== '' && process.env.PELK_REQUIRE_WEBGPU !== '1';
+const { reason: webgpu, skip: skipWebGpu } = await probeWebGpu();
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../../packages/conformance/fixtures/${name}.json`, import.meta.url));
 
@@ -57,6 +49,12 @@ describe('pelk eval', () => {
         const summary = JSON.parse(out);
         expect(summary).toMatchObject({ method, backend: backend[0], dtype: 'float32', converged: true });
         expect(summary.maxAbsErrorVsSpec).toBeLessThanOrEqual(1e-4);
+        if (backend[0] === 'webgpu') {
+          // Device work in the summary: totals and one iteration's share.
+          expect(summary.dispatches.total).toBeGreaterThan(0);
+          expect(summary.submissions.total).toBeGreaterThan(0);
+          if (method === 'quasi-deer' && summary.iterations >= 2) expect(summary.submissions.perIteration).toBe(1);
+        } else expect(summary.dispatches).toBeUndefined();
       }, 300_000);
     }
   }
@@ -159,7 +157,7 @@ describe('pelk eval', () => {
       [['eval', '--model', fixture('gru-torch-small'), '--backend', 'gpu'], /--backend/],
       [['eval', '--model', fixture('gru-torch-small'), '--method', 'elk', '--sigma-sq', '0'], /--sigma-sq: expected a positive number/],
       [['eval', '--model', fixture('gru-torch-small'), '--method', 'elk', '--kalman', 'rts'], /--kalman: expected 'filter' or 'smoother'/],
-      [['bench', '--suite', 'speed'], /--suite: expected a comma-separated list of gru, scaling, stability, peers, kernels, or all/],
+      [['bench', '--suite', 'speed'], /--suite: expected a comma-separated list of gru, scaling, stability, peers, kernels, gpu, or all/],
       [['bench', '--suite', 'stability', '--stability-set', 'tuned'], /--stability-set: expected 'tuning', 'held-out' or 'all'/],
       [['bench', '--methods', 'newton'], /options.method: expected one of/],
       [['bench', '--backend', 'gpu'], /--backend/],

@@ -4,19 +4,22 @@
  *   pelk eval  --model FILE.json [--inputs FILE.npy] [--method M] [--backend B] [--dtype float64|float32]
  *              [--tol X] [--max-iters N] [--kalman filter|smoother] [--sigma-sq X|adaptive]
  *              [--out FILE.npy|FILE.json] [--json]
- *   pelk bench [--suite gru,scaling,stability,peers|all] [--quick] [--out-dir DIR] [suite options…]
+ *   pelk bench [--suite gru,scaling,stability,peers,kernels,gpu|all] [--quick] [--out-dir DIR] [suite options…]
  *   pelk demo  [--steps T] [--hidden D] [--dtype …]
+ *   pelk gpu-bundle --out DIR (a self-contained folder that runs the gpu suite on a GPU machine)
  *   pelk --version (-V)
  *
  * Errors print one line (`pelk: …`) and exit non-zero; set PELK_DEBUG=1 for a stack trace.
  * Exit codes: 0 success; 1 internal error; 2 bad input; 3 `eval` finished without converging
  * (after writing `--out` and the summary).
  */
-import { createRequire } from 'node:module';
 import { InvalidArgumentError, PelkError } from '@pelk/core';
+import corePackage from '@pelk/core/package.json' with { type: 'json' };
 import { Command, CommanderError, Option } from 'commander';
 import { BACKEND_NAMES, TFJS_BACKEND_NAMES, backendSpec, defaultDTypes, releaseBackends } from './backends.js';
 import { formatBench, gruFiles, runBench } from './commands/bench.js';
+import { formatGpu, gpuFiles, runGpu } from './commands/gpu.js';
+import { buildGpuBundle } from './commands/gpu-bundle.js';
 import { formatKernels, kernelsFiles, runKernels } from './commands/kernels.js';
 import { runDemo } from './commands/demo.js';
 import { formatPeers, peersFiles, runPeers } from './commands/peers.js';
@@ -34,7 +37,7 @@ let commandExitCode = 0;
  * packages are released in lockstep; this app is private, and changesets leaves private packages'
  * versions alone, so core's is the one that moves.
  */
-export const PELK_VERSION: string = (createRequire(import.meta.url)('@pelk/core/package.json') as { version: string }).version;
+export const PELK_VERSION: string = corePackage.version;
 
 const program = new Command('pelk')
   .description('Parallel-in-time evaluation of nonlinear RNNs (DEER, quasi-DEER, ELK, quasi-ELK)')
@@ -90,12 +93,14 @@ Exit codes:
     }
   });
 
-const SUITES = ['gru', 'scaling', 'stability', 'peers', 'kernels'] as const;
+const SUITES = ['gru', 'scaling', 'stability', 'peers', 'kernels', 'gpu'] as const;
+/** What `--suite all` runs: every suite but gpu, which needs a WebGPU adapter and is run by name. */
+const ALL_SUITES = SUITES.filter((s) => s !== 'gpu');
 
 program
   .command('bench')
-  .description('benchmark suites: gru (default), scaling, stability, peers, kernels (the WebAssembly kernels), or all — JSON, SVG plots and an HTML report')
-  .option('--suite <names>', `comma-separated: ${SUITES.join(', ')}, or all`, 'gru')
+  .description('benchmark suites: gru (default), scaling, stability, peers, kernels (the WebAssembly kernels), gpu (the WebGPU adapter), or all (every suite but gpu) — JSON, SVG plots and an HTML report')
+  .option('--suite <names>', `comma-separated: ${SUITES.join(', ')}, or all (all but gpu)`, 'gru')
   .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
   .addOption(new Option('--tfjs-backend <name>', 'with --backend tfjs: the tfjs backend (default: tensorflow if tfjs-node is installed, else wasm, else cpu)').choices(TFJS_BACKEND_NAMES))
   .option('--threads <n>', 'with --backend wasm: threads, this one included (default: the available cores)')
@@ -110,7 +115,7 @@ program
   .option('--dtypes <list>', 'gru and scaling: comma-separated dtypes (scaling uses the first; default float64,float32 on cpu, float32 elsewhere)')
   .option('--warmup <n>', 'gru: untimed warm-up runs', '1')
   .option('--runs <n>', 'gru: timed runs (the median is reported)', '3')
-  .option('--budget <seconds>', 'scaling: skip configurations predicted to take longer', '120')
+  .option('--budget <seconds>', 'scaling and gpu: skip configurations predicted to take longer', '120')
   .option('--json <file>', 'gru: also write its results here')
   .option('--no-torch', 'gru: skip the torch.nn.GRU peer row (run by PELK_PYTHON, default python3, when it has torch)')
   .option('--peers-steps <list>', 'peers: comma-separated sequence lengths (default 1000,10000; quick: 200)')
@@ -120,7 +125,7 @@ program
   .option('--stability-set <set>', 'stability: tuning (the problems the adaptive damping was tuned on), held-out, or all', 'all')
   .option('--stability-run-budget <seconds>', 'stability: stop a solver run after this long, reported as not converged (default 600; quick: 120)')
   .action(async (o) => {
-    const names = String(o.suite) === 'all' ? [...SUITES] : String(o.suite).split(',');
+    const names = String(o.suite) === 'all' ? [...ALL_SUITES] : String(o.suite).split(',');
     for (const n of names) {
       if (!(SUITES as readonly string[]).includes(n)) {
         throw new InvalidArgumentError('--suite', `a comma-separated list of ${SUITES.join(', ')}, or all`, JSON.stringify(n));
@@ -165,6 +170,10 @@ program
         });
         text = formatStability(report);
         files = stabilityFiles(report);
+      } else if (suite === 'gpu') {
+        const report = await runGpu({ quick, budgetSeconds: parsePositive(o.budget, '--budget') });
+        text = formatGpu(report);
+        files = gpuFiles(report, text);
       } else if (suite === 'kernels') {
         const report = await runKernels({
           quick,
@@ -217,6 +226,18 @@ program
       dtype: o.dtype === undefined ? defaultDTypes(o.backend)[0] : parseDType(o.dtype),
     });
     process.stdout.write(`${text}\n`);
+  });
+
+program
+  .command('gpu-bundle')
+  .description('write one self-contained folder (< 60 MB: Node.js, the bundled CLI, Dawn, the Vulkan loader) that runs the gpu suite on a Linux x86-64 machine with only a GPU driver: sh <out>/run.sh <results-folder>')
+  .requiredOption('--out <dir>', 'the folder to write (must not exist, or be empty)')
+  .option('--node-version <v>', 'Node.js version to ship (default: the running one)')
+  .action(async (o) => {
+    const bundle = await buildGpuBundle({ out: o.out, nodeVersion: o.nodeVersion });
+    process.stdout.write(
+      `wrote ${bundle.dir} (${(bundle.bytes / 2 ** 20).toFixed(1)} MiB, Node ${bundle.nodeVersion}${bundle.vulkanLoader ? ', with the Vulkan loader' : ''}); on the GPU machine: sh ${bundle.dir}/run.sh <results-folder>\n`,
+    );
   });
 
 /** Runs the CLI; resolves to the exit code. Exported for tests. */

@@ -32,6 +32,8 @@ const SUITES: readonly { id: string; title: string; what: string }[] = [
   { id: 'scaling', title: 'Scaling', what: 'Wall time against sequence length T per method, for several state sizes D and batch sizes (ELK paper Fig. 2 / 6), and peak memory against D.' },
   { id: 'stability', title: 'Stability', what: 'Iterations to converge per method on the problems adaptive damping was tuned on (the trained AR-GRU, Lorenz-96) and on held-out ones (random GRU, LSTM and Elman cells, Lorenz-96 at other sizes and forcings), with the targets per set; residual per iteration and iterations against fixed σ² (ELK paper Fig. 4, 7, 8).' },
   { id: 'peers', title: 'Peers', what: 'tf.layers.gru against pelk on the same TensorFlow.js backend (wasm, cpu), same weights and inputs, with a per-iteration profile.' },
+  { id: 'kernels', title: 'WebAssembly kernels', what: 'Each kernel of @pelk/backend-wasm in µs per step and GMAC/s or GB/s, on one thread and on every available one.' },
+  { id: 'gpu', title: 'WebGPU', what: 'Sequential (GPU-resident) against quasi-DEER, DEER and quasi-ELK on the WebGPU adapter, with dispatches and submissions per iteration; the fused kernels against op by op; the scans in GB/s beside a buffer copy.' },
 ];
 
 function escapeHtml(s: string): string {

@@ -14,6 +14,7 @@ import {
   type KalmanMoments,
   type KalmanOptions,
   type Sanitized,
+  type Corrected,
   type ScanOptions,
   ShapeError,
   type Tensor,
@@ -502,6 +503,37 @@ export class CpuBackend implements ComputeBackend {
       } else o[i] = v;
     }
     return { value: out, nonFinite: Promise.resolve(bad), clipped: Promise.resolve(clipped) };
+  }
+
+  applyCorrection(current: Tensor, correction: Tensor, bound: number): Corrected {
+    const cur = this.t(current, 'current');
+    const cor = this.t(correction, 'correction');
+    if (cur.size !== cor.size || cur.dtype !== cor.dtype) {
+      throw new ShapeError('applyCorrection', `correction of ${cur.size} ${cur.dtype} elements`, `${cor.size} ${cor.dtype} elements`);
+    }
+    const out = this.make(cur.shape, cur.dtype);
+    const s = cur.data;
+    const c = cor.data;
+    const o = out.data;
+    let bad = 0;
+    let clipped = 0;
+    let step = 0;
+    for (let i = 0; i < s.length; i++) {
+      let v = s[i] + c[i];
+      if (Number.isNaN(v)) {
+        v = 0;
+        bad++;
+      } else if (v > bound || v < -bound) {
+        if (Number.isFinite(v)) clipped++;
+        else bad++;
+        v = v > 0 ? bound : -bound;
+      }
+      o[i] = v;
+      const d = Math.abs(o[i] - s[i]);
+      // NaN sticks (a NaN entry of `current`).
+      if (!(d <= step) && !Number.isNaN(step)) step = d;
+    }
+    return { value: out, nonFinite: Promise.resolve(bad), clipped: Promise.resolve(clipped), step: Promise.resolve(step) };
   }
 
   // ---- sequence primitives ------------------------------------------------------------------

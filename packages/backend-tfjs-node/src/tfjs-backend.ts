@@ -15,6 +15,7 @@ import {
   type KalmanOptions,
   PelkError,
   type Sanitized,
+  type Corrected,
   type ScanOptions,
   ShapeError,
   type Tensor,
@@ -423,37 +424,57 @@ export class TfjsBackend implements ComputeBackend {
   // ---- reductions and safeguards ------------------------------------------------------------
 
   /** Scalar reads requested in the current synchronous stretch of work; read back together. */
-  private pendingReads: { tensor: tfc.Tensor; resolve: (v: Float32Array) => void; reject: (e: unknown) => void }[] = [];
+  private pendingReads: { tensor: tfc.Tensor; owned: boolean; resolve: (v: Float32Array) => void; reject: (e: unknown) => void }[] = [];
 
   /**
    * Reads a small tensor computed in `fn`, then frees it. Reads requested in one synchronous
    * stretch (a solver iteration asks for its residual, step and non-finite count inside one tidy)
    * are coalesced into a single read-back, so an iteration stalls on the device once.
    */
-  private readScalars(fn: () => tfc.Tensor): Promise<Float32Array> {
+  protected readScalars(fn: () => tfc.Tensor): Promise<Float32Array> {
     // Kept: the caller's enclosing tidy ends before the (asynchronous) read completes.
-    const tensor = this.tf.keep(this.tf.tidy(fn));
+    return this.queueRead(this.tf.keep(this.tf.tidy(fn)), true);
+  }
+
+  /**
+   * Queues the read of a small tensor into the current coalesced read-back; `owned`: the read
+   * disposes it once done.
+   */
+  protected queueRead(tensor: tfc.Tensor, owned: boolean): Promise<Float32Array> {
     return new Promise((resolve, reject) => {
-      this.pendingReads.push({ tensor, resolve, reject });
+      this.pendingReads.push({ tensor, owned, resolve, reject });
       if (this.pendingReads.length === 1) queueMicrotask(() => void this.flushReads());
     });
   }
 
   private async flushReads(): Promise<void> {
     const batch = this.pendingReads.splice(0);
-    const tf = this.tf;
-    const all = batch.length === 1 ? batch[0].tensor : tf.tidy(() => tf.concat(batch.map((r) => tf.reshape(r.tensor, [-1]))));
     try {
-      const data = (await all.data()) as Float32Array;
-      let offset = 0;
-      for (const r of batch) {
-        r.resolve(data.slice(offset, offset + r.tensor.size));
-        offset += r.tensor.size;
-      }
+      const values = await this.readTogether(batch.map((r) => r.tensor));
+      batch.forEach((r, i) => {
+        r.resolve(values[i]);
+      });
     } catch (err) {
       for (const r of batch) r.reject(err);
     } finally {
-      tf.dispose([all, ...batch.map((r) => r.tensor)]);
+      this.tf.dispose(batch.filter((r) => r.owned).map((r) => r.tensor));
+    }
+  }
+
+  /** The values of small tensors, read back together (here: concatenated, then one read). */
+  protected async readTogether(tensors: readonly tfc.Tensor[]): Promise<Float32Array[]> {
+    const tf = this.tf;
+    const all = tensors.length === 1 ? tensors[0] : tf.tidy(() => tf.concat(tensors.map((t) => tf.reshape(t, [-1]))));
+    try {
+      const data = (await all.data()) as Float32Array;
+      let offset = 0;
+      return tensors.map((t) => {
+        const part = data.slice(offset, offset + t.size);
+        offset += t.size;
+        return part;
+      });
+    } finally {
+      if (all !== tensors[0]) all.dispose();
     }
   }
 
@@ -496,6 +517,19 @@ export class TfjsBackend implements ComputeBackend {
       return tf.stack([tf.sum(tf.cast(tf.logicalNot(finite), 'float32')), tf.sum(tf.cast(beyond, 'float32'))]);
     });
     return { value: this.p(value), nonFinite: counts.then((d) => d[0]), clipped: counts.then((d) => d[1]) };
+  }
+
+  applyCorrection(current: Tensor, correction: Tensor, bound: number): Corrected {
+    const cur = this.t(current, 'current');
+    const cor = this.t(correction, 'correction');
+    if (cur.size !== cor.size) throw new ShapeError('applyCorrection', `correction of ${cur.size} elements`, `${cor.size} elements`);
+    const moved = this.p(this.tf.tidy(() => this.tf.add(cur, this.tf.reshape(cor, cur.shape))));
+    try {
+      const clean = this.sanitize(moved, bound);
+      return { ...clean, step: this.maxAbsDiff(clean.value, current) };
+    } finally {
+      this.dispose(moved);
+    }
   }
 
   // ---- sequence primitives ------------------------------------------------------------------

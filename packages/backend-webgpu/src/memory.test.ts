@@ -88,6 +88,28 @@ if (probe instanceof Error) {
     });
   });
 
+  describe('webgpu: dispatches and submissions per iteration (diagnostics.device)', { timeout: 300_000 }, () => {
+    // T = 1000: the diagonal scan has one reduce level (2·1 + 1 dispatches at chunk 32), the dense
+    // scan two (2·2 + 1 at chunk 16). An iteration is the scan, one update dispatch
+    // (applyCorrection) and one fused linearisation, read back in one submission.
+    const steps = 1000;
+    const x = { data: randomArray(steps * I, 5), shape: [steps, I] };
+    const { cell: gru16 } = randomGru(I, 16, 31);
+    for (const [method, most] of [['quasi-deer', 6], ['deer', 8]] as const) {
+      it(`${method} on a GRU (T = ${steps}, D = 16): at most ${most} dispatches and one submission per iteration`, async () => {
+        const result = await evaluate(gru16, x, { backend, method, lyapunov: false, tolerance: MIN_TOLERANCE.float32 });
+        result.dispose();
+        const device = result.diagnostics.device;
+        console.info(`webgpu ${method} (T=${steps}, D=16, ${result.iterations} iterations): ${JSON.stringify(device)}`);
+        expect(result.diagnostics.fused).toBe(true);
+        expect(result.iterations).toBeGreaterThanOrEqual(3);
+        expect(device?.perIteration?.dispatches).toBeLessThanOrEqual(most);
+        expect(device?.perIteration?.submissions).toBe(1);
+        expect(device?.dispatches).toBeGreaterThan(0);
+      });
+    }
+  });
+
   describe('webgpu buffer pool: released when an evaluation ends', { timeout: 300_000 }, () => {
     it('100 evaluations of changing sizes leave no pooled buffers behind', async () => {
       await device.queue.onSubmittedWorkDone();

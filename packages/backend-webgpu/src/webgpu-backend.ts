@@ -1,17 +1,25 @@
 /// <reference types="@webgpu/types" />
 import {
+  type BindContext,
+  type CellProgram,
+  type Corrected,
+  type FusedCell,
   InvalidArgumentError,
   type KalmanModel,
   type KalmanMoments,
   type KalmanOptions,
   PelkError,
   type ScanOptions,
+  ShapeError,
   type Tensor,
   describeValue,
 } from '@pelk/core';
 import { TfjsBackend, type TfjsLimitsOptions } from '@pelk/backend-tfjs-node';
 import type { WebGPUBackend as TfWebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type * as tfc from '@tensorflow/tfjs-core';
+import { bindWebGpuProgram, emptyGpuTensor } from './fused/bind.js';
+import { correctionKernel, correctionUniforms, correctionWorkgroups } from './fused/correction.js';
+import { CommandRecorder, type GpuCounters } from './fused/recorder.js';
 import { type KernelOptions, denseScan, diagonalScan, kalmanDiagonal } from './kernels/index.js';
 
 /** Options of the WebGPU backend's kernels and limits. */
@@ -82,6 +90,8 @@ export class WebGpuBackend extends TfjsBackend {
   private readonly kernelOptions: KernelOptions;
   private readonly maxPooledBytes: number;
   private lostReason: string | null = null;
+  /** Records pelk's kernels into tfjs's command stream and counts dispatches and submissions. */
+  private readonly recorder: CommandRecorder;
 
   constructor(tf: typeof tfc, gpu: TfWebGPUBackend, options: WebGpuLimitsOptions, device: string) {
     super(tf, 'webgpu', { ...options, maxTotalBytes: options.maxTotalBytes ?? webgpuMemoryBudget(gpu.device?.limits) }, device);
@@ -92,6 +102,7 @@ export class WebGpuBackend extends TfjsBackend {
       throw new InvalidArgumentError('options.maxPooledBytes', 'a finite number of bytes ≥ 0', describeValue(cap));
     }
     this.maxPooledBytes = cap;
+    this.recorder = new CommandRecorder(gpu);
     gpu.device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;
     });
@@ -102,6 +113,54 @@ export class WebGpuBackend extends TfjsBackend {
     if (this.lostReason !== null) {
       throw new PelkError('BACKEND_UNAVAILABLE', `the WebGPU device was lost (${this.lostReason}); create a new backend`);
     }
+  }
+
+  /**
+   * Fused WGSL kernels for the GRU, LSTM and Elman programs (see `fused/rnn-wgsl.ts`): a
+   * linearisation is one dispatch, a sweep one, a sequential rollout one per slice of steps.
+   * `undefined` (op by op) for the `ar` program.
+   */
+  override readonly bindProgram = (program: CellProgram, context: BindContext): FusedCell | undefined => {
+    this.checkDevice();
+    return bindWebGpuProgram(
+      { tf: this.tf, recorder: this.recorder, tensor: (x, field) => this.t(x, field), read: (x, owned) => this.queueRead(x, owned), sync: () => this.sync() },
+      program,
+      context,
+    );
+  };
+
+  /**
+   * Compute dispatches (tfjs's and pelk's) and queue submissions since this backend was created:
+   * the figures behind "a quasi-DEER iteration is a few dispatches and one submission".
+   */
+  deviceCounters(): GpuCounters {
+    return this.recorder.counters();
+  }
+
+  /** Small reads go back by buffer copies into one staging buffer: no concatenation dispatch. */
+  protected override readTogether(tensors: readonly tfc.Tensor[]): Promise<Float32Array[]> {
+    this.checkDevice();
+    return this.recorder.readTogether(tensors as unknown as Tensor[]);
+  }
+
+  /** One dispatch: the update, its counts and its step (see `fused/correction.ts`). */
+  override applyCorrection(current: Tensor, correction: Tensor, bound: number): Corrected {
+    this.checkDevice();
+    const cur = this.t(current, 'current');
+    const cor = this.t(correction, 'correction');
+    if (cur.size !== cor.size) throw new ShapeError('applyCorrection', `correction of ${cur.size} elements`, `${cor.size} elements`);
+    if (cur.size === 0) return super.applyCorrection(current, correction, bound);
+    const value = emptyGpuTensor(this.tf, cur.shape);
+    // Zeroed by its upload, which the command stream orders before the dispatch.
+    const stats = this.tf.tensor(new Float32Array(3), [3], 'float32');
+    this.recorder.dispatch(correctionKernel(this.recorder), correctionUniforms(cur.size, bound), [cur, cor, value, stats].map((t) => t as unknown as Tensor), correctionWorkgroups(cur.size));
+    const words = this.queueRead(stats, true).then((w) => new Uint32Array(w.buffer, w.byteOffset, 3));
+    return {
+      value: this.p(value),
+      nonFinite: words.then((w) => w[0]),
+      clipped: words.then((w) => w[1]),
+      step: words.then((w) => new Float32Array(w.buffer, w.byteOffset, 3)[2]),
+    };
   }
 
   override fromArray(data: ArrayLike<number>, shape: readonly number[], dtype: 'float32' | 'float64'): Tensor {
@@ -144,13 +203,7 @@ export class WebGpuBackend extends TfjsBackend {
    * WebGPU implementation once they complete.
    */
   trim(): void {
-    const gpu = this.gpu as unknown as { commandEncoder: unknown; endComputePassEncoder(): void; submitQueue(): void };
-    // Nothing recorded since the last submission: nothing pending either.
-    if (gpu.commandEncoder) {
-      // tfjs keeps a compute pass open between dispatches: close it before submitting.
-      gpu.endComputePassEncoder();
-      gpu.submitQueue();
-    }
+    this.submitPending();
     this.releasePooledBuffers(this.maxPooledBytes);
   }
 
@@ -200,6 +253,26 @@ export class WebGpuBackend extends TfjsBackend {
     pool.numFreeBuffers = count;
     pool.numBytesAllocated -= released;
     return released;
+  }
+
+  /**
+   * Submits whatever is recorded and resolves once the device has finished all submitted work
+   * (benchmarks time GPU work between two of these).
+   */
+  async sync(): Promise<void> {
+    this.checkDevice();
+    this.submitPending();
+    await this.gpu.device.queue.onSubmittedWorkDone();
+  }
+
+  /** Submits what tfjs (and pelk's kernels) recorded but did not submit yet. */
+  private submitPending(): void {
+    const gpu = this.gpu as unknown as { commandEncoder: unknown; endComputePassEncoder(): void; submitQueue(): void };
+    if (gpu.commandEncoder) {
+      // tfjs keeps a compute pass open between dispatches: close it before submitting.
+      gpu.endComputePassEncoder();
+      gpu.submitQueue();
+    }
   }
 
   /** Removes tfjs's webgpu backend and destroys the device (Dawn keeps Node alive while one lives). */

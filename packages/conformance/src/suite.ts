@@ -249,6 +249,30 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
             expect(await nonFinite).toBe(2);
           });
 
+          it('applyCorrection: sanitize(current + correction) with its counts and the step, as the separate primitives give them', async () => {
+            const current = backend.fromArray([0.5, -1, 3, 0, 2, 5e7, 1], [7], dtype);
+            const correction = backend.fromArray([0.25, Number.NaN, Number.POSITIVE_INFINITY, -2e8, Number.NEGATIVE_INFINITY, 1e8, -0.5], [7], dtype);
+            const before = backend.memory().tensors;
+            const moved = backend.applyCorrection(current, correction, 1e8);
+            expect(Array.from(await backend.read(moved.value))).toEqual([0.75, 0, 1e8, -1e8, -1e8, 1e8, 0.5]);
+            expect(await moved.nonFinite).toBe(3);
+            expect(await moved.clipped).toBe(2);
+            // |−1e8 − 2|, rounded or not to the dtype (as maxAbsDiff may).
+            const step = await moved.step;
+            expect(Math.abs(step - (await backend.maxAbsDiff(moved.value, current)))).toBeLessThanOrEqual(2 * eps() * step);
+            expect(Math.abs(step - (1e8 + 2))).toBeLessThanOrEqual(2 * eps() * step);
+            // Once its scalars are read, only the new iterate is left.
+            await Promise.all([moved.nonFinite, moved.clipped]);
+            expect(backend.memory().tensors).toBe(before + 1);
+            // A NaN in the current iterate makes the step NaN.
+            const nan = backend.fromArray([Number.NaN, 1], [2], dtype);
+            const fromNan = backend.applyCorrection(nan, backend.fromArray([1, 1], [2], dtype), 1e8);
+            expect(Array.from(await backend.read(fromNan.value))).toEqual([0, 2]);
+            expect(await fromNan.nonFinite).toBe(1);
+            expect(await fromNan.step).toBeNaN();
+            expect(() => backend.applyCorrection(current, nan, 1e8)).toThrow(ShapeError);
+          });
+
           it('tidy frees intermediates and keeps what it returns; the peak-memory mark (if kept) sees them', () => {
             backend.resetPeakMemory?.();
             const startBytes = backend.memory().bytes;

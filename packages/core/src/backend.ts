@@ -158,6 +158,11 @@ export interface ComputeBackend {
   memory(): BackendMemory;
   /** Starts a new high-water mark for `memory().peakBytes` (benchmarks call it before a run). */
   resetPeakMemory?(): void;
+  /**
+   * Device backends: the compute dispatches and queue submissions recorded since the backend was
+   * created (evaluations report their share in `diagnostics.device`).
+   */
+  deviceCounters?(): DeviceCounters;
 
   // ---- shape ops ----------------------------------------------------------------------------
   /** Same data, new shape (a view where possible). One entry may be -1. */
@@ -213,6 +218,12 @@ export interface ComputeBackend {
    * `±bound` and were clipped.
    */
   sanitize(t: Tensor, bound: number): Sanitized;
+  /**
+   * A Newton update in one pass: `value = sanitize(current + correction, bound)` with its counts
+   * (as {@link sanitize}), and the step `max |value − current|` (NaN if any difference is NaN).
+   * The solvers call it once per iteration; device backends fuse it into one kernel.
+   */
+  applyCorrection(current: Tensor, correction: Tensor, bound: number): Corrected;
 
   // ---- sequence primitives ------------------------------------------------------------------
   /**
@@ -259,6 +270,20 @@ export interface Sanitized {
   readonly nonFinite: Promise<number>;
   /** Finite elements beyond `±bound`, clipped to it. */
   readonly clipped: Promise<number>;
+}
+
+/** Work a device backend queued (see {@link ComputeBackend.deviceCounters}). */
+export interface DeviceCounters {
+  /** Compute dispatches (kernel launches). */
+  readonly dispatches: number;
+  /** Queue submissions (each device read-back submits whatever is queued). */
+  readonly submissions: number;
+}
+
+/** What {@link ComputeBackend.applyCorrection} returns. */
+export interface Corrected extends Sanitized {
+  /** `max |value − current|`: how far the iterate moved. */
+  readonly step: Promise<number>;
 }
 
 /** The number of elements of a shape. */

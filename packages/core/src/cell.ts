@@ -45,6 +45,11 @@ export interface Rollout {
   readonly states: Tensor;
   /** Runs the next `count` steps (fewer at the end) for every batch entry; returns the steps done so far. */
   advance(count: number): number;
+  /**
+   * Device backends, whose `advance` only queues the work: resolves once the steps advanced so far
+   * are computed, so that the caller paces its slices (and sees an abort) by the device's time.
+   */
+  settle?(): Promise<void>;
 }
 
 /** A cell bound to a backend and a set of inputs. It owns the tensors it created; `dispose` frees them. */

@@ -1,6 +1,7 @@
 import type { ComputeBackend, DType, HostArray, Tensor } from './backend.js';
 import type { BoundCell, Cell } from './cell.js';
 import { InvalidArgumentError, ResourceLimitError, ShapeError, UnknownMethodError, describeValue } from './errors.js';
+import { DeviceTrace } from './device-work.js';
 import { bindFused, lazyBound } from './fused/bind.js';
 import { estimateEvaluationBytes } from './memory.js';
 import type { FusedCell } from './program.js';
@@ -10,8 +11,10 @@ import { solveNewton } from './solvers/newton.js';
 import { Pacer, type Problem, type SolverOutput } from './solvers/problem.js';
 import { type SequentialBase, solveSequential, solveSequentialSegments } from './solvers/sequential.js';
 import {
+  type DeviceWork,
   type EvaluateOptions,
   type EvaluateResult,
+  type IterationInfo,
   type InputsLike,
   type KalmanMode,
   METHODS,
@@ -402,9 +405,20 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
   let usedFused = false;
   let output: SolverOutput | undefined;
   let methods: MethodRun[] = [];
+  let deviceTrace: DeviceTrace | undefined;
   try {
     const init = backend.fromArray(pl.init, [B, D], dtype);
     owned.push(init);
+    const userOnIteration = options.onIteration;
+    deviceTrace = backend.deviceCounters ? new DeviceTrace(() => backend.deviceCounters!()) : undefined;
+    const trace = deviceTrace;
+    const onIteration = trace
+      ? (info: IterationInfo) => {
+          // Iterations only: a sequential run's progress reports (with a `fraction`) are not iterations.
+          if (info.fraction === undefined) trace.mark();
+          userOnIteration?.(info);
+        }
+      : userOnIteration;
     const base: SequentialBase = {
       backend,
       dtype,
@@ -412,7 +426,7 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
       stateSize: D,
       init,
       signal: options.signal,
-      onIteration: options.onIteration,
+      onIteration,
       startedAt,
       pacer: new Pacer(options.signal),
     };
@@ -459,7 +473,7 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
     const states = pl.batched ? output.states : backend.reshape(output.states, shape);
     if (states !== output.states) backend.dispose(output.states);
     const elapsedMs = performance.now() - startedAt;
-    return makeResult(backend, pl, output, states, shape, elapsedMs, methods, lyapunov, usedFused);
+    return makeResult(backend, pl, output, states, shape, elapsedMs, methods, lyapunov, usedFused, deviceTrace?.work());
   } catch (err) {
     if (output) backend.dispose(output.states);
     throw err;
@@ -571,6 +585,7 @@ function makeResult(
   methods: MethodRun[],
   lyapunov: LyapunovEstimate | undefined,
   fused: boolean,
+  device?: DeviceWork,
 ): EvaluateResult {
   // The certificate. Solvers end 'converged' only on a clean iterate within the tolerance; the
   // residual is checked here once more so that no solver path can hand out a false claim.
@@ -596,6 +611,7 @@ function makeResult(
       tolerance: pl.tolerance,
       maxIterations: pl.maxIterations,
       fused,
+      ...(device ? { device } : {}),
       ...(lyapunov ? { lyapunov } : {}),
     },
     methods,

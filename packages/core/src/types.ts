@@ -1,4 +1,4 @@
-import type { ComputeBackend, DType, HostArray, Tensor } from './backend.js';
+import type { ComputeBackend, DType, DeviceCounters, HostArray, Tensor } from './backend.js';
 import type { LyapunovEstimate } from './lyapunov.js';
 
 /**
@@ -43,6 +43,12 @@ export interface ShapedArray {
 
 /** Inputs: `[T, I]` or `[B, T, I]` as nested arrays or a {@link ShapedArray}; `null` for autonomous cells. */
 export type InputsLike = number[][] | number[][][] | ShapedArray | null;
+
+/** What an evaluation queued on a device backend (`diagnostics.device`). */
+export interface DeviceWork extends DeviceCounters {
+  /** One iteration's share (median over iterations 2…n); absent with fewer than two iterations. */
+  readonly perIteration?: DeviceCounters;
+}
 
 /** A per-iteration record, also passed to `onIteration`. */
 export interface IterationInfo {
@@ -206,6 +212,12 @@ export interface EvaluateResult {
     readonly maxIterations: number;
     /** Whether the backend's fused kernels evaluated the cell (see `options.fused`). */
     readonly fused: boolean;
+    /**
+     * Device backends (those with `deviceCounters`): the dispatches and queue submissions of the
+     * whole evaluation, and of one iteration (the median over the iterations after the first, when
+     * there were at least two).
+     */
+    readonly device?: DeviceWork;
     /**
      * The largest Lyapunov exponent (per step) along the returned trajectory's last window (see
      * `options.lyapunov`), with its verdict and a one-line reading; method `auto` on a parallel

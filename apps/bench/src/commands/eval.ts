@@ -12,6 +12,7 @@ import { accessSync, constants, readFileSync, renameSync, statSync, writeFileSyn
 import { dirname, extname, resolve } from 'node:path';
 import {
   type DType,
+  type DeviceWork,
   type EvaluateOptions,
   type InputsLike,
   InvalidArgumentError,
@@ -75,6 +76,12 @@ export interface EvalSummary {
    * standard error, window steps, verdict and a one-line reading); absent when its window does not fit.
    */
   lyapunov?: LyapunovEstimate;
+  /**
+   * Device backends (WebGPU): compute dispatches and queue submissions of the evaluation, in total
+   * and per iteration (`result.diagnostics.device`).
+   */
+  dispatches?: { total: number; perIteration?: number };
+  submissions?: { total: number; perIteration?: number };
 }
 
 function readText(path: string, flag: string): string {
@@ -148,6 +155,7 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
       ms: Math.round(result.diagnostics.elapsedMs * 1000) / 1000,
       ...(o.method === 'auto' ? { methods: [...result.methods] } : {}),
       ...(result.diagnostics.lyapunov ? { lyapunov: result.diagnostics.lyapunov } : {}),
+      ...deviceWork(result.diagnostics.device),
     };
     // Only the spec's own inputs have reference states (readModelSpec drops them when --inputs replaces the data).
     if (spec.states) {
@@ -161,6 +169,16 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
   } finally {
     result.dispose();
   }
+}
+
+/** `diagnostics.device` as the summary's `dispatches` and `submissions`. */
+function deviceWork(device: DeviceWork | undefined): Pick<EvalSummary, 'dispatches' | 'submissions'> {
+  if (!device) return {};
+  const per = device.perIteration;
+  return {
+    dispatches: { total: device.dispatches, ...(per ? { perIteration: per.dispatches } : {}) },
+    submissions: { total: device.submissions, ...(per ? { perIteration: per.submissions } : {}) },
+  };
 }
 
 /**
@@ -225,6 +243,10 @@ export function formatSummary(s: EvalSummary): string {
   if (s.clippedValues > 0) lines.push(`${s.clippedValues} value${s.clippedValues === 1 ? '' : 's'} clipped to ±clip during the run`);
   if (s.methods) for (const m of s.methods) lines.push(`  ran ${m.method} (${m.iterations} iterations): ${m.reason}`);
   if (s.lyapunov) lines.push(`predictability: ${s.lyapunov.reading} (over ${s.lyapunov.steps} steps)`);
+  if (s.dispatches && s.submissions) {
+    const per = s.dispatches.perIteration === undefined ? '' : ` (${s.dispatches.perIteration} and ${s.submissions.perIteration} per iteration)`;
+    lines.push(`device: ${s.dispatches.total} dispatches, ${s.submissions.total} queue submissions${per}`);
+  }
   if (s.maxAbsErrorVsSpec !== undefined) lines.push(`max |states − spec states| = ${s.maxAbsErrorVsSpec.toExponential(2)}`);
   return lines.join('\n');
 }

@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { writeHtmlReport, writeOutputs } from '../report.js';
+import { probeWebGpu } from '../cli-test-support.js';
+import { formatGpu, gpuFiles, runGpu } from './gpu.js';
 import { formatKernels, kernelsFiles, runKernels } from './kernels.js';
 import { formatPeers, peersFiles, runPeers } from './peers.js';
 import { formatScaling, runScaling, scalingFiles } from './scaling.js';
@@ -32,6 +34,40 @@ describe('kernels suite', () => {
     expect(text).toContain('GMAC/s');
     expect(Object.keys(kernelsFiles(report, text)).sort()).toEqual(['kernels.json', 'kernels.svg', 'kernels.txt']);
   });
+});
+
+// The gpu suite needs a WebGPU adapter: skipped visibly without one, unless PELK_REQUIRE_WEBGPU=1 (CI).
+const { reason: noAdapter, skip: skipGpu } = await probeWebGpu();
+
+describe('gpu suite', () => {
+  const title = 'times every method over the grid with its device work, compares fused with op by op, and measures the scans';
+  it.skipIf(skipGpu)(skipGpu ? `${title} — skipped: ${noAdapter}` : title, async () => {
+    const report = await runGpu({
+      quick: true,
+      budgetSeconds: 1e-6, // every length after each method's first is predicted over budget
+      quiet: true,
+      grid: { batches: [1], sizes: [8], lengths: [200, 400], runs: 1, fusedSteps: 200, scanSteps: 2_000 },
+    });
+    expect(report.runs).toHaveLength(4 * 2);
+    for (const r of report.runs.filter((x) => x.T === 200)) {
+      expect(r.refused, r.method).toBeUndefined();
+      expect(r.converged, r.method).toBe(true);
+      expect(r.fused, r.method).toBe(true);
+      if (r.method === 'quasi-deer') expect(r.submissionsPerIteration).toBe(1);
+    }
+    for (const r of report.runs.filter((x) => x.T === 400)) expect(r.refused).toMatch(/^skipped: predicted/);
+    expect(report.fused.map((f) => f.method)).toEqual(['quasi-deer', 'deer']);
+    for (const f of report.fused) {
+      expect(f.speedup).toBeGreaterThan(0);
+      expect(f.fusedDispatchesPerIteration!).toBeLessThan(f.opByOpDispatchesPerIteration!);
+    }
+    expect(report.scans.map((x) => x.scan)).toEqual(['diagonal', 'dense', 'copy']);
+    for (const x of report.scans) expect(x.gbPerSecond).toBeGreaterThan(0);
+    expect(report.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
+    const text = formatGpu(report);
+    expect(text).toContain('fused vs op by op');
+    expect(Object.keys(gpuFiles(report, text)).sort()).toEqual(['gpu-B1.svg', 'gpu-scans.svg', 'gpu.json', 'gpu.txt']);
+  }, 600_000);
 });
 
 describe('scaling suite', () => {

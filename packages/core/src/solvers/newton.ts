@@ -277,16 +277,15 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
       let next: Tensor;
       try {
         next = backend.tidy(() => {
-          const moved = backend.binary('add', current, solved);
-          backend.dispose(solved); // as soon as it is dead: the peak stays at three [B, T, D] tensors
-          const clean = backend.sanitize(moved, s.clip);
-          nonFiniteP = clean.nonFinite;
-          clippedP = clean.clipped;
-          stepP = backend.maxAbsDiff(clean.value, current);
-          return clean.value;
+          // One pass: s + δ, sanitized, with its counts and the step (three [B, T, D] tensors at the peak).
+          const moved = backend.applyCorrection(current, solved, s.clip);
+          nonFiniteP = moved.nonFinite;
+          clippedP = moved.clipped;
+          stepP = moved.step;
+          return moved.value;
         });
       } finally {
-        backend.dispose(solved); // a no-op unless the tidy threw before freeing it
+        backend.dispose(solved);
       }
       states = next;
       backend.dispose(current);

@@ -89,4 +89,27 @@ export class Pacer {
     }
     checkAbort(this.signal, iteration);
   }
+
+  /**
+   * Waits for `work` (queued device work), but throws {@link AbortError} as soon as the signal
+   * fires: an abort is seen promptly even while a device is still busy.
+   */
+  async settle(work: Promise<void>, iteration: number): Promise<void> {
+    const signal = this.signal;
+    if (!signal) return work;
+    checkAbort(signal, iteration);
+    work.catch(() => undefined); // an abort may leave it unawaited: never an unhandled rejection
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<void>((resolve) => {
+      onAbort = resolve;
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([work, aborted]);
+    } finally {
+      signal.removeEventListener('abort', onAbort!);
+    }
+    checkAbort(signal, iteration);
+    this.last = performance.now();
+  }
 }

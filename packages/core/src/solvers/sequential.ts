@@ -166,6 +166,8 @@ async function runRollout(p: Problem, rollout: Rollout, progressEvery: number): 
       const count = Math.min(slice, nextReport - done, steps - done);
       const t0 = performance.now();
       done = rollout.advance(count);
+      // On a device backend the slice is timed (and paced) by when the device finished it.
+      if (rollout.settle) await p.pacer.settle(rollout.settle(), 0);
       const ms = performance.now() - t0;
       // Grow (at most ×4) or shrink the slice toward the target duration.
       slice = Math.max(1, Math.round(count * Math.min(4, SLICE_MS / Math.max(ms, 1e-3))));
