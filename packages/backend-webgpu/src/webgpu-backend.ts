@@ -116,9 +116,9 @@ export class WebGpuBackend extends TfjsBackend {
   }
 
   /**
-   * Fused WGSL kernels for the GRU, LSTM and Elman programs (see `fused/rnn-wgsl.ts`): a
+   * Fused WGSL kernels for the GRU, LSTM, Elman and `ar` programs (see `fused/`): a
    * linearisation is one dispatch, a sweep one, a sequential rollout one per slice of steps.
-   * `undefined` (op by op) for the `ar` program.
+   * `undefined` (op by op) where a kernel would exceed the adapter's workgroup memory.
    */
   override readonly bindProgram = (program: CellProgram, context: BindContext): FusedCell | undefined => {
     this.checkDevice();

@@ -1,12 +1,14 @@
 /**
- * `WebGpuBackend.bindProgram`: the fused WGSL kernels of the GRU, LSTM and Elman programs behind
+ * `WebGpuBackend.bindProgram`: the fused WGSL kernels of the GRU, LSTM, Elman and `ar` programs behind
  * core's {@link FusedCell} contract. Binding projects every input once (one tfjs GEMM per
- * evaluation); a linearisation is then one dispatch per window (core advances device backends in
- * one window), a sweep one dispatch, and a rollout one dispatch per slice of at most
+ * evaluation; the `ar` cell projects its own emitted value step by step, in the kernel); a
+ * linearisation is then one dispatch per window (core advances device backends in one window), a
+ * sweep one dispatch, and a rollout one dispatch per slice of at most
  * {@link ROLLOUT_DISPATCH_STEPS} steps. The residual comes back through the backend's coalesced
  * read-back, with whatever else the iteration reads.
  */
 import {
+  type ArProgram,
   type BindContext,
   type CellProgram,
   type FusedCell,
@@ -29,7 +31,8 @@ import {
 } from '@pelk/core';
 import type * as tfc from '@tensorflow/tfjs-core';
 import type { CommandRecorder } from './recorder.js';
-import { FUSED_WORKGROUP, type RnnKernelMode, type RnnLayout, rnnBindings, rnnKernelWgsl, rnnLayout } from './rnn-wgsl.js';
+import { arKernelWgsl, arLayout } from './ar-wgsl.js';
+import { FUSED_WORKGROUP, type RnnKernelMode, rnnBindings, rnnKernelWgsl, rnnLayout } from './rnn-wgsl.js';
 
 /** Steps one rollout dispatch walks at most (bounds the time of a single dispatch on slow GPUs). */
 export const ROLLOUT_DISPATCH_STEPS = 4096;
@@ -63,29 +66,118 @@ function checkBinding(host: FusedHost, field: string, shape: readonly number[]):
   }
 }
 
+/** What distinguishes the kernels of one program: sizes, packed weights, drive and WGSL. */
+interface KernelFamily {
+  /** `'gru'`, `'lstm'`, `'elman'` or `'ar'` (errors name it). */
+  readonly kind: string;
+  /** State size `D`. */
+  readonly D: number;
+  /** Width of a drive row. */
+  readonly G: number;
+  /** Steps per workgroup in the parallel kernels; invocations of a rollout workgroup. */
+  readonly slots: number;
+  readonly lanes: number;
+  /** Everything baked into the WGSL (pipeline cache key). */
+  readonly key: string;
+  /** Every weight the kernels read, packed in one float32 buffer. */
+  readonly packed: Float32Array;
+  /** The drive rows `[B, T, G]` from the inputs (a tfjs program). */
+  drive(tf: typeof tfc, inputs: tfc.Tensor | null, B: number, T: number): tfc.Tensor;
+  wgsl(mode: RnnKernelMode): string;
+}
+
+/** The kernel family of a GRU, LSTM or Elman program. */
+function rnnFamily(program: RnnProgram): KernelFamily & { workgroupBytes: number } {
+  const layout = rnnLayout(program);
+  const { G } = layout;
+  const I = program.inputSize;
+  return {
+    kind: program.kind,
+    D: layout.D,
+    G,
+    slots: layout.slots,
+    lanes: layout.lanes,
+    workgroupBytes: layout.workgroupBytes,
+    key: rnnKey(program),
+    packed: packRnn(program),
+    drive(tf, inputs, B, T) {
+      return tf.tidy(() => {
+        const bias = tf.tensor(Float32Array.from(driveBias(program)), [G], 'float32');
+        if (!inputs || I === 0) return tf.tile(tf.reshape(bias, [1, 1, G]), [B, T, 1]);
+        const wT = tf.tensor(Float32Array.from(transpose(storedAs('float32', program.weightIh), G, I)), [I, G], 'float32');
+        return tf.reshape(tf.add(tf.matMul(tf.reshape(inputs, [B * T, I]), wT), bias), [B, T, G]);
+      });
+    },
+    wgsl: (mode) => rnnKernelWgsl(program, layout, mode),
+  };
+}
+
+/** The kernel family of an `ar` program: the drivers are the drive rows; the projection runs per step. */
+function arFamily(program: ArProgram): KernelFamily & { workgroupBytes: number } {
+  const inner = packRnn(program.inner);
+  const H = program.inner.hiddenSize;
+  const auxLength = inner.length - 2 * rnnLayout(program.inner).G * H;
+  const layout = arLayout(program, auxLength);
+  const I = program.inputSize;
+  const o = layout.offsets;
+  const packed = new Float32Array(o.total);
+  packed.set(inner);
+  packed.set(storedAs('float32', program.inner.weightIh), o.wih);
+  packed.set(storedAs('float32', driveBias(program.inner)), o.bias);
+  packed.set(storedAs('float32', program.readout.weight), o.readW);
+  packed.set(storedAs('float32', program.readout.bias), o.readB);
+  return {
+    kind: 'ar',
+    D: layout.D,
+    G: I,
+    slots: layout.inner.slots,
+    lanes: layout.inner.lanes,
+    workgroupBytes: layout.workgroupBytes,
+    key: `ar-${I}-${program.readout.skip}-${rnnKey(program.inner)}`,
+    packed,
+    drive: (tf, inputs, B, T) => (inputs ? tf.clone(inputs) : tf.zeros([B, T, I], 'float32')),
+    wgsl: (mode) => arKernelWgsl(program, layout, mode),
+  };
+}
+
+/** What an RNN program bakes into its kernels. */
+function rnnKey(p: RnnProgram): string {
+  return `${p.kind}-${p.hiddenSize}-${p.resetAfter !== false}-${p.activation}-${p.recurrentActivation ?? 'sigmoid'}`;
+}
+
+/** `W_hhᵀ`, `W_hh` and the GRU's auxiliary words (see `rnnBindings`), as float32. */
+function packRnn(program: RnnProgram): Float32Array {
+  const { H, G } = rnnLayout(program);
+  const W = storedAs('float32', program.weightHh);
+  const aux = program.kind === 'gru' ? gruAux(program, W) : new Float64Array(0);
+  const packed = new Float32Array(2 * G * H + aux.length);
+  packed.set(transpose(W, G, H));
+  packed.set(W, G * H);
+  packed.set(aux, 2 * G * H);
+  return packed;
+}
+
 /**
- * Binds a program to the WebGPU backend, or returns `undefined` when there is no WGSL kernel for it
- * (the `ar` program, or a hidden size whose workgroup memory exceeds the adapter's limit): core then
- * evaluates the cell op by op.
+ * Binds a program to the WebGPU backend, or returns `undefined` when its kernels would need more
+ * workgroup memory than the adapter has (a very large hidden size): core then evaluates the cell
+ * op by op.
  */
 export function bindWebGpuProgram(host: FusedHost, program: CellProgram, context: BindContext): FusedCell | undefined {
   checkProgram(program);
   checkBindContext(context, program.inputSize, program.kind);
   if (context.dtype !== 'float32') throw new InvalidArgumentError('context.dtype', "'float32' (the WebGPU backend's only dtype)", describeValue(context.dtype));
-  if (program.kind === 'ar') return undefined;
-  const layout = rnnLayout(program);
-  if (layout.workgroupBytes > host.recorder.limits.maxComputeWorkgroupStorageSize) return undefined;
+  const family = program.kind === 'ar' ? arFamily(program) : rnnFamily(program);
+  if (family.workgroupBytes > host.recorder.limits.maxComputeWorkgroupStorageSize) return undefined;
   const { batch: B, steps: T } = context;
-  const { G, D } = layout;
   const inputs = context.inputs ? host.tensor(context.inputs, 'context.inputs') : null;
-  checkBinding(host, 'drive', [B, T, G]);
-  checkBinding(host, 'states', [B, T, D]);
-  return new WebGpuFusedRnn(host, program, layout, inputs, B, T);
+  checkBinding(host, 'drive', [B, T, family.G]);
+  checkBinding(host, 'states', [B, T, family.D]);
+  return new WebGpuFusedCell(host, family, inputs, B, T);
 }
 
-/** A bound GRU, LSTM or Elman program: its weights and input projection on the device. */
-class WebGpuFusedRnn implements FusedCell {
-  /** `W_hhᵀ`, `W_hh` and the GRU's auxiliary words in one buffer (see `rnnBindings`). */
+/** A bound program: its weights and drive rows on the device. */
+class WebGpuFusedCell implements FusedCell {
+  /** Every weight in one buffer (see the family's `packed`). */
   private readonly weights: tfc.Tensor;
   private readonly drive: tfc.Tensor;
   /** The residual words of linearisations not yet finished (freed with the cell otherwise). */
@@ -94,31 +186,16 @@ class WebGpuFusedRnn implements FusedCell {
 
   constructor(
     private readonly host: FusedHost,
-    private readonly program: RnnProgram,
-    private readonly layout: RnnLayout,
+    private readonly family: KernelFamily,
     inputs: tfc.Tensor | null,
     private readonly B: number,
     private readonly T: number,
   ) {
     const { tf } = host;
-    const { H, G } = layout;
-    const I = program.inputSize;
-    const W = storedAs('float32', program.weightHh);
-    const f32 = (a: Float64Array, shape: number[]) => tf.tensor(Float32Array.from(a), shape, 'float32');
-    const aux = program.kind === 'gru' ? gruAux(program, W) : new Float64Array(0);
-    const packed = new Float32Array(2 * G * H + aux.length);
-    packed.set(transpose(W, G, H));
-    packed.set(W, G * H);
-    packed.set(aux, 2 * G * H);
-    const weights = tf.tensor(packed, [packed.length], 'float32');
+    const weights = tf.tensor(family.packed, [family.packed.length], 'float32');
     this.weights = weights;
     try {
-      this.drive = tf.tidy(() => {
-        const bias = f32(driveBias(program), [G]);
-        if (!inputs || I === 0) return tf.tile(tf.reshape(bias, [1, 1, G]), [B, T, 1]);
-        const wT = f32(transpose(storedAs('float32', program.weightIh), G, I), [I, G]);
-        return tf.reshape(tf.add(tf.matMul(tf.reshape(inputs, [B * T, I]), wT), bias), [B, T, G]);
-      });
+      this.drive = family.drive(tf, inputs, B, T);
     } catch (err) {
       weights.dispose();
       throw err;
@@ -126,15 +203,15 @@ class WebGpuFusedRnn implements FusedCell {
   }
 
   private alive(): void {
-    if (this.disposed) throw new InvalidArgumentError(`${this.program.kind} fused cell`, 'a cell that is still bound', 'a disposed one');
+    if (this.disposed) throw new InvalidArgumentError(`${this.family.kind} fused cell`, 'a cell that is still bound', 'a disposed one');
   }
 
 
   private run(mode: RnnKernelMode, tensors: tfc.Tensor[], t0: number, t1: number, workgroups: number): void {
-    const { program, layout } = this;
-    const key = `pelk-fused-${program.kind}-${mode}-${program.hiddenSize}-${layout.resetBefore}-${program.activation}-${program.recurrentActivation ?? 'sigmoid'}`;
+    const { family } = this;
     const bindings = rnnBindings(mode).names.map((n) => (n === 'OUT' || n === 'JAC' || n === 'STATS' ? ('write' as const) : ('read' as const)));
-    const kernel = this.host.recorder.kernel(key, rnnKernelWgsl(program, layout, mode), ['uniform', ...bindings], mode === 'rollout' ? layout.lanes : FUSED_WORKGROUP);
+    const size = mode === 'rollout' ? family.lanes : FUSED_WORKGROUP;
+    const kernel = this.host.recorder.kernel(`pelk-fused-${family.key}-${mode}`, family.wgsl(mode), ['uniform', ...bindings], size);
     this.host.recorder.dispatch(kernel, Uint32Array.of(this.B, this.T, t0, t1), [this.weights, this.drive, ...tensors].map(asPelk), workgroups);
   }
 
@@ -145,9 +222,9 @@ class WebGpuFusedRnn implements FusedCell {
   rollout(init: Tensor): Rollout {
     this.alive();
     const { B, T } = this;
-    checkShape(init, 'init', [B, this.layout.D]);
+    checkShape(init, 'init', [B, this.family.D]);
     const s0 = this.host.tensor(init, 'init');
-    const out = this.empty([B, T, this.layout.D]);
+    const out = this.empty([B, T, this.family.D]);
     let done = 0;
     return {
       states: asPelk(out),
@@ -165,7 +242,7 @@ class WebGpuFusedRnn implements FusedCell {
   linearize(states: Tensor, init: Tensor, options: FusedLinearizeOptions): FusedLinearization {
     this.alive();
     const { B, T, host } = this;
-    const { D } = this.layout;
+    const { D } = this.family;
     const dense = checkLinearize(states, init, options, [B, T, D]);
     const s = host.tensor(states, 'states');
     const s0 = host.tensor(init, 'init');
@@ -177,7 +254,7 @@ class WebGpuFusedRnn implements FusedCell {
     const stats = host.tf.tensor(new Float32Array(1), [1], 'float32');
     this.pendingStats.add(stats);
     const mode = dense ? 'dense' : 'diagonal';
-    const slots = this.layout.slots;
+    const slots = this.family.slots;
     let done = 0;
     return {
       jacobian: asPelk(jacobian),
@@ -205,10 +282,10 @@ class WebGpuFusedRnn implements FusedCell {
   apply(prev: Tensor): Tensor {
     this.alive();
     const { B, T } = this;
-    checkShape(prev, 'prev', [B, T, this.layout.D]);
+    checkShape(prev, 'prev', [B, T, this.family.D]);
     const p = this.host.tensor(prev, 'prev');
-    const out = this.empty([B, T, this.layout.D]);
-    this.run('apply', [p, out], 0, T, Math.ceil((B * T) / this.layout.slots));
+    const out = this.empty([B, T, this.family.D]);
+    this.run('apply', [p, out], 0, T, Math.ceil((B * T) / this.family.slots));
     return asPelk(out);
   }
 

@@ -54,7 +54,7 @@ export function rnnLayout(p: RnnProgram): RnnLayout {
   while (lanes < H && lanes < FUSED_WORKGROUP) lanes *= 2;
   const slots = FUSED_WORKGROUP / lanes;
   const resetBefore = p.kind === 'gru' && p.resetAfter === false;
-  const planes = p.kind === 'gru' ? (resetBefore ? 7 : 4) : p.kind === 'lstm' ? 6 : 1;
+  const planes = p.kind === 'gru' ? (resetBefore ? 7 : 5) : p.kind === 'lstm' ? 6 : 1;
   // sh_prev, sh_next (rollout) and the coefficient planes, per slot; plus one atomic word.
   const workgroupBytes = 4 * (slots * (2 * D + planes * H) + 1);
   return { H, G, D, lanes, slots, planes, resetBefore, workgroupBytes };
@@ -71,7 +71,7 @@ fn magnitudeBits(d : f32) -> u32 {
 }`;
 
 /** `fn <name>(x) -> f32` and its derivative `fn d<name>(x, y) -> f32`, as in core's SCALAR_ACTIVATIONS. */
-function activationWgsl(name: string, a: ProgramActivation): string {
+export function activationWgsl(name: string, a: ProgramActivation): string {
   const body: Record<ProgramActivation, [string, string]> = {
     // exp of −|x| never overflows: σ(x) = 1/(1+e^{−x}) for x ≥ 0, e^{x}/(1+e^{x}) below.
     sigmoid: ['let e = exp(-abs(x)); let s = 1.0 / (1.0 + e); return select(e * s, s, x >= 0.0);', 'return y * (1.0 - y);'],
@@ -112,13 +112,14 @@ export function rnnBindings(mode: RnnKernelMode): { names: string[]; code: strin
 
 /**
  * Per-unit code: reads the entering state from `sh_prev[pb + k]` and the drive from `X[xb + g]`,
- * calls `emit(slot, row, idx, value, diagonal)` for each state component it produces, and (dense)
- * stores its Jacobian coefficients in the planes `sh_c[cb + c·H + u]`. GRU with the reset gate before
+ * calls `emit(slot, row, idx, value, diagonal)` for each state component it produces, and (dense,
+ * or with `coefficients`) stores its Jacobian coefficients in the planes `sh_c[cb + c·H + u]` (the
+ * diagonal it emits is exact unless `dense`, where the dense phase writes the Jacobian instead). GRU with the reset gate before
  * the product has a first phase (`unitA`), separated from `unitB` by a barrier.
  */
-function unitCode(p: RnnProgram, L: RnnLayout, dense: boolean, lin: boolean): { unitA?: string; unitB: string; entry: string } {
+export function unitCode(p: RnnProgram, L: RnnLayout, dense: boolean, lin: boolean, coefficients = dense): { unitA?: string; unitB: string; entry: string } {
   const { H, G } = L;
-  const coef = (c: number, v: string) => (dense ? `sh_c[cb + ${c * H}u + u] = ${v};` : '');
+  const coef = (c: number, v: string) => (coefficients ? `sh_c[cb + ${c * H}u + u] = ${v};` : '');
   const matvec = (gates: number[], src: string) => `
     ${gates.map((g) => `var acc${g} = 0.0;`).join(' ')}
     for (var k = 0u; k < ${H}u; k++) {
@@ -184,7 +185,7 @@ function unitCode(p: RnnProgram, L: RnnLayout, dense: boolean, lin: boolean): { 
     let cN = gN * r;
     let cR = gN * hN * dract(aR, r);
     let cZ = (h - n) * dract(aZ, z);
-    ${coef(0, 'cN')} ${coef(1, 'cR')} ${coef(2, 'cZ')} ${coef(3, 'z')}
+    ${coef(0, 'cN')} ${coef(1, 'cR')} ${coef(2, 'cZ')} ${coef(3, 'z')} ${coef(4, 'gN')}
     emit(slot, row, u, n + z * (h - n), cN * ${diagW(2)} + cR * ${diagW(0)} + cZ * ${diagW(1)} + z);`
         : 'emit(slot, row, u, n + z * (h - n), 0.0);'
     }`,
@@ -223,7 +224,7 @@ function unitCode(p: RnnProgram, L: RnnLayout, dense: boolean, lin: boolean): { 
 }
 
 /** Dense-entry helpers (functions of the coefficient planes) that some kinds need. */
-function entryHelpers(p: RnnProgram, L: RnnLayout): string {
+export function entryHelpers(p: RnnProgram, L: RnnLayout): string {
   const { H } = L;
   if (p.kind === 'lstm') {
     return `
@@ -250,76 +251,70 @@ fn gruBeforeEntry(cb : u32, i : u32, j : u32) -> f32 {
   return '';
 }
 
-/** The WGSL of one mode of a program's kernels. */
-export function rnnKernelWgsl(p: RnnProgram, L: RnnLayout, mode: RnnKernelMode): string {
-  const { H, G, D, lanes } = L;
-  const slots = mode === 'rollout' ? 1 : L.slots;
-  const dense = mode === 'dense';
-  const lin = dense || mode === 'diagonal';
-  const unit = unitCode(p, L, dense, lin);
-  const units = (code: string) => `for (var u = lane; u < ${H}u; u += ${lanes}u) {${code}
-  }`;
-  const emit: Record<RnnKernelMode, string> = {
-    // The defect, the Jacobian's diagonal (dense blocks are written after the barrier), the residual.
-    diagonal: `
-fn emit(slot : u32, row : u32, idx : u32, v : f32, jd : f32) {
-  let d = v - S[row * ${D}u + idx];
+/**
+ * `fn emit(slot, row, idx, v, jd)`: what a kernel does with state component `idx` of the value `v`
+ * (and the Jacobian's diagonal entry `jd`) of step `row`: the defect, diagonal and residual of a
+ * linearisation (dense blocks are written after a barrier), the value of a sweep, or the next
+ * state of a rollout (kept in workgroup memory).
+ */
+export function emitWgsl(D: number, mode: RnnKernelMode): string {
+  const body: Record<RnnKernelMode, string> = {
+    diagonal: `let d = v - S[row * ${D}u + idx];
   OUT[row * ${D}u + idx] = d;
   JAC[row * ${D}u + idx] = jd;
-  resid = max(resid, magnitudeBits(d));
-}`,
-    dense: `
-fn emit(slot : u32, row : u32, idx : u32, v : f32, jd : f32) {
-  let d = v - S[row * ${D}u + idx];
+  resid = max(resid, magnitudeBits(d));`,
+    dense: `let d = v - S[row * ${D}u + idx];
   OUT[row * ${D}u + idx] = d;
-  resid = max(resid, magnitudeBits(d));
-}`,
-    apply: `
-fn emit(slot : u32, row : u32, idx : u32, v : f32, jd : f32) {
-  OUT[row * ${D}u + idx] = v;
-}`,
-    rollout: `
-fn emit(slot : u32, row : u32, idx : u32, v : f32, jd : f32) {
-  sh_next[idx] = v;
-}`,
+  resid = max(resid, magnitudeBits(d));`,
+    apply: `OUT[row * ${D}u + idx] = v;`,
+    rollout: 'sh_next[idx] = v;',
   };
-  const header = `
-struct Params { B : u32, T : u32, t0 : u32, t1 : u32 }
-${rnnBindings(mode).code}
-const H = ${H}u;
-/** W_hhᵀ [H, G], W_hh [G, H] and the auxiliary words, packed in WTS. */
-fn wt(i : u32) -> f32 { return WTS[i]; }
-fn w(i : u32) -> f32 { return WTS[${G * H}u + i]; }
-fn aux(i : u32) -> f32 { return WTS[${2 * G * H}u + i]; }
-var<workgroup> sh_prev : array<f32, ${slots * D}>;
-var<workgroup> sh_c : array<f32, ${slots * L.planes * H}>;
-${mode === 'rollout' ? `var<workgroup> sh_next : array<f32, ${D}>;` : ''}
-${lin ? 'var<workgroup> sh_max : atomic<u32>;\nvar<private> resid : u32 = 0u;' : ''}
-${activationWgsl('act', p.activation)}
-${activationWgsl('ract', p.recurrentActivation ?? 'sigmoid')}
-${MAGNITUDE_BITS_WGSL}
-${dense ? entryHelpers(p, L) : ''}
-${emit[mode]}`;
-  const phases = (wrap: (code: string) => string) =>
-    unit.unitA ? `${wrap(units(unit.unitA))}\n  workgroupBarrier();\n  ${wrap(units(unit.unitB))}` : wrap(units(unit.unitB));
+  return `
+fn emit(slot : u32, row : u32, idx : u32, v : f32, jd : f32) {
+  ${body[mode]}
+}`;
+}
 
-  if (mode === 'rollout') {
-    return `${header}
+/** The `main` of a kernel: the step layout of its mode around a per-step `body`. */
+export interface MainSpec {
+  readonly mode: RnnKernelMode;
+  readonly D: number;
+  /** Width of a drive row (`xb = row · driveWidth`). */
+  readonly driveWidth: number;
+  readonly lanes: number;
+  readonly slots: number;
+  /** More `let`s after `pb` (slot offsets of the kernel's workgroup arrays; `slot` is 0 in a rollout). */
+  readonly lets: string;
+  /** One step, from `sh_prev` to `emit` calls: `guard` wraps each phase's work (`if (live)`), barriers between. */
+  body(guard: string): string;
+  /** After the step in the parallel modes (dense blocks, the Jacobian's other parts). */
+  readonly tail?: string;
+}
+
+/**
+ * Parallel modes: `SLOTS` steps per workgroup of {@link FUSED_WORKGROUP}, the entering states
+ * loaded into `sh_prev`, the body, the tail, and the linearisations' residual folded into `STATS[0]`
+ * (workgroup maximum first). Rollout: one workgroup of `lanes` per batch entry walks `[t0, t1)`.
+ */
+export function mainWgsl(m: MainSpec): string {
+  const { D, lanes, slots } = m;
+  if (m.mode === 'rollout') {
+    return `
 @compute @workgroup_size(${lanes})
 fn main(@builtin(local_invocation_index) lane : u32, @builtin(workgroup_id) wid : vec3<u32>, @builtin(num_workgroups) nwg : vec3<u32>) {
   let b = wid.x + wid.y * nwg.x;
   if (b >= P.B) { return; }
   let slot = 0u;
   let pb = 0u;
-  let cb = 0u;
+  ${m.lets}
   for (var k = lane; k < ${D}u; k += ${lanes}u) {
     if (P.t0 == 0u) { sh_prev[k] = S0[b * ${D}u + k]; } else { sh_prev[k] = OUT[(b * P.T + P.t0 - 1u) * ${D}u + k]; }
   }
   workgroupBarrier();
   for (var t = P.t0; t < P.t1; t++) {
     let row = b * P.T + t;
-    let xb = row * ${G}u;
-    ${phases((c) => c)}
+    let xb = row * ${m.driveWidth}u;
+    ${m.body('if (true)')}
     workgroupBarrier();
     for (var k = lane; k < ${D}u; k += ${lanes}u) {
       sh_prev[k] = sh_next[k];
@@ -329,28 +324,18 @@ fn main(@builtin(local_invocation_index) lane : u32, @builtin(workgroup_id) wid 
   }
 }`;
   }
+  const lin = m.mode !== 'apply';
   const load =
-    mode === 'apply'
+    m.mode === 'apply'
       ? `sh_prev[pb + k] = S[row * ${D}u + k];`
       : `if (t == 0u) { sh_prev[pb + k] = S0[b * ${D}u + k]; } else { sh_prev[pb + k] = S[(row - 1u) * ${D}u + k]; }`;
-  const denseWrite = dense
-    ? `
-  workgroupBarrier();
-  if (live) {
-    for (var e = lane; e < ${D * D}u; e += ${lanes}u) {
-      let i = e / ${D}u;
-      let j = e % ${D}u;
-      JAC[row * ${D * D}u + e] = ${unit.entry};
-    }
-  }`
-    : '';
   const residual = lin
     ? `
   atomicMax(&sh_max, resid);
   workgroupBarrier();
   if (local == 0u) { atomicMax(&STATS[0], atomicLoad(&sh_max)); }`
     : '';
-  return `${header}
+  return `
 @compute @workgroup_size(${FUSED_WORKGROUP})
 fn main(@builtin(local_invocation_index) local : u32, @builtin(workgroup_id) wid : vec3<u32>, @builtin(num_workgroups) nwg : vec3<u32>) {
   let slot = local / ${lanes}u;
@@ -362,13 +347,70 @@ fn main(@builtin(local_invocation_index) local : u32, @builtin(workgroup_id) wid
   let b = select(0u, rid / width, live);
   let t = P.t0 + select(0u, rid % width, live);
   let row = b * P.T + t;
-  let xb = row * ${G}u;
+  let xb = row * ${m.driveWidth}u;
   let pb = slot * ${D}u;
-  let cb = slot * ${L.planes * H}u;
+  ${m.lets}
   if (live) {
     for (var k = lane; k < ${D}u; k += ${lanes}u) { ${load} }
   }
   workgroupBarrier();
-  ${phases((c) => `if (live) {\n  ${c}\n  }`)}${denseWrite}${residual}
+  ${m.body('if (live)')}${m.tail ?? ''}${residual}
 }`;
+}
+
+/**
+ * The uniforms, the bindings of a mode, `H`, and the accessors of the packed weights: `W_hhᵀ`
+ * `[H, G]`, `W_hh` `[G, H]` and the auxiliary words, in `WTS`.
+ */
+export function kernelPreamble(mode: RnnKernelMode, H: number, G: number): string {
+  return `
+struct Params { B : u32, T : u32, t0 : u32, t1 : u32 }
+${rnnBindings(mode).code}
+const H = ${H}u;
+fn wt(i : u32) -> f32 { return WTS[i]; }
+fn w(i : u32) -> f32 { return WTS[${G * H}u + i]; }
+fn aux(i : u32) -> f32 { return WTS[${2 * G * H}u + i]; }`;
+}
+
+/** Workgroup declarations every kernel has: `sh_prev`, the rollout's `sh_next`, the residual's words. */
+export function sharedStateWgsl(D: number, slots: number, mode: RnnKernelMode): string {
+  return [
+    `var<workgroup> sh_prev : array<f32, ${slots * D}>;`,
+    mode === 'rollout' ? `var<workgroup> sh_next : array<f32, ${D}>;` : '',
+    mode === 'dense' || mode === 'diagonal' ? 'var<workgroup> sh_max : atomic<u32>;\nvar<private> resid : u32 = 0u;' : '',
+  ].join('\n');
+}
+
+/** The WGSL of one mode of a program's kernels. */
+export function rnnKernelWgsl(p: RnnProgram, L: RnnLayout, mode: RnnKernelMode): string {
+  const { H, G, D, lanes } = L;
+  const slots = mode === 'rollout' ? 1 : L.slots;
+  const dense = mode === 'dense';
+  const lin = dense || mode === 'diagonal';
+  const unit = unitCode(p, L, dense, lin);
+  const units = (code: string) => `for (var u = lane; u < ${H}u; u += ${lanes}u) {${code}
+  }`;
+  const header = `${kernelPreamble(mode, H, G)}
+${sharedStateWgsl(D, slots, mode)}
+var<workgroup> sh_c : array<f32, ${slots * L.planes * H}>;
+${activationWgsl('act', p.activation)}
+${activationWgsl('ract', p.recurrentActivation ?? 'sigmoid')}
+${MAGNITUDE_BITS_WGSL}
+${dense ? entryHelpers(p, L) : ''}
+${emitWgsl(D, mode)}`;
+  const body = (guard: string) =>
+    unit.unitA ? `${guard} {\n  ${units(unit.unitA)}\n  }\n  workgroupBarrier();\n  ${guard} {\n  ${units(unit.unitB)}\n  }` : `${guard} {\n  ${units(unit.unitB)}\n  }`;
+  const tail = dense
+    ? `
+  workgroupBarrier();
+  if (live) {
+    for (var e = lane; e < ${D * D}u; e += ${lanes}u) {
+      let i = e / ${D}u;
+      let j = e % ${D}u;
+      JAC[row * ${D * D}u + e] = ${unit.entry};
+    }
+  }`
+    : '';
+  return `${header}
+${mainWgsl({ mode, D, driveWidth: G, lanes, slots, lets: `let cb = slot * ${L.planes * H}u;`, body, tail })}`;
 }
