@@ -32,12 +32,10 @@ if (unavailable !== null) {
     createBackend: () => backend,
     destroyBackend: (b) => (b as WebGpuBackend).destroy(),
     dtypes: ['float32'],
-    // Every method but dense ELK. Its Kalman passes are the tfjs tensor programs shared with
-    // @pelk/backend-tfjs-node (conformance-tested there on every method), and the dense
-    // Kalman primitive itself is still checked here against the sequential filter/smoother; but a
-    // full ELK solve is thousands of small dispatches per iteration, ~200 s per fixture on
-    // SwiftShader (measured: gru-torch-small, 10 iterations, 202 s).
-    methods: ['sequential', 'deer', 'quasi-deer', 'quasi-elk'],
+    // Every method, dense ELK included: its Kalman passes are pelk's WGSL kernels (6 dispatches
+    // for filter and smoother; before them, thousands of tfjs dispatches per iteration kept ELK
+    // out of this run).
+    methods: ['sequential', 'deer', 'quasi-deer', 'elk', 'quasi-elk'],
     // SwiftShader runs every dispatch on the CPU: per-step sequential runs are slow.
     timeoutMs: 600_000,
   });

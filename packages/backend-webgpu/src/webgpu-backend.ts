@@ -20,6 +20,7 @@ import type * as tfc from '@tensorflow/tfjs-core';
 import { bindWebGpuProgram, emptyGpuTensor } from './fused/bind.js';
 import { correctionKernel, correctionUniforms, correctionWorkgroups } from './fused/correction.js';
 import { CommandRecorder, type GpuCounters } from './fused/recorder.js';
+import { kalmanDenseGpu } from './kernels/dense-kalman.js';
 import { type KernelOptions, denseScan, diagonalScan, kalmanDiagonal } from './kernels/index.js';
 
 /** Options of the WebGPU backend's kernels and limits. */
@@ -69,9 +70,9 @@ export function webgpuMemoryBudget(limits?: { readonly maxBufferSize?: number })
 
 /**
  * pelk on WebGPU: the TensorFlow.js backend's ops on `@tensorflow/tfjs-backend-webgpu`, with the
- * sequence primitives replaced by pelk's own WGSL kernels — the diagonal and dense linear scans and
- * the scalar Kalman filter/smoother (work-efficient reduce-then-scan, a fixed number of dispatches
- * per call). The dense Kalman passes (ELK) are the shared tfjs tensor programs. float32 only.
+ * sequence primitives replaced by pelk's own WGSL kernels — the diagonal and dense linear scans,
+ * the scalar and dense Kalman filters/smoothers (a fixed number of dispatches per call), the Newton
+ * update — and fused WGSL kernels for the built-in cells (`bindProgram`). float32 only.
  *
  * Create it with {@link createWebGpuBackend}; release the device with {@link WebGpuBackend.destroy}.
  *
@@ -138,9 +139,15 @@ export class WebGpuBackend extends TfjsBackend {
   }
 
   /** Small reads go back by buffer copies into one staging buffer: no concatenation dispatch. */
-  protected override readTogether(tensors: readonly tfc.Tensor[]): Promise<Float32Array[]> {
+  protected override async readTogether(tensors: readonly tfc.Tensor[]): Promise<Float32Array[]> {
     this.checkDevice();
-    return this.recorder.readTogether(tensors as unknown as Tensor[]);
+    try {
+      return await this.recorder.readTogether(tensors as unknown as Tensor[]);
+    } catch (err) {
+      if (err instanceof PelkError) throw err;
+      // A mapping that fails is a device that went away (lost, destroyed) under the read.
+      throw new PelkError('BACKEND_UNAVAILABLE', `a WebGPU read-back failed (${(err as Error)?.message ?? String(err)}); the device may be lost: create a new backend`, { cause: err });
+    }
   }
 
   /** One dispatch: the update, its counts and its step (see `fused/correction.ts`). */
@@ -187,6 +194,20 @@ export class WebGpuBackend extends TfjsBackend {
     return { mean: this.p(out.mean), covariance: this.p(out.variance) };
   }
 
+  /** The dense Kalman filter / smoother in WGSL: 3 dispatches (6 with the smoother), any T (see `kernels/dense-kalman.ts`). */
+  override kalmanDense(model: KalmanModel, options: KalmanOptions = {}): KalmanMoments {
+    this.checkDevice();
+    const m = this.checkKalman(model, true);
+    const [B, T, D] = m.bias.shape as [number, number, number];
+    if (B * T * D === 0) return super.kalmanDense(model, options);
+    const init = this.as2d(m.init, m.bias);
+    try {
+      const out = kalmanDenseGpu(this.recorder, (shape) => emptyGpuTensor(this.tf, shape), { F: m.F, bias: m.bias, y: m.y, init, q: m.q, r: m.r }, options.smooth === true);
+      return { mean: this.p(out.mean), covariance: this.p(out.covariance) };
+    } finally {
+      if (init !== m.init) init.dispose();
+    }
+  }
   /** `init` as `[B, D]` (the kernels take exactly that shape). */
   private as2d(init: tfc.Tensor, b: tfc.Tensor): tfc.Tensor {
     return init.rank === 2 ? init : this.tf.reshape(init, [b.shape[0] as number, b.shape[2] as number]);

@@ -62,6 +62,8 @@ export class CommandRecorder {
   private submissionCount = 0;
   /** The first kernel that failed to compile (reported asynchronously by the device). */
   private failure: string | null = null;
+  /** Compilation checks not yet reported (a read-back waits for them). */
+  private readonly compiling = new Set<Promise<void>>();
 
   constructor(backend: WebGPUBackend) {
     this.gpu = backend as unknown as TfGpuInternals;
@@ -111,12 +113,14 @@ export class CommandRecorder {
         layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
         compute: { module: device.createShaderModule({ code, label: key }), entryPoint: 'main' },
       });
-      device.popErrorScope().then(
+      const checked = device.popErrorScope().then(
         (error) => {
           if (error && this.failure === null) this.failure = `pelk's WebGPU kernel ${key} did not compile: ${error.message}`;
         },
         () => undefined,
       );
+      this.compiling.add(checked);
+      void checked.then(() => this.compiling.delete(checked));
       kernel = { pipeline, bindings, workgroupSize };
       this.kernels.set(key, kernel);
     }
@@ -155,7 +159,9 @@ export class CommandRecorder {
     const x = Math.min(workgroups, perDim);
     const y = Math.ceil(workgroups / x);
     const buffers = tensors.map((t) => this.bufferOf(t));
-    const uniform = gpu.makeUniforms([{ type: 'uint32', data: Array.from(uniforms) }]);
+    // tfjs lays out uniform entries of at most 4 words on 16-byte boundaries: contiguous in groups of 4.
+    const groups = Array.from({ length: Math.ceil(uniforms.length / 4) }, (_, g) => ({ type: 'uint32' as const, data: Array.from(uniforms.subarray(4 * g, 4 * g + 4)) }));
+    const uniform = gpu.makeUniforms(groups);
     const bindGroup = gpu.device.createBindGroup({
       layout: kernel.pipeline.getBindGroupLayout(0),
       entries: [{ binding: 0, resource: uniform }, ...buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))],
@@ -194,6 +200,7 @@ export class CommandRecorder {
       });
       gpu.submitQueue();
       await staging.mapAsync(GPUMapMode.READ);
+      await Promise.all(this.compiling);
       this.checkCompiled();
       const all = new Float32Array(staging.getMappedRange().slice(0));
       staging.unmap();

@@ -91,10 +91,10 @@ export class Pacer {
   }
 
   /**
-   * Waits for `work` (queued device work), but throws {@link AbortError} as soon as the signal
-   * fires: an abort is seen promptly even while a device is still busy.
+   * Waits for `work` (queued device work, a read-back), but throws {@link AbortError} as soon as
+   * the signal fires: an abort is seen promptly even while a device is still busy.
    */
-  async settle(work: Promise<void>, iteration: number): Promise<void> {
+  async settle<T>(work: Promise<T>, iteration: number): Promise<T> {
     const signal = this.signal;
     if (!signal) return work;
     checkAbort(signal, iteration);
@@ -104,12 +104,14 @@ export class Pacer {
       onAbort = resolve;
       signal.addEventListener('abort', onAbort, { once: true });
     });
+    let value: T | undefined;
     try {
-      await Promise.race([work, aborted]);
+      value = await Promise.race([work, aborted.then(() => undefined)]);
     } finally {
       signal.removeEventListener('abort', onAbort!);
     }
     checkAbort(signal, iteration);
     this.last = performance.now();
+    return value as T;
   }
 }
