@@ -518,8 +518,10 @@ export class CpuBackend implements ComputeBackend {
     let bad = 0;
     let clipped = 0;
     let step = 0;
+    // The sum as the dtype computes it (float32 sums round before they are classified and clipped).
+    const round = cur.dtype === 'float32' ? Math.fround : (x: number) => x;
     for (let i = 0; i < s.length; i++) {
-      let v = s[i] + c[i];
+      let v = round(s[i] + c[i]);
       if (Number.isNaN(v)) {
         v = 0;
         bad++;

@@ -95,6 +95,21 @@ if (probe instanceof Error) {
     const steps = 1000;
     const x = { data: randomArray(steps * I, 5), shape: [steps, I] };
     const { cell: gru16 } = randomGru(I, 16, 31);
+    it('a submission mid-iteration (tfjs submits every few dispatches) frees no scalar before its read-back', async () => {
+      // Regression: applyCorrection's counters, created inside the solver's tidy, were freed by the
+      // tidy and then released by the next submission before their coalesced read.
+      const before = tf.env().get('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE');
+      tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', 1);
+      try {
+        for (const method of ['quasi-deer', 'deer', 'elk', 'quasi-elk'] as const) {
+          const result = await evaluate(gru16, x, { backend, method, lyapunov: false });
+          expect(result.converged, method).toBe(true);
+          result.dispose();
+        }
+      } finally {
+        tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', before);
+      }
+    });
     for (const [method, most] of [['quasi-deer', 6], ['deer', 8]] as const) {
       it(`${method} on a GRU (T = ${steps}, D = 16): at most ${most} dispatches and one submission per iteration`, async () => {
         const result = await evaluate(gru16, x, { backend, method, lyapunov: false, tolerance: MIN_TOLERANCE.float32 });

@@ -20,7 +20,7 @@ import type * as tfc from '@tensorflow/tfjs-core';
 import { bindWebGpuProgram, emptyGpuTensor } from './fused/bind.js';
 import { correctionKernel, correctionUniforms, correctionWorkgroups } from './fused/correction.js';
 import { CommandRecorder, type GpuCounters } from './fused/recorder.js';
-import { kalmanDenseGpu } from './kernels/dense-kalman.js';
+import { checkKalmanDenseLimits, kalmanDenseGpu } from './kernels/dense-kalman.js';
 import { type KernelOptions, denseScan, diagonalScan, kalmanDiagonal } from './kernels/index.js';
 
 /** Options of the WebGPU backend's kernels and limits. */
@@ -139,15 +139,9 @@ export class WebGpuBackend extends TfjsBackend {
   }
 
   /** Small reads go back by buffer copies into one staging buffer: no concatenation dispatch. */
-  protected override async readTogether(tensors: readonly tfc.Tensor[]): Promise<Float32Array[]> {
+  protected override readTogether(tensors: readonly tfc.Tensor[]): Promise<Float32Array[]> {
     this.checkDevice();
-    try {
-      return await this.recorder.readTogether(tensors as unknown as Tensor[]);
-    } catch (err) {
-      if (err instanceof PelkError) throw err;
-      // A mapping that fails is a device that went away (lost, destroyed) under the read.
-      throw new PelkError('BACKEND_UNAVAILABLE', `a WebGPU read-back failed (${(err as Error)?.message ?? String(err)}); the device may be lost: create a new backend`, { cause: err });
-    }
+    return this.recorder.readTogether(tensors as unknown as Tensor[]);
   }
 
   /** One dispatch: the update, its counts and its step (see `fused/correction.ts`). */
@@ -161,7 +155,8 @@ export class WebGpuBackend extends TfjsBackend {
     // Zeroed by its upload, which the command stream orders before the dispatch.
     const stats = this.tf.tensor(new Float32Array(3), [3], 'float32');
     this.recorder.dispatch(correctionKernel(this.recorder), correctionUniforms(cur.size, bound), [cur, cor, value, stats].map((t) => t as unknown as Tensor), correctionWorkgroups(cur.size));
-    const words = this.queueRead(stats, true).then((w) => new Uint32Array(w.buffer, w.byteOffset, 3));
+    // Kept: a caller's tidy must not free it before the (asynchronous) read.
+    const words = this.queueRead(this.tf.keep(stats), true).then((w) => new Uint32Array(w.buffer, w.byteOffset, 3));
     return {
       value: this.p(value),
       nonFinite: words.then((w) => w[0]),
@@ -200,6 +195,7 @@ export class WebGpuBackend extends TfjsBackend {
     const m = this.checkKalman(model, true);
     const [B, T, D] = m.bias.shape as [number, number, number];
     if (B * T * D === 0) return super.kalmanDense(model, options);
+    checkKalmanDenseLimits(this.recorder.limits, B, T, D);
     const init = this.as2d(m.init, m.bias);
     try {
       const out = kalmanDenseGpu(this.recorder, (shape) => emptyGpuTensor(this.tf, shape), { F: m.F, bias: m.bias, y: m.y, init, q: m.q, r: m.r }, options.smooth === true);

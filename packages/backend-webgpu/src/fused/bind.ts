@@ -251,7 +251,8 @@ class WebGpuFusedCell implements FusedCell {
     const jacobian = this.empty(jacShape);
     const defect = this.empty([B, T, D]);
     // One word, zeroed by its upload (ordered before the dispatches in the command stream).
-    const stats = host.tf.tensor(new Float32Array(1), [1], 'float32');
+    // Kept: a caller's tidy must not free it before its read-back (the cell frees it).
+    const stats = host.tf.keep(host.tf.tensor(new Float32Array(1), [1], 'float32'));
     this.pendingStats.add(stats);
     const mode = dense ? 'dense' : 'diagonal';
     const slots = this.family.slots;
@@ -271,7 +272,7 @@ class WebGpuFusedCell implements FusedCell {
         this.pendingStats.delete(stats);
         const residual = host.read(stats, false).then((w) => w[0]);
         // The merit's sum of squares (ELK only) is a tfjs reduction of the defects.
-        const sumSquares = options.sumSquares ? host.read(host.tf.tidy(() => host.tf.sum(host.tf.square(defect))), true) : undefined;
+        const sumSquares = options.sumSquares ? host.read(host.tf.keep(host.tf.tidy(() => host.tf.sum(host.tf.square(defect)))), true) : undefined;
         const freed = Promise.allSettled([residual, sumSquares]).then(() => host.tf.dispose(stats));
         void freed;
         return { residual, sumSquares: sumSquares ? sumSquares.then((w) => w[0]) : Promise.resolve(Number.NaN) };

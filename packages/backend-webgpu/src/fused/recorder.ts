@@ -60,10 +60,12 @@ export class CommandRecorder {
   private readonly kernels = new Map<string, Kernel>();
   private dispatchCount = 0;
   private submissionCount = 0;
-  /** The first kernel that failed to compile (reported asynchronously by the device). */
-  private failure: string | null = null;
+  /** Kernels that failed to compile (reported asynchronously by the device), by key, with the reason. */
+  private readonly failed = new Map<string, string>();
   /** Compilation checks not yet reported (a read-back waits for them). */
   private readonly compiling = new Set<Promise<void>>();
+  /** Kernels dispatched since the last read-back: a read fails if one of them failed to compile. */
+  private readonly sinceRead = new Set<string>();
 
   constructor(backend: WebGPUBackend) {
     this.gpu = backend as unknown as TfGpuInternals;
@@ -115,7 +117,9 @@ export class CommandRecorder {
       });
       const checked = device.popErrorScope().then(
         (error) => {
-          if (error && this.failure === null) this.failure = `pelk's WebGPU kernel ${key} did not compile: ${error.message}`;
+          if (!error) return;
+          this.failed.set(key, `pelk's WebGPU kernel ${key} did not compile: ${error.message}`);
+          this.kernels.delete(key); // not cached: a later call compiles it again, or fails again
         },
         () => undefined,
       );
@@ -127,9 +131,12 @@ export class CommandRecorder {
     return kernel;
   }
 
-  /** Throws the compilation failure of an earlier kernel, if any. */
-  private checkCompiled(): void {
-    if (this.failure !== null) throw new PelkError('UNSUPPORTED', this.failure);
+  /** Throws the compilation failure of one of these kernels, if any. */
+  private checkCompiled(keys: Iterable<string>): void {
+    for (const key of keys) {
+      const failure = this.failed.get(key);
+      if (failure !== undefined) throw new PelkError('UNSUPPORTED', failure);
+    }
   }
 
   /** The storage buffer of a float32 tfjs tensor on this device (uploaded first if it is still on the host). */
@@ -150,7 +157,9 @@ export class CommandRecorder {
    */
   dispatch(kernel: Kernel, uniforms: Uint32Array, tensors: readonly Tensor[], workgroups: number): void {
     const gpu = this.gpu;
-    this.checkCompiled();
+    const key = kernel.pipeline.label;
+    this.checkCompiled([key]);
+    this.sinceRead.add(key);
     if (tensors.length + 1 !== kernel.bindings.length) {
       throw new Error(`pelk webgpu: kernel ${kernel.pipeline.label} binds ${kernel.bindings.length - 1} tensors, got ${tensors.length}`);
     }
@@ -199,9 +208,16 @@ export class CommandRecorder {
         offset += sizes[i];
       });
       gpu.submitQueue();
-      await staging.mapAsync(GPUMapMode.READ);
+      const dispatched = [...this.sinceRead];
+      this.sinceRead.clear();
+      try {
+        await staging.mapAsync(GPUMapMode.READ);
+      } catch (err) {
+        // A mapping that fails is a device that went away (lost, destroyed) under the read.
+        throw new PelkError('BACKEND_UNAVAILABLE', `a WebGPU read-back failed (${(err as Error)?.message ?? String(err)}); the device may be lost: create a new backend`, { cause: err });
+      }
       await Promise.all(this.compiling);
-      this.checkCompiled();
+      this.checkCompiled(dispatched);
       const all = new Float32Array(staging.getMappedRange().slice(0));
       staging.unmap();
       let at = 0;

@@ -17,7 +17,7 @@
  * barriers separate the phases.
  */
 import type { KalmanInputs } from '@pelk/backend-tfjs-node';
-import type { Tensor } from '@pelk/core';
+import { ResourceLimitError, type Tensor } from '@pelk/core';
 import type * as tfc from '@tensorflow/tfjs-core';
 import type { CommandRecorder } from '../fused/recorder.js';
 
@@ -527,6 +527,27 @@ function kernelSource(D: number, pass: 'filter' | 'smoother', phase: 'reduce' | 
 /** Creates an uninitialised float32 tensor (kernels write all of it). */
 type Empty = (shape: readonly number[]) => tfc.Tensor;
 
+/** The work buffer's floats for `B` batch entries of `T` steps of size `D`. */
+function workFloats(B: number, T: number, D: number): number {
+  const z = sizes(D);
+  const N = Math.ceil(T / Math.max(1, Math.ceil(Math.sqrt(T))));
+  return B * N * (z.filterElement + z.state + z.scratch);
+}
+
+/**
+ * Refuses, before anything is allocated, a dense Kalman pass whose work buffer or covariances
+ * exceed one storage binding of the adapter (`ResourceLimitError` naming the limit).
+ */
+export function checkKalmanDenseLimits(limits: GPUSupportedLimits, B: number, T: number, D: number): void {
+  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  for (const [field, floats] of [
+    ['kalmanDense work buffer', workFloats(B, T, D)],
+    ['kalmanDense covariance', B * T * D * D],
+  ] as const) {
+    if (4 * floats > limit) throw new ResourceLimitError(field, `at most ${limit} bytes (this adapter's maxStorageBufferBindingSize)`, `${4 * floats} bytes (B = ${B}, T = ${T}, D = ${D})`);
+  }
+}
+
 /**
  * The dense Kalman filter (and, with `smooth`, the RTS smoother) in 3 (6) dispatches. Returns the
  * means `[B, T, D]` and covariances `[B, T, D, D]` (the caller owns them).
@@ -540,7 +561,7 @@ export function kalmanDenseGpu(recorder: CommandRecorder, empty: Empty, m: Kalma
   const agg = 0;
   const carry = agg + groups * z.filterElement;
   const scr = carry + groups * z.state;
-  const work = empty([scr + groups * z.scratch]);
+  const work = empty([workFloats(B, T, D)]);
   const words = new Uint32Array(12);
   const floats = new Float32Array(words.buffer);
   words.set([B, T, c, N]);

@@ -96,7 +96,11 @@ export class Pacer {
    */
   async settle<T>(work: Promise<T>, iteration: number): Promise<T> {
     const signal = this.signal;
-    if (!signal) return work;
+    if (!signal) {
+      const value = await work;
+      this.last = performance.now();
+      return value;
+    }
     checkAbort(signal, iteration);
     work.catch(() => undefined); // an abort may leave it unawaited: never an unhandled rejection
     let onAbort: (() => void) | undefined;
