@@ -31,14 +31,14 @@ describe('pelk gpu-bundle', () => {
     writeFileSync(join(empty, 'bin/node'), '#!/bin/sh\necho "the system node was run" >&2\nexit 99\n');
     chmodSync(join(empty, 'bin/node'), 0o755);
     const env = { PATH: `${join(empty, 'bin')}:/usr/bin:/bin`, HOME: empty, TMPDIR: empty, VK_ICD_FILENAMES: icd };
-    // --budget 1: the first length of each method runs, longer ones are predicted over budget.
+    // --budget 1: the first length of each method runs; a longer one only when predicted within 1 s.
     const run = spawnSync('/bin/sh', ['pelk-gpu/run.sh', 'results', '--quick', '--budget', '1'], { cwd: empty, env, encoding: 'utf8', timeout: 480_000 });
     expect(run.status, run.stderr).toBe(0);
     const report = JSON.parse(readFileSync(join(empty, 'results/gpu.json'), 'utf8'));
     expect(report.kind).toBe('pelk-bench-gpu');
     expect(report.adapter).toMatch(/SwiftShader|WebGPU/i);
     const measured = report.runs.filter((r: { refused?: string }) => !r.refused);
-    expect(measured.map((r: { method: string }) => r.method).sort()).toEqual(['deer', 'quasi-deer', 'quasi-elk', 'sequential']);
+    expect([...new Set(measured.map((r: { method: string }) => r.method))].sort()).toEqual(['deer', 'quasi-deer', 'quasi-elk', 'sequential']);
     for (const r of measured) expect(r.converged, r.method).toBe(true);
     expect(readFileSync(join(empty, 'results/index.html'), 'utf8')).toContain('WebGPU');
     // No usable Vulkan driver: a non-zero exit that says what is missing.
