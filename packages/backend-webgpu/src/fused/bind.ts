@@ -15,7 +15,6 @@ import {
   type FusedLinearization,
   type FusedLinearizeOptions,
   InvalidArgumentError,
-  ResourceLimitError,
   type RnnProgram,
   type Rollout,
   type Tensor,
@@ -30,7 +29,7 @@ import {
   windowEnd,
 } from '@pelk/core';
 import type * as tfc from '@tensorflow/tfjs-core';
-import type { CommandRecorder } from './recorder.js';
+import { type CommandRecorder, checkBindingLimit } from './recorder.js';
 import { arKernelWgsl, arLayout } from './ar-wgsl.js';
 import { FUSED_WORKGROUP, type RnnKernelMode, rnnBindings, rnnKernelWgsl, rnnLayout } from './rnn-wgsl.js';
 
@@ -59,11 +58,7 @@ export function emptyGpuTensor(tf: typeof tfc, shape: readonly number[]): tfc.Te
 
 /** Refuses a tensor larger than one storage binding of this adapter, naming the limit. */
 function checkBinding(host: FusedHost, field: string, shape: readonly number[]): void {
-  const limit = host.recorder.limits.maxStorageBufferBindingSize;
-  const bytes = shape.reduce((n, d) => n * d, 4);
-  if (bytes > limit) {
-    throw new ResourceLimitError(field, `at most ${limit} bytes (this adapter's maxStorageBufferBindingSize)`, `[${shape.join(', ')}]: ${bytes} bytes`);
-  }
+  checkBindingLimit(host.recorder.limits, field, shape.reduce((n, d) => n * d, 1), `[${shape.join(', ')}]`);
 }
 
 /** What distinguishes the kernels of one program: sizes, packed weights, drive and WGSL. */

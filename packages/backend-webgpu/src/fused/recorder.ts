@@ -11,7 +11,7 @@
  * is pending are released only after the submission), `ensureCommandEncoderReady`,
  * `computePassEncoder`, `dispatchCountInPass`, `makeUniforms`, `submitQueue`.
  */
-import { PelkError, type Tensor } from '@pelk/core';
+import { PelkError, ResourceLimitError, type Tensor } from '@pelk/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { env } from '@tensorflow/tfjs-core';
 
@@ -33,6 +33,16 @@ interface TfGpuInternals {
   makeUniforms(uniforms: { type: 'uint32' | 'int32' | 'float32'; data: number[] }[]): GPUBufferBinding;
   recordAndSubmit(...args: unknown[]): void;
   bufferManager: { acquireBuffer(size: number, usage: number): GPUBuffer; releaseBuffer(buffer: GPUBuffer): void };
+}
+
+/**
+ * Refuses a float32 buffer of `floats` elements larger than one storage binding of the device
+ * (`ResourceLimitError` naming the limit); `what` describes the buffer in the message.
+ */
+export function checkBindingLimit(limits: GPUSupportedLimits, field: string, floats: number, what: string): void {
+  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+  const bytes = 4 * floats;
+  if (bytes > limit) throw new ResourceLimitError(field, `at most ${limit} bytes (this adapter's maxStorageBufferBindingSize)`, `${what}: ${bytes} bytes`);
 }
 
 /** A compiled kernel: its pipeline and the kinds of its bindings (in binding order). */

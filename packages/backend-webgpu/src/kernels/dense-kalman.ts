@@ -17,9 +17,9 @@
  * barriers separate the phases.
  */
 import type { KalmanInputs } from '@pelk/backend-tfjs-node';
-import { ResourceLimitError, type Tensor } from '@pelk/core';
+import type { Tensor } from '@pelk/core';
 import type * as tfc from '@tensorflow/tfjs-core';
-import type { CommandRecorder } from '../fused/recorder.js';
+import { type CommandRecorder, checkBindingLimit } from '../fused/recorder.js';
 
 /** Invocations per workgroup. */
 const LANES = 64;
@@ -539,13 +539,9 @@ function workFloats(B: number, T: number, D: number): number {
  * exceed one storage binding of the adapter (`ResourceLimitError` naming the limit).
  */
 export function checkKalmanDenseLimits(limits: GPUSupportedLimits, B: number, T: number, D: number): void {
-  const limit = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
-  for (const [field, floats] of [
-    ['kalmanDense work buffer', workFloats(B, T, D)],
-    ['kalmanDense covariance', B * T * D * D],
-  ] as const) {
-    if (4 * floats > limit) throw new ResourceLimitError(field, `at most ${limit} bytes (this adapter's maxStorageBufferBindingSize)`, `${4 * floats} bytes (B = ${B}, T = ${T}, D = ${D})`);
-  }
+  const shape = `B = ${B}, T = ${T}, D = ${D}`;
+  checkBindingLimit(limits, 'kalmanDense work buffer', workFloats(B, T, D), shape);
+  checkBindingLimit(limits, 'kalmanDense covariance', B * T * D * D, shape);
 }
 
 /**
