@@ -4,4 +4,4 @@
  */
 export { createWebGpuBackend, type WebGpuBackendOptions } from './runtime.js';
 export { type GpuPoolUsage, WebGpuBackend, type WebGpuLimitsOptions, webgpuMemoryBudget } from './webgpu-backend.js';
-export { DEFAULT_CHUNK, DEFAULT_DENSE_CHUNK, type KernelOptions, denseScan, diagonalScan, kalmanDiagonal, reduceLevels } from './kernels/index.js';
+export { DEFAULT_CHUNK, DEFAULT_DENSE_CHUNK, type KernelOptions, type ScanLayout, denseScan, diagonalScan, kalmanDiagonal, reduceLevels } from './kernels/index.js';

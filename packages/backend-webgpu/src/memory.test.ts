@@ -183,6 +183,39 @@ if (probe instanceof Error) {
     });
   });
 
+  describe('webgpu: the scan layouts', { timeout: 300_000 }, () => {
+    it('staged and direct scans give the same quasi-DEER and quasi-ELK trajectories as sequential; an unknown layout is refused', async () => {
+      const flat = (x: number[][] | number[][][]) => (x as number[][]).flat();
+      const seq = await evaluate(cell, inputs, { backend, method: 'sequential' });
+      const want = flat(await seq.toArray());
+      seq.dispose();
+      const scale = Math.max(1, ...want.map(Math.abs));
+      const before = backend.scanLayout;
+      try {
+        for (const layout of ['staged', 'direct'] as const) {
+          backend.scanLayout = layout;
+          for (const method of ['quasi-deer', 'quasi-elk'] as const) {
+            const result = await evaluate(cell, inputs, { backend, method, lyapunov: false, tolerance: MIN_TOLERANCE.float32 });
+            const got = flat(await result.toArray());
+            result.dispose();
+            expect(result.converged, `${method} ${layout}`).toBe(true);
+            const err = Math.max(...got.map((v, i) => Math.abs(v - want[i])));
+            console.info(`webgpu ${layout} ${method}: max |Δ| vs sequential ${err.toExponential(2)} (${result.iterations} iterations)`);
+            // Converged to a residual of 2⁻²⁰ per step; a small random GRU amplifies it by well
+            // under 16 over 40 steps, so the trajectories agree to 2⁻¹⁶ of the largest state.
+            expect(err, `${method} ${layout}`).toBeLessThan(2 ** -16 * scale);
+          }
+        }
+      } finally {
+        backend.scanLayout = before;
+      }
+      expect(() => {
+        backend.scanLayout = 'fast' as never;
+      }).toThrow(/scanLayout.*'auto', 'staged' or 'direct'.*fast/s);
+      expect(backend.scanLayout).toBe(before);
+    });
+  });
+
   describe('webgpu buffer pool: released when an evaluation ends', { timeout: 300_000 }, () => {
     it('100 evaluations of changing sizes leave no pooled buffers behind', async () => {
       await device.queue.onSubmittedWorkDone();

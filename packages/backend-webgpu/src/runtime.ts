@@ -6,6 +6,7 @@
 import { BackendUnavailableError } from '@pelk/core';
 import type { WebGPUBackend as TfWebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
+import { recorderFor } from './fused/recorder.js';
 import { WebGpuBackend, type WebGpuLimitsOptions } from './webgpu-backend.js';
 
 /** Options of {@link createWebGpuBackend}. */
@@ -78,6 +79,7 @@ export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): P
   // The largest tensor must fit one storage binding.
   const bindingElements = Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / 4);
   const info = adapter.info;
+  if (info?.isFallbackAdapter) recorderFor(backend).cpuAdapter = true;
   const name = [info?.vendor, info?.architecture, info?.description].filter((s) => s).join(' ') || 'unknown adapter';
   return new WebGpuBackend(
     tf,

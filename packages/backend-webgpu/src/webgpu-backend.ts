@@ -19,14 +19,16 @@ import type { WebGPUBackend as TfWebGPUBackend } from '@tensorflow/tfjs-backend-
 import type * as tfc from '@tensorflow/tfjs-core';
 import { bindWebGpuProgram, emptyGpuTensor } from './fused/bind.js';
 import { correctionKernel, correctionUniforms, correctionWorkgroups } from './fused/correction.js';
-import { CommandRecorder, type GpuCounters } from './fused/recorder.js';
+import { type CommandRecorder, type GpuCounters, recorderFor } from './fused/recorder.js';
 import { checkKalmanDenseLimits, kalmanDenseGpu } from './kernels/dense-kalman.js';
-import { type KernelOptions, denseScan, diagonalScan, kalmanDiagonal } from './kernels/index.js';
+import { type KernelOptions, type ScanLayout, denseScan, diagonalScan, kalmanDiagonal } from './kernels/index.js';
 
 /** Options of the WebGPU backend's kernels and limits. */
 export interface WebGpuLimitsOptions extends TfjsLimitsOptions {
   /** Time steps per chunk of the scan kernels (tests force tiny values to exercise every level). */
   readonly chunk?: number;
+  /** Memory layout of the diagonal and Kalman scans; default `'auto'` (see {@link WebGpuBackend.scanLayout}). */
+  readonly scanLayout?: ScanLayout;
   /**
    * Bytes of free GPU buffers that tfjs's buffer pool may keep after {@link WebGpuBackend.trim}
    * (which core calls when every evaluation ends). Default 0: an evaluation's buffers are destroyed
@@ -88,7 +90,8 @@ export class WebGpuBackend extends TfjsBackend {
   override readonly name: string = 'webgpu';
   /** The tfjs WebGPU backend object (its `device` is the GPUDevice pelk's kernels run on). */
   readonly gpu: TfWebGPUBackend;
-  private readonly kernelOptions: KernelOptions;
+  private readonly chunk: number | undefined;
+  private layout: ScanLayout = 'auto';
   private readonly maxPooledBytes: number;
   private lostReason: string | null = null;
   /** Records pelk's kernels into tfjs's command stream and counts dispatches and submissions. */
@@ -97,13 +100,14 @@ export class WebGpuBackend extends TfjsBackend {
   constructor(tf: typeof tfc, gpu: TfWebGPUBackend, options: WebGpuLimitsOptions, device: string) {
     super(tf, 'webgpu', { ...options, maxTotalBytes: options.maxTotalBytes ?? webgpuMemoryBudget(gpu.device?.limits) }, device);
     this.gpu = gpu;
-    this.kernelOptions = options.chunk === undefined ? {} : { chunk: options.chunk };
+    this.chunk = options.chunk;
+    this.scanLayout = options.scanLayout ?? 'auto';
     const cap = options.maxPooledBytes ?? 0;
     if (typeof cap !== 'number' || !(cap >= 0) || cap === Number.POSITIVE_INFINITY) {
       throw new InvalidArgumentError('options.maxPooledBytes', 'a finite number of bytes ≥ 0', describeValue(cap));
     }
     this.maxPooledBytes = cap;
-    this.recorder = new CommandRecorder(gpu);
+    this.recorder = recorderFor(gpu);
     gpu.device.lost.then((info) => {
       this.lostReason = `${info.reason}: ${info.message}`;
     });
@@ -172,18 +176,18 @@ export class WebGpuBackend extends TfjsBackend {
 
   override linearScanDiagonal(a: Tensor, b: Tensor, init: Tensor, options: ScanOptions = {}): Tensor {
     const [ta, tb, ti] = this.checkScan('linearScanDiagonal', a, b, init, false);
-    return this.p(this.tf.tidy(() => diagonalScan(this.gpu, ta, tb, this.as2d(ti, tb), options.reverse === true, this.kernelOptions)));
+    return this.p(this.tf.tidy(() => diagonalScan(this.gpu, ta, tb, this.as2d(ti, tb), options.reverse === true, this.kernelOptions())));
   }
 
   override linearScanDense(A: Tensor, b: Tensor, init: Tensor, options: ScanOptions = {}): Tensor {
     const [tA, tb, ti] = this.checkScan('linearScanDense', A, b, init, true);
-    return this.p(this.tf.tidy(() => denseScan(this.gpu, tA, tb, this.as2d(ti, tb), options.reverse === true, this.kernelOptions)));
+    return this.p(this.tf.tidy(() => denseScan(this.gpu, tA, tb, this.as2d(ti, tb), options.reverse === true, this.kernelOptions())));
   }
 
   override kalmanDiagonal(model: KalmanModel, options: KalmanOptions = {}): KalmanMoments {
     const m = this.checkKalman(model, false);
     const out = this.tf.tidy(() => {
-      const { mean, variance } = kalmanDiagonal(this.gpu, m.F, m.bias, m.y, this.as2d(m.init, m.bias), m.q, m.r, options.smooth === true, this.kernelOptions);
+      const { mean, variance } = kalmanDiagonal(this.gpu, m.F, m.bias, m.y, this.as2d(m.init, m.bias), m.q, m.r, options.smooth === true, this.kernelOptions());
       return { mean, variance };
     });
     return { mean: this.p(out.mean), covariance: this.p(out.variance) };
@@ -204,6 +208,32 @@ export class WebGpuBackend extends TfjsBackend {
       if (init !== m.init) init.dispose();
     }
   }
+  /**
+   * Memory layout of the diagonal and Kalman scans, switchable at any time (benchmarks compare
+   * them): `'staged'` coalesces reads and writes through workgroup memory, `'direct'` walks global
+   * memory per invocation, `'auto'` (default) stages for D < 32 on a GPU and goes direct otherwise
+   * and on CPU adapters such as SwiftShader, where barriers cost more than coalescing saves.
+   *
+   * @example
+   * ```ts
+   * backend.scanLayout = 'direct'; // every later scan walks global memory directly
+   * ```
+   */
+  get scanLayout(): ScanLayout {
+    return this.layout;
+  }
+
+  set scanLayout(layout: ScanLayout) {
+    if (layout !== 'auto' && layout !== 'staged' && layout !== 'direct') {
+      throw new InvalidArgumentError('scanLayout', "'auto', 'staged' or 'direct'", describeValue(layout));
+    }
+    this.layout = layout;
+  }
+
+  private kernelOptions(): KernelOptions {
+    return { ...(this.chunk === undefined ? {} : { chunk: this.chunk }), scanLayout: this.scanLayout };
+  }
+
   /** `init` as `[B, D]` (the kernels take exactly that shape). */
   private as2d(init: tfc.Tensor, b: tfc.Tensor): tfc.Tensor {
     return init.rank === 2 ? init : this.tf.reshape(init, [b.shape[0] as number, b.shape[2] as number]);

@@ -60,7 +60,9 @@ export interface FusedComparison {
 
 /** A scan's throughput. */
 export interface ScanThroughput {
-  readonly scan: 'diagonal' | 'dense' | 'copy';
+  readonly scan: 'diagonal' | 'kalman' | 'dense' | 'copy';
+  /** The diagonal and Kalman scans' memory layout (see `WebGpuBackend.scanLayout`). */
+  readonly layout?: 'staged' | 'direct';
   readonly B: number;
   readonly T: number;
   readonly D: number;
@@ -86,6 +88,7 @@ export interface GpuReport {
 interface GpuBackend extends ComputeBackend {
   sync(): Promise<void>;
   readonly gpu: { device: GPUDevice };
+  scanLayout: 'auto' | 'staged' | 'direct';
   destroy(): Promise<void>;
 }
 
@@ -152,7 +155,7 @@ export async function runGpu(o: GpuOptions): Promise<GpuReport> {
       say(`${method} fused vs op by op: ${(per(off) / per(on)).toFixed(2)}× (${on.dispatchesPerIteration} vs ${off.dispatchesPerIteration} dispatches/iteration)`);
     }
     const scans = await scanThroughput(backend, o.grid?.scanSteps ?? (o.quick ? 10_000 : 1_000_000));
-    for (const s of scans) say(`${s.scan} B=${s.B} T=${s.T} D=${s.D}: ${s.gbPerSecond.toFixed(2)} GB/s`);
+    for (const s of scans) say(`${s.scan}${s.layout ? ` (${s.layout})` : ''} B=${s.B} T=${s.T} D=${s.D}: ${s.gbPerSecond.toFixed(2)} GB/s`);
     return { kind: 'pelk-bench-gpu', date: new Date().toISOString(), adapter: backend.capabilities.device, limits, runs, fused, scans };
   } finally {
     await backend.destroy();
@@ -214,14 +217,38 @@ async function scanThroughput(backend: GpuBackend, steps: number): Promise<ScanT
     }
     return median(times);
   };
-  const diag = { B: 1, T: steps, D: 64 };
+  // The same B·T·D elements with D from 64 down to 1: narrow D is where scans lose coalescing.
+  const shapes = [
+    { B: 1, T: steps, D: 64 },
+    { B: 16, T: steps, D: 4 },
+    { B: 64, T: steps, D: 1 },
+  ];
+  const diag = shapes[0];
   const n = diag.B * diag.T * diag.D;
   const a = backend.fill([diag.B, diag.T, diag.D], 0.5, 'float32');
   const b = backend.fill([diag.B, diag.T, diag.D], 1, 'float32');
   const init = backend.fill([diag.B, diag.D], 0, 'float32');
   try {
-    const ms = await time(() => backend.dispose(backend.linearScanDiagonal(a, b, init)));
-    out.push({ scan: 'diagonal', ...diag, medianMs: ms, gbPerSecond: (3 * n * 4) / (ms * 1e6) });
+    for (const shape of shapes) {
+      // Views of the same elements: a scan reads a and b and writes the states (3 floats each).
+      const [sa, sb, si] = [backend.reshape(a, [shape.B, shape.T, shape.D]), backend.reshape(b, [shape.B, shape.T, shape.D]), backend.fill([shape.B, shape.D], 0, 'float32')];
+      try {
+        for (const layout of ['direct', 'staged'] as const) {
+          backend.scanLayout = layout;
+          const ms = await time(() => backend.dispose(backend.linearScanDiagonal(sa, sb, si)));
+          out.push({ scan: 'diagonal', layout, ...shape, medianMs: ms, gbPerSecond: (3 * n * 4) / (ms * 1e6) });
+          // quasi-ELK's pass: the filter reads F, b, y and writes 2 moments; the smoother reads them with F, b and writes 2.
+          const msk = await time(() => {
+            const m = backend.kalmanDiagonal({ transition: sa, bias: sb, observation: sb, init: si, processVariance: 1, observationVariance: 1 }, { smooth: true });
+            backend.dispose([m.mean, m.covariance]);
+          });
+          out.push({ scan: 'kalman', layout, ...shape, medianMs: msk, gbPerSecond: (11 * n * 4) / (msk * 1e6) });
+        }
+      } finally {
+        backend.scanLayout = 'auto';
+        backend.dispose([sa, sb, si]);
+      }
+    }
     const dense = { B: 1, T: Math.max(1, Math.round(steps / 10)), D: 16 };
     const A = backend.fill([dense.B, dense.T, dense.D, dense.D], 0.05, 'float32');
     const bd = backend.fill([dense.B, dense.T, dense.D], 1, 'float32');
@@ -280,7 +307,7 @@ export function formatGpu(report: GpuReport): string {
     `${f.speedup.toFixed(2)}×`,
     `${f.fusedDispatchesPerIteration ?? ''} vs ${f.opByOpDispatchesPerIteration ?? ''}`,
   ]);
-  const scans = report.scans.map((s) => [s.scan, `B=${s.B} T=${s.T} D=${s.D}`, s.medianMs.toFixed(2), s.gbPerSecond.toFixed(2)]);
+  const scans = report.scans.map((s) => [s.layout ? `${s.scan} (${s.layout})` : s.scan, `B=${s.B} T=${s.T} D=${s.D}`, s.medianMs.toFixed(2), s.gbPerSecond.toFixed(2)]);
   return [
     `adapter: ${report.adapter}`,
     `limits: ${Object.entries(report.limits).map(([k, v]) => `${k} ${v}`).join(', ')}`,
@@ -302,7 +329,7 @@ export function gpuFiles(report: GpuReport, text: string): Record<string, string
   for (const B of [...new Set(report.runs.map((r) => r.B))]) {
     if (report.runs.some((r) => r.B === B && !r.refused)) files[`gpu-B${B}.svg`] = scalingTimePlot(report.runs, B, report.adapter);
   }
-  const bars = report.scans.map((s) => ({ label: `${s.scan} scan B=${s.B} T=${s.T} D=${s.D}`, usPerStep: (1000 * s.medianMs) / s.T }));
+  const bars = report.scans.map((s) => ({ label: `${s.scan}${s.layout ? ` ${s.layout}` : ''} scan B=${s.B} T=${s.T} D=${s.D}`, usPerStep: (1000 * s.medianMs) / s.T }));
   if (bars.length > 0) files['gpu-scans.svg'] = barsPlot(`WebGPU scans on ${report.adapter}: µs per step (median)`, bars);
   return files;
 }

@@ -61,7 +61,8 @@ describe('gpu suite', () => {
       expect(f.speedup).toBeGreaterThan(0);
       expect(f.fusedDispatchesPerIteration!).toBeLessThan(f.opByOpDispatchesPerIteration!);
     }
-    expect(report.scans.map((x) => x.scan)).toEqual(['diagonal', 'dense', 'copy']);
+    const layouts = (D: number) => ['direct', 'staged'].flatMap((l) => [`diagonal ${l} D=${D}`, `kalman ${l} D=${D}`]);
+    expect(report.scans.map((x) => `${x.scan}${x.layout ? ` ${x.layout}` : ''} D=${x.D}`)).toEqual([...layouts(64), ...layouts(4), ...layouts(1), 'dense D=16', 'copy D=64']);
     for (const x of report.scans) expect(x.gbPerSecond).toBeGreaterThan(0);
     expect(report.limits.maxStorageBufferBindingSize).toBeGreaterThan(0);
     const text = formatGpu(report);

@@ -45,6 +45,22 @@ export function checkBindingLimit(limits: GPUSupportedLimits, field: string, flo
   if (bytes > limit) throw new ResourceLimitError(field, `at most ${limit} bytes (this adapter's maxStorageBufferBindingSize)`, `${what}: ${bytes} bytes`);
 }
 
+const recorders = new WeakMap<WebGPUBackend, CommandRecorder>();
+
+/**
+ * The recorder of a tfjs WebGPU backend, created on first use: one per backend, so that every
+ * caller (pelk's backend, the scan kernels) records into the same stream and every dispatch is
+ * counted once.
+ */
+export function recorderFor(backend: WebGPUBackend): CommandRecorder {
+  let recorder = recorders.get(backend);
+  if (!recorder) {
+    recorder = new CommandRecorder(backend);
+    recorders.set(backend, recorder);
+  }
+  return recorder;
+}
+
 /** A compiled kernel: its pipeline and the kinds of its bindings (in binding order). */
 export interface Kernel {
   readonly pipeline: GPUComputePipeline;
@@ -63,7 +79,8 @@ export interface GpuCounters {
 
 /**
  * Records pelk's kernels into tfjs's command stream, and counts every dispatch and submission
- * (tfjs's included) for the solvers' diagnostics.
+ * (tfjs's included) for the solvers' diagnostics. Get it with {@link recorderFor}: a second
+ * recorder on one backend would count its dispatches twice.
  */
 export class CommandRecorder {
   private readonly gpu: TfGpuInternals;
@@ -76,10 +93,16 @@ export class CommandRecorder {
   private readonly compiling = new Set<Promise<void>>();
   /** Kernels dispatched since the last read-back: a read fails if one of them failed to compile. */
   private readonly sinceRead = new Set<string>();
+  /**
+   * The adapter emulates a GPU on the CPU (SwiftShader, or one that says it is a fallback
+   * adapter): kernels that trade barriers for coalescing choose otherwise there.
+   */
+  cpuAdapter: boolean;
 
   constructor(backend: WebGPUBackend) {
     this.gpu = backend as unknown as TfGpuInternals;
     const gpu = this.gpu;
+    this.cpuAdapter = (backend as unknown as { adapterInfo?: { architecture?: string } }).adapterInfo?.architecture === 'swiftshader';
     if (typeof gpu.recordAndSubmit !== 'function' || typeof gpu.submitQueue !== 'function' || typeof gpu.ensureCommandEncoderReady !== 'function') {
       throw new PelkError('BACKEND_UNAVAILABLE', 'this version of tfjs-backend-webgpu does not have the command recording pelk drives (4.x)');
     }

@@ -6,22 +6,22 @@
  * 2. the aggregates `[E, B, ⌈T/chunk⌉, D]` form the same kind of scan, solved recursively with
  *    the same seed; once a level has at most `chunk` steps it is scanned sequentially per channel
  *    (a rescan with a single chunk);
- * 3. rescan: one invocation per (batch, chunk, channel) replays its chunk from the carried state.
+ * 3. rescan: one invocation per (batch, chunk, channel) replays its chunk from the carried state,
+ *    writing every state component in the same pass.
  *
  * Work: O(T) element operations per channel (each level is `chunk`× shorter). Dispatches:
- * `2L + F`, where `L = max(0, ⌈log_chunk T⌉ − 1)` is the number of reduce levels and `F` the
- * number of state components written out at level 0 (one dispatch each).
+ * `2L + 1`, where `L = max(0, ⌈log_chunk T⌉ − 1)` is the number of reduce levels. The kernels are
+ * recorded into tfjs's command stream (`CommandRecorder`), since the level-0 rescan has one output
+ * per state component; staged through workgroup memory, their memory traffic coalesces for any D
+ * (`scan-kernel.wgsl.ts`).
  */
+import type { Tensor as PelkTensor } from '@pelk/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import type { Tensor } from '@tensorflow/tfjs-core';
-import { ceilDiv, disposeAll, runKernel } from './program.js';
+import { engine, type Tensor } from '@tensorflow/tfjs-core';
+import { type CommandRecorder, checkBindingLimit, recorderFor } from '../fused/recorder.js';
+import { ceilDiv, disposeAll } from './program.js';
 import type { ScanAlgebra } from './scan-algebra.js';
-import { type LevelShape, scanUniforms } from './scan-common.wgsl.js';
-import { scanReduceWgsl } from './scan-reduce.wgsl.js';
-import { type RescanOutput, scanRescanWgsl } from './scan-rescan.wgsl.js';
-
-/** Invocations per workgroup of the generic scan kernels. */
-const WORKGROUP = 64;
+import { type ScanKernelKind, type ScanLayout, scanBindings, scanKernelWgsl, scanUniformWords, stagedScan, type TileLayout, tileLayout } from './scan-kernel.wgsl.js';
 
 /** A scan problem for `chunkedScan`. */
 export interface ChunkedScanProblem {
@@ -38,6 +38,8 @@ export interface ChunkedScanProblem {
   readonly seed: readonly Tensor[];
   /** Values of `alg.floatUniforms`. */
   readonly floats?: Readonly<Record<string, number>>;
+  /** Memory layout of the kernels; default `'auto'`. */
+  readonly layout?: ScanLayout;
 }
 
 /** Number of reduce levels the driver uses for length `T` and chunk `chunk` (≥ 2 when T > 1). */
@@ -47,94 +49,102 @@ export function reduceLevels(T: number, chunk: number): number {
   return levels;
 }
 
+/** An uninitialised float32 tensor on `backend` (for outputs a kernel writes in full). */
+function emptyOn(backend: WebGPUBackend, shape: readonly number[]): Tensor {
+  return engine().makeTensorFromTensorInfo(backend.makeTensorInfo([...shape], 'float32'), backend);
+}
+
+/** Refuses, before anything is allocated, a scan whose largest buffer exceeds one storage binding. */
+function checkScanLimits(recorder: CommandRecorder, alg: ScanAlgebra, p: ChunkedScanProblem): void {
+  const { B, T, D, chunk } = p;
+  const what = `${alg.name} scan of B = ${B}, T = ${T}, D = ${D}`;
+  checkBindingLimit(recorder.limits, `${alg.name} scan output`, B * T * D, what);
+  // The largest packed buffer: the first level's aggregates or states.
+  const first = ceilDiv(T, chunk);
+  if (T > chunk) checkBindingLimit(recorder.limits, `${alg.name} scan aggregates`, Math.max(alg.elementSize, alg.stateSize) * B * first * D, what);
+}
+
 /**
- * Solves the scan and returns, for each requested state component, the `[B, T, D]` tensor of that
- * component at every time step (actual time order). The caller owns the returned tensors; every
- * intermediate is disposed.
+ * Solves the scan and returns every state component as a `[B, T, D]` tensor at every time step
+ * (actual time order). The caller owns the returned tensors; every intermediate is disposed.
  */
-export function chunkedScan(
-  backend: WebGPUBackend,
-  alg: ScanAlgebra,
-  p: ChunkedScanProblem,
-  components: readonly number[],
-): Tensor[] {
+export function chunkedScan(backend: WebGPUBackend, alg: ScanAlgebra, p: ChunkedScanProblem): Tensor[] {
   const { B, T, D, chunk } = p;
   if (chunk < 2 && T > 1) throw new RangeError('pelk webgpu: chunked scans need chunk ≥ 2');
+  const recorder = recorderFor(backend);
+  checkScanLimits(recorder, alg, p);
   const floats = p.floats ?? {};
-  const key = (pass: string, flags: string) => `pelk_scan_${pass}_${alg.name}_${flags}`;
+  const staged = stagedScan(p.layout ?? 'auto', D, recorder.cpuAdapter);
+  const layout: TileLayout = tileLayout(alg, D, recorder.limits.maxComputeWorkgroupStorageSize, staged);
 
-  const reduce = (input: readonly Tensor[], raw: boolean, level: LevelShape): Tensor => {
-    const N = ceilDiv(level.T, level.chunk);
-    return runKernel(
-      backend,
-      {
-        key: key('reduce', `${raw ? 'raw' : 'packed'}_${raw && p.reverse ? 'rev' : 'fwd'}`),
-        variableNames: raw ? alg.rawInputs : ['elems'],
-        outputShape: [alg.elementSize, B, N, D],
-        workgroupSize: WORKGROUP,
-        workgroups: ceilDiv(B * N * D, WORKGROUP),
-        uniforms: scanUniforms(alg, level, floats),
-        code: scanReduceWgsl(alg, raw, p.reverse),
-      },
-      input,
-    );
+  const run = (kind: ScanKernelKind, TL: number, levelChunk: number, inputs: readonly Tensor[], outputs: readonly Tensor[]) => {
+    const key = [
+      'pelk-scan',
+      alg.name,
+      kind.pass,
+      kind.raw ? 'raw' : 'packed',
+      kind.raw && kind.reverse ? 'rev' : 'fwd',
+      kind.carry ? 'carry' : 'seed',
+      kind.output,
+      `${staged ? `staged${layout.S}` : 'direct'}W${layout.W}G${layout.G}B${layout.blocks}`,
+    ].join('-');
+    const { reads, writes } = scanBindings(alg, kind);
+    const kernel = recorder.kernel(key, scanKernelWgsl(alg, kind, layout), ['uniform', ...reads.map(() => 'read' as const), ...writes.map(() => 'write' as const)], layout.lanes);
+    const groups = B * ceilDiv(TL, levelChunk) * layout.blocks;
+    const words = scanUniformWords(alg, { B, T: TL, D, chunk: levelChunk }, layout, floats);
+    recorder.dispatch(kernel, words, [...inputs, ...outputs] as unknown as PelkTensor[], ceilDiv(groups, layout.G));
   };
 
-  const rescan = (input: readonly Tensor[], raw: boolean, level: LevelShape, carry: Tensor | null, output: RescanOutput): Tensor => {
-    const N = ceilDiv(level.T, level.chunk);
-    const outputShape = output.kind === 'packed' ? [alg.stateSize, B, level.T, D] : [B, level.T, D];
-    const outKey = output.kind === 'packed' ? 'packed' : `c${output.component}`;
-    return runKernel(
-      backend,
-      {
-        key: key('rescan', `${raw ? 'raw' : 'packed'}_${raw && p.reverse ? 'rev' : 'fwd'}_${carry ? 'carry' : 'seed'}_${outKey}`),
-        variableNames: [...(raw ? alg.rawInputs : ['elems']), ...alg.seedInputs, ...(carry ? ['carry'] : [])],
-        outputShape,
-        workgroupSize: WORKGROUP,
-        workgroups: ceilDiv(B * N * D, WORKGROUP),
-        uniforms: scanUniforms(alg, level, floats),
-        code: scanRescanWgsl(alg, raw, p.reverse, carry !== null, output),
-      },
-      [...input, ...p.seed, ...(carry ? [carry] : [])],
-    );
+  const reduce = (input: readonly Tensor[], raw: boolean, TL: number): Tensor => {
+    const agg = emptyOn(backend, [alg.elementSize, B, ceilDiv(TL, chunk), D]);
+    try {
+      run({ pass: 'reduce', raw, reverse: p.reverse, carry: false, output: 'packed' }, TL, chunk, input, [agg]);
+    } catch (e) {
+      agg.dispose();
+      throw e;
+    }
+    return agg;
   };
 
   /** States `[S, B, T_L, D]` (scan order) of the scan over packed aggregates `elems`. */
   const solvePacked = (elems: Tensor, TL: number): Tensor => {
-    if (TL <= chunk) return rescan([elems], false, { B, T: TL, D, chunk: TL }, null, { kind: 'packed' });
-    const level = { B, T: TL, D, chunk };
-    const agg = reduce([elems], false, level);
+    const states = emptyOn(backend, [alg.stateSize, B, TL, D]);
+    let agg: Tensor | null = null;
     let carry: Tensor | null = null;
     try {
-      carry = solvePacked(agg, ceilDiv(TL, chunk));
-      return rescan([elems], false, level, carry, { kind: 'packed' });
+      if (TL <= chunk) {
+        run({ pass: 'rescan', raw: false, reverse: false, carry: false, output: 'packed' }, TL, TL, [elems, ...p.seed], [states]);
+      } else {
+        agg = reduce([elems], false, TL);
+        carry = solvePacked(agg, ceilDiv(TL, chunk));
+        run({ pass: 'rescan', raw: false, reverse: false, carry: true, output: 'packed' }, TL, chunk, [elems, ...p.seed, carry], [states]);
+      }
+      return states;
+    } catch (e) {
+      states.dispose();
+      throw e;
     } finally {
       disposeAll(agg, carry);
     }
   };
 
-  // Level 0.
-  const single = T <= chunk;
-  const level0: LevelShape = { B, T, D, chunk: single ? T : chunk };
+  // Level 0: reduce, solve the aggregates' scan, then one rescan writing every component.
+  const outs = Array.from({ length: alg.stateSize }, () => emptyOn(backend, [B, T, D]));
+  let agg: Tensor | null = null;
   let carry: Tensor | null = null;
   try {
-    if (!single) {
-      const agg = reduce(p.raw, true, level0);
-      try {
-        carry = solvePacked(agg, ceilDiv(T, chunk));
-      } finally {
-        agg.dispose();
-      }
-    }
-    const outs: Tensor[] = [];
-    try {
-      for (const c of components) outs.push(rescan(p.raw, true, level0, carry, { kind: 'component', component: c }));
-    } catch (e) {
-      disposeAll(...outs);
-      throw e;
+    if (T <= chunk) {
+      run({ pass: 'rescan', raw: true, reverse: p.reverse, carry: false, output: 'components' }, T, Math.max(T, 1), [...p.raw, ...p.seed], outs);
+    } else {
+      agg = reduce(p.raw, true, T);
+      carry = solvePacked(agg, ceilDiv(T, chunk));
+      run({ pass: 'rescan', raw: true, reverse: p.reverse, carry: true, output: 'components' }, T, chunk, [...p.raw, ...p.seed, carry], outs);
     }
     return outs;
+  } catch (e) {
+    disposeAll(...outs);
+    throw e;
   } finally {
-    disposeAll(carry);
+    disposeAll(agg, carry);
   }
 }

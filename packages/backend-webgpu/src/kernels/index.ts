@@ -6,7 +6,9 @@
  * All scans are work-efficient reduce-then-scan passes (no inter-workgroup waiting, so no
  * reliance on forward progress) with a bounded number of dispatches: with
  * `L = max(0, ⌈log_chunk T⌉ − 1)` reduce levels, `diagonalScan` and `denseScan` issue `2L + 1`
- * dispatches, `kalmanDiagonal` `2L + 2` (filter) or `4L + 4` (filter and smoother).
+ * dispatches, `kalmanDiagonal` `2L + 1` (filter) or `4L + 2` (filter and smoother). The diagonal
+ * and Kalman scans stage their elements through workgroup memory so that reads and writes
+ * coalesce for any D (`scan-kernel.wgsl.ts`).
  */
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { Tensor } from '@tensorflow/tfjs-core';
@@ -16,6 +18,9 @@ import { diagonalAlgebra } from './diagonal-element.wgsl.js';
 import { kalmanFilterAlgebra } from './kalman-filter-element.wgsl.js';
 import { kalmanSmootherAlgebra } from './kalman-smoother-element.wgsl.js';
 import { checkChunk, emptyTensor, expectShape } from './program.js';
+import type { ScanLayout } from './scan-kernel.wgsl.js';
+
+export type { ScanLayout } from './scan-kernel.wgsl.js';
 
 export { reduceLevels } from './chunked-scan.js';
 
@@ -32,6 +37,11 @@ export interface KernelOptions {
    * global-memory (`false`) variant. Default: workgroup memory whenever it fits the device limit.
    */
   denseWorkgroupMemory?: boolean;
+  /**
+   * Memory layout of the diagonal and Kalman scans (see `ScanLayout`): default `'auto'`, staged
+   * through workgroup memory for D < 32 on a GPU, direct otherwise and on CPU adapters.
+   */
+  scanLayout?: ScanLayout;
 }
 
 /** Default chunk of the diagonal scan and the Kalman kernels. */
@@ -66,7 +76,7 @@ export function diagonalScan(
   expectShape('init', init, [B, D]);
   const chunk = chunkOf(options, DEFAULT_CHUNK);
   if (B * T * D === 0) return emptyTensor(backend, [B, T, D]);
-  const [s] = chunkedScan(backend, diagonalAlgebra, { B, T, D, reverse, chunk, raw: [a, b], seed: [init] }, [0]);
+  const [s] = chunkedScan(backend, diagonalAlgebra, { B, T, D, reverse, chunk, raw: [a, b], seed: [init], layout: options?.scanLayout });
   return s;
 }
 
@@ -145,21 +155,11 @@ export function kalmanDiagonal(
   if (!(r > 0 && Number.isFinite(r))) throw new RangeError(`pelk webgpu: r must be positive and finite, got ${r}`);
   const chunk = chunkOf(options, DEFAULT_CHUNK);
   if (B * T * D === 0) return { mean: emptyTensor(backend, [B, T, D]), variance: emptyTensor(backend, [B, T, D]) };
-  const base = { B, T, D, chunk };
-  const [mean, variance] = chunkedScan(
-    backend,
-    kalmanFilterAlgebra,
-    { ...base, reverse: false, raw: [F, bias, y], seed: [init], floats: { q, r } },
-    [0, 1],
-  );
+  const base = { B, T, D, chunk, layout: options?.scanLayout };
+  const [mean, variance] = chunkedScan(backend, kalmanFilterAlgebra, { ...base, reverse: false, raw: [F, bias, y], seed: [init], floats: { q, r } });
   if (!smooth) return { mean, variance };
   try {
-    const [sm, sv] = chunkedScan(
-      backend,
-      kalmanSmootherAlgebra,
-      { ...base, reverse: true, raw: [mean, variance, F, bias], seed: [], floats: { q } },
-      [0, 1],
-    );
+    const [sm, sv] = chunkedScan(backend, kalmanSmootherAlgebra, { ...base, reverse: true, raw: [mean, variance, F, bias], seed: [], floats: { q } });
     return { mean: sm, variance: sv };
   } finally {
     mean.dispose();

@@ -12,7 +12,11 @@
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { recorderFor } from '../fused/recorder.js';
 import { denseScan, diagonalScan, type KernelOptions, kalmanDiagonal, reduceLevels } from './index.js';
+import { diagonalAlgebra } from './diagonal-element.wgsl.js';
+import { kalmanFilterAlgebra } from './kalman-filter-element.wgsl.js';
+import { stagedScan, tileLayout } from './scan-kernel.wgsl.js';
 
 const EPS32 = 2 ** -24;
 
@@ -191,27 +195,18 @@ function relError(got: ArrayLike<number>, want: Float64Array, floor = 1): number
 
 /**
  * Runs `fn`, checking that it leaks no tensor or GPU data id (only its returned tensors are new)
- * and counting its dispatches.
+ * and counting its dispatches (tfjs's programs and pelk's recorded kernels).
  */
 function tracked(fn: () => tf.Tensor[]): { outs: tf.Tensor[]; dispatches: number } {
   const be = backend!;
+  const recorder = recorderFor(be);
   const tensorsBefore = tf.memory().numTensors;
   const idsBefore = be.numDataIds();
-  const original = be.runWebGPUProgram;
-  let dispatches = 0;
-  be.runWebGPUProgram = function (this: WebGPUBackend, ...args: Parameters<WebGPUBackend['runWebGPUProgram']>) {
-    dispatches++;
-    return original.apply(this, args);
-  };
-  let outs: tf.Tensor[];
-  try {
-    outs = fn();
-  } finally {
-    be.runWebGPUProgram = original;
-  }
+  const dispatchesBefore = recorder.counters().dispatches;
+  const outs = fn();
   expect(tf.memory().numTensors).toBe(tensorsBefore + outs.length);
   expect(be.numDataIds()).toBe(idsBefore + outs.length);
-  return { outs, dispatches };
+  return { outs, dispatches: recorder.counters().dispatches - dispatchesBefore };
 }
 
 /** Reads tensors and disposes them. */
@@ -221,8 +216,8 @@ async function readAll(ts: tf.Tensor[]): Promise<Float32Array[]> {
   return data;
 }
 
-/** Expected dispatches of a chunked scan writing `finals` outputs at level 0. */
-const expectedDispatches = (T: number, chunk: number, finals: number) => 2 * reduceLevels(T, chunk) + finals;
+/** Expected dispatches of one chunked scan: a reduce and a rescan per level, and the top rescan. */
+const expectedDispatches = (T: number, chunk: number) => 2 * reduceLevels(T, chunk) + 1;
 
 // ---- tests -----------------------------------------------------------------------------------
 
@@ -238,21 +233,30 @@ describe.skipIf(!backend)(`WebGPU kernels${backend ? '' : ` — skipped: ${skipR
       { B: 2, T: 32, D: 3 },
       { B: 2, T: 33, D: 3 },
       { B: 2, T: 1025, D: 3 },
+      // Tile layouts: chunk groups that straddle batch entries (D = 1, 7), a chunk that is not a
+      // whole number of sub-tiles (11), one group per workgroup (33, 64), channel blocks (65, 130).
+      { B: 3, T: 500, D: 1, chunk: 11 },
+      { B: 2, T: 300, D: 7, chunk: 11 },
+      { B: 2, T: 100, D: 16 },
+      { B: 1, T: 70, D: 33, chunk: 5 },
+      { B: 2, T: 90, D: 64 },
+      { B: 2, T: 40, D: 65, chunk: 3 },
+      { B: 1, T: 35, D: 130 },
     ];
     for (const { B, T, D, chunk } of cases) {
-      for (const reverse of [false, true]) {
-        it(`B=${B} T=${T} D=${D} chunk=${chunk ?? 'default'}${reverse ? ' reverse' : ''}`, async () => {
-          const seed = B * 1000 + T * 10 + D + (reverse ? 7 : 0);
+      for (const [reverse, scanLayout] of [[false, 'staged'], [true, 'staged'], [false, 'direct'], [true, 'direct']] as const) {
+        it(`B=${B} T=${T} D=${D} chunk=${chunk ?? 'default'}${reverse ? ' reverse' : ''} ${scanLayout}`, async () => {
+          const seed = B * 1000 + T * 10 + D + (reverse ? 7 : 0) + (scanLayout === 'direct' ? 3 : 0);
           const a = rand(B * T * D, seed, -0.95, 0.95);
           const b = rand(B * T * D, seed + 1);
           const init = rand(B * D, seed + 2, -2, 2);
           const ta = upload(a, [B, T, D]);
           const tb = upload(b, [B, T, D]);
           const ti = upload(init, [B, D]);
-          const options: KernelOptions = chunk ? { chunk } : {};
+          const options: KernelOptions = { ...(chunk ? { chunk } : {}), scanLayout };
           const { outs, dispatches } = tracked(() => [diagonalScan(backend!, ta, tb, ti, reverse, options)]);
           expect(outs[0].shape).toEqual([B, T, D]);
-          expect(dispatches).toBe(expectedDispatches(T, chunk ?? 32, 1));
+          expect(dispatches).toBe(expectedDispatches(T, chunk ?? 32));
           const [got] = await readAll(outs);
           tf.dispose([ta, tb, ti]);
           expect(relError(got, diagonalReference(a, b, init, B, T, D, reverse))).toBeLessThan(64 * EPS32);
@@ -260,7 +264,7 @@ describe.skipIf(!backend)(`WebGPU kernels${backend ? '' : ` — skipped: ${skipR
       }
     }
 
-    it('long sequence: B=2 T=5000 D=3, default chunk, forward and reverse', async () => {
+    it('long sequence: B=2 T=5000 D=3, default chunk, forward and reverse, both layouts', async () => {
       const [B, T, D] = [2, 5000, 3];
       const a = rand(B * T * D, 11, -0.95, 0.95);
       const b = rand(B * T * D, 12);
@@ -268,8 +272,8 @@ describe.skipIf(!backend)(`WebGPU kernels${backend ? '' : ` — skipped: ${skipR
       const ta = upload(a, [B, T, D]);
       const tb = upload(b, [B, T, D]);
       const ti = upload(init, [B, D]);
-      for (const reverse of [false, true]) {
-        const { outs, dispatches } = tracked(() => [diagonalScan(backend!, ta, tb, ti, reverse)]);
+      for (const [reverse, scanLayout] of [[false, 'staged'], [true, 'staged'], [false, 'direct'], [true, 'direct']] as const) {
+        const { outs, dispatches } = tracked(() => [diagonalScan(backend!, ta, tb, ti, reverse, { scanLayout })]);
         expect(dispatches).toBe(5);
         const [got] = await readAll(outs);
         expect(relError(got, diagonalReference(a, b, init, B, T, D, reverse))).toBeLessThan(64 * EPS32);
@@ -277,7 +281,7 @@ describe.skipIf(!backend)(`WebGPU kernels${backend ? '' : ` — skipped: ${skipR
       tf.dispose([ta, tb, ti]);
     });
 
-    it('a million steps: B=1 T=1000003 D=1, default chunk (7 dispatches)', async () => {
+    it('a million steps: B=1 T=1000003 D=1, default chunk (7 dispatches), staged', async () => {
       const [B, T, D] = [1, 1_000_003, 1];
       const a = rand(T, 21, -0.99, 0.99);
       const b = rand(T, 22);
@@ -286,7 +290,7 @@ describe.skipIf(!backend)(`WebGPU kernels${backend ? '' : ` — skipped: ${skipR
       const tb = upload(b, [B, T, D]);
       const ti = upload(init, [B, D]);
       for (const reverse of [false, true]) {
-        const { outs, dispatches } = tracked(() => [diagonalScan(backend!, ta, tb, ti, reverse)]);
+        const { outs, dispatches } = tracked(() => [diagonalScan(backend!, ta, tb, ti, reverse, { scanLayout: 'staged' })]);
         expect(dispatches).toBe(7);
         const [got] = await readAll(outs);
         expect(relError(got, diagonalReference(a, b, init, B, T, D, reverse))).toBeLessThan(64 * EPS32);
@@ -350,7 +354,7 @@ describe.skipIf(!backend)(`WebGPU kernels${backend ? '' : ` — skipped: ${skipR
           const options: KernelOptions = { ...(chunk ? { chunk } : {}), ...(workgroupMemory === undefined ? {} : { denseWorkgroupMemory: workgroupMemory }) };
           const { outs, dispatches } = tracked(() => [denseScan(backend!, tA, tb, ti, reverse, options)]);
           expect(outs[0].shape).toEqual([B, T, D]);
-          expect(dispatches).toBe(expectedDispatches(T, chunk ?? 16, 1));
+          expect(dispatches).toBe(expectedDispatches(T, chunk ?? 16));
           const [got] = await readAll(outs);
           tf.dispose([tA, tb, ti]);
           expect(relError(got, denseReference(A, b, init, B, T, D, reverse))).toBeLessThan(64 * EPS32 * Math.max(1, D / 4));
@@ -368,9 +372,13 @@ describe.skipIf(!backend)(`WebGPU kernels${backend ? '' : ` — skipped: ${skipR
       { B: 2, T: 100, D: 5, q: 0.3, r: 0.01, chunk: 3 },
       { B: 1, T: 129, D: 2, q: 1, r: 1e6, chunk: 2 },
       { B: 2, T: 300, D: 3, q: 1, r: 2 },
+      { B: 2, T: 200, D: 1, q: 1, r: 2, chunk: 11 },
+      { B: 1, T: 50, D: 70, q: 0.5, r: 3, chunk: 4 },
     ];
-    for (const { B, T, D, q, r, chunk } of cases) {
-      it(`B=${B} T=${T} D=${D} q=${q} r=${r} chunk=${chunk ?? 'default'}`, async () => {
+    for (const [n, { B, T, D, q, r, chunk }] of cases.entries()) {
+      // Alternate the layouts (each pair of cases covers both): a Kalman kernel's first compile is slow on SwiftShader.
+      const scanLayout = n % 2 === 0 ? 'staged' : 'direct';
+      it(`B=${B} T=${T} D=${D} q=${q} r=${r} chunk=${chunk ?? 'default'} ${scanLayout}`, async () => {
         const seed = 31 + B * 1000 + T * 10 + D;
         const F = rand(B * T * D, seed, -1.2, 1.2);
         const bias = rand(B * T * D, seed + 1, -0.5, 0.5);
@@ -381,14 +389,14 @@ describe.skipIf(!backend)(`WebGPU kernels${backend ? '' : ` — skipped: ${skipR
         const tb = upload(bias, [B, T, D]);
         const ty = upload(y, [B, T, D]);
         const ti = upload(init, [B, D]);
-        const options: KernelOptions = chunk ? { chunk } : {};
+        const options: KernelOptions = { ...(chunk ? { chunk } : {}), scanLayout };
         const c = chunk ?? 32;
         for (const smooth of [false, true]) {
           const { outs, dispatches } = tracked(() => {
             const m = kalmanDiagonal(backend!, tF, tb, ty, ti, q, r, smooth, options);
             return [m.mean, m.variance];
           });
-          expect(dispatches).toBe(expectedDispatches(T, c, 2) * (smooth ? 2 : 1));
+          expect(dispatches).toBe(expectedDispatches(T, c) * (smooth ? 2 : 1));
           const [mean, variance] = await readAll(outs);
           const want = smooth ? ref.smoothed : ref.filtered;
           expect(relError(mean, want.mean), `${smooth ? 'smoothed' : 'filtered'} mean`).toBeLessThan(256 * EPS32);
@@ -398,7 +406,7 @@ describe.skipIf(!backend)(`WebGPU kernels${backend ? '' : ` — skipped: ${skipR
       });
     }
 
-    it('long sequence: B=1 T=4000 D=2, default chunk', async () => {
+    it('long sequence: B=1 T=4000 D=2, default chunk, staged', async () => {
       const [B, T, D, q, r] = [1, 4000, 2, 1, 10];
       const F = rand(B * T * D, 91, -1.1, 1.1);
       const bias = rand(B * T * D, 92, -0.5, 0.5);
@@ -407,7 +415,7 @@ describe.skipIf(!backend)(`WebGPU kernels${backend ? '' : ` — skipped: ${skipR
       const ref = kalmanReference(F, bias, y, init, q, r, B, T, D);
       const ts = [upload(F, [B, T, D]), upload(bias, [B, T, D]), upload(y, [B, T, D]), upload(init, [B, D])];
       const { outs } = tracked(() => {
-        const m = kalmanDiagonal(backend!, ts[0], ts[1], ts[2], ts[3], q, r, true);
+        const m = kalmanDiagonal(backend!, ts[0], ts[1], ts[2], ts[3], q, r, true, { scanLayout: 'staged' });
         return [m.mean, m.variance];
       });
       const [mean, variance] = await readAll(outs);
@@ -423,5 +431,34 @@ describe.skipIf(!backend)(`WebGPU kernels${backend ? '' : ` — skipped: ${skipR
       expect(() => kalmanDiagonal(backend!, x, x, x, i, 1, -1, false)).toThrow(/r/);
       tf.dispose([x, i]);
     });
+  });
+});
+
+describe('tileLayout (the chunked scans’ workgroup shape)', () => {
+  it('covers small D with whole chunk groups and splits large D into equal channel blocks', () => {
+    const at = (D: number) => tileLayout(diagonalAlgebra, D, 16384);
+    expect(at(1)).toEqual({ W: 1, blocks: 1, G: 64, lanes: 64, staged: true, S: 8 });
+    expect(at(7)).toEqual({ W: 7, blocks: 1, G: 9, lanes: 63, staged: true, S: 8 });
+    expect(at(33)).toEqual({ W: 33, blocks: 1, G: 1, lanes: 33, staged: true, S: 8 });
+    expect(at(64)).toEqual({ W: 64, blocks: 1, G: 1, lanes: 64, staged: true, S: 8 });
+    expect(at(65)).toEqual({ W: 33, blocks: 2, G: 1, lanes: 33, staged: true, S: 8 });
+    expect(at(130)).toEqual({ W: 44, blocks: 3, G: 1, lanes: 44, staged: true, S: 8 });
+  });
+
+  it('stages only on a GPU and only below D = 32, unless told', () => {
+    expect(stagedScan('auto', 16, false)).toBe(true);
+    expect(stagedScan('auto', 32, false)).toBe(false);
+    expect(stagedScan('auto', 1, true)).toBe(false);
+    expect(stagedScan('staged', 64, true)).toBe(true);
+    expect(stagedScan('direct', 1, false)).toBe(false);
+    expect(tileLayout(diagonalAlgebra, 7, 16384, false)).toEqual({ W: 7, blocks: 1, G: 9, lanes: 63, staged: false, S: 1 });
+  });
+
+  it('shortens the sub-tile to fit the workgroup memory, and refuses when one step does not fit', () => {
+    // Kalman filter: 5 element + 2 state floats per step; 64 lanes × (8 + 1) × 7 × 4 bytes = 16,128.
+    expect(tileLayout(kalmanFilterAlgebra, 1, 16384).S).toBe(8);
+    expect(tileLayout(kalmanFilterAlgebra, 1, 16000).S).toBe(4);
+    expect(tileLayout(kalmanFilterAlgebra, 1, 4 * 7 * 64 * 2).S).toBe(1);
+    expect(() => tileLayout(kalmanFilterAlgebra, 1, 1000)).toThrow(/workgroup memory/);
   });
 });
