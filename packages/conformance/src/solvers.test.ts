@@ -108,6 +108,36 @@ describe('evaluate', () => {
     expect(backend.memory().tensors).toBe(0);
   });
 
+  it('hands each iterate of every parallel method to onIterate: the last one is the result', async () => {
+    const u = inputs(30);
+    for (const method of ['deer', 'quasi-deer', 'elk', 'quasi-elk', 'auto'] as const) {
+      const seen: { iteration: number; residual: number; method?: string; first: number }[] = [];
+      let last: Float32Array | Float64Array | undefined;
+      const r = await evaluate(cell, u, {
+        backend,
+        method,
+        allowSequential: false,
+        tolerance: 1e-12,
+        onIterate: ({ info, states, shape }) => {
+          expect(shape).toEqual([1, 30, D]);
+          expect(states).toHaveLength(30 * D);
+          seen.push({ iteration: info.iteration, residual: info.residual, method: info.method, first: states[0] });
+          last = states;
+        },
+      });
+      expect(seen.map((x) => x.iteration), method).toEqual(r.history.map((h) => h.iteration));
+      expect(seen.map((x) => x.residual), method).toEqual(r.history.map((h) => h.residual));
+      if (method === 'auto') expect(seen.every((x) => x.method !== undefined)).toBe(true);
+      expect(Array.from(last!), method).toEqual(Array.from(await r.read()));
+      r.dispose();
+    }
+    const seq: unknown[] = [];
+    (await evaluate(cell, u, { backend, method: 'sequential', onIterate: (x) => seq.push(x) })).dispose();
+    expect(seq).toEqual([]);
+    await expect(evaluate(cell, u, { backend, onIterate: 3 as never })).rejects.toThrow(/options\.onIterate.*a function/s);
+    expect(backend.memory().tensors).toBe(0);
+  });
+
   it('aborts through an AbortSignal and frees everything', async () => {
     const controller = new AbortController();
     const run = evaluate(cell, inputs(30), {

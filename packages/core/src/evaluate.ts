@@ -65,6 +65,7 @@ const EVALUATE_OPTION_KEYS = [
   'batch',
   'clip',
   'onIteration',
+  'onIterate',
   'progressEvery',
   'signal',
   'kalman',
@@ -253,6 +254,9 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
   if (options.onIteration !== undefined && typeof options.onIteration !== 'function') {
     throw new InvalidArgumentError('options.onIteration', 'a function', describeValue(options.onIteration));
   }
+  if (options.onIterate !== undefined && typeof options.onIterate !== 'function') {
+    throw new InvalidArgumentError('options.onIterate', 'a function', describeValue(options.onIterate));
+  }
   if (options.signal !== undefined && (typeof options.signal !== 'object' || typeof options.signal?.aborted !== 'boolean')) {
     throw new InvalidArgumentError('options.signal', 'an AbortSignal', describeValue(options.signal));
   }
@@ -410,6 +414,7 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
     const init = backend.fromArray(pl.init, [B, D], dtype);
     owned.push(init);
     const userOnIteration = options.onIteration;
+    const userOnIterate = options.onIterate;
     deviceTrace = backend.deviceCounters ? new DeviceTrace(() => backend.deviceCounters!()) : undefined;
     const trace = deviceTrace;
     const onIteration = trace
@@ -427,6 +432,7 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
       init,
       signal: options.signal,
       onIteration,
+      onIterate: userOnIterate && (async (info, states) => userOnIterate({ info, states: await backend.read(states), shape: [B, T, D] })),
       startedAt,
       pacer: new Pacer(options.signal),
     };
@@ -534,6 +540,7 @@ async function solveAuto(problem: Problem, pl: Plan, cell: Cell, elk: Runner): P
   const as = (method: Method): Problem => ({
     ...problem,
     onIteration: problem.onIteration && ((info) => problem.onIteration?.({ ...info, method })),
+    onIterate: problem.onIterate && ((info, states) => problem.onIterate!({ ...info, method }, states)),
   });
   const tag = (method: Method, out: SolverOutput): SolverOutput => ({ ...out, history: out.history.map((h) => ({ ...h, method })) });
   const methods: MethodRun[] = [];

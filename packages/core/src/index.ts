@@ -71,6 +71,7 @@ export {
   type InputsLike,
   type DeviceWork,
   type IterationInfo,
+  type IterateSnapshot,
   type KalmanMode,
   METHODS,
   type Method,

@@ -85,6 +85,16 @@ export interface IterationInfo {
   readonly method?: Method;
 }
 
+/** One iterate of a parallel method, passed to `onIterate`. */
+export interface IterateSnapshot {
+  /** The iteration that produced it (as in {@link IterationInfo}), with its residual and step. */
+  readonly info: IterationInfo;
+  /** The iterate's states, row-major `[B, T, D]` (B = 1 for unbatched inputs), in the evaluation's dtype. */
+  readonly states: Float32Array | Float64Array;
+  /** `[B, T, D]`. */
+  readonly shape: readonly [number, number, number];
+}
+
 /** Options of {@link evaluate}. */
 export interface EvaluateOptions {
   /** A backend instance or a registered name. Default: the highest-priority registered backend. */
@@ -133,6 +143,14 @@ export interface EvaluateOptions {
    * I/O and `signal` are served while they run.
    */
   readonly onIteration?: (info: IterationInfo) => void;
+  /**
+   * Parallel methods: called after each iteration with that iteration's iterate — the whole
+   * trajectory `[B, T, D]` read back from the backend — for animations and studies of how the
+   * iterates approach the solution. It costs one read-back of the trajectory per iteration (on a
+   * GPU, a second transfer beside the scalars); leave it unset otherwise. The evaluation waits
+   * for the read, not for anything the callback starts. Not called by the sequential method.
+   */
+  readonly onIterate?: (iterate: IterateSnapshot) => void;
   /** Sequential method: call `onIteration` every this many steps. Default 4096. */
   readonly progressEvery?: number;
   /** Cancels the evaluation; it then rejects with an `AbortError` and frees everything. */

@@ -264,6 +264,7 @@ export async function solveElk(p: Problem, guess: Tensor, s: ElkSettings): Promi
       };
       history.push(info);
       p.onIteration?.(info);
+      if (p.onIterate) await p.onIterate(info, accepted.states);
       const done = accepted.residual <= s.tolerance && accepted.dirty === 0;
       reason = watch.after(done, step, accepted.residual, nonFinite, clipped);
       if (reason) break;

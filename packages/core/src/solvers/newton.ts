@@ -313,6 +313,7 @@ export async function solveNewton(p: Problem, guess: Tensor, s: NewtonSettings):
       };
       history.push(info);
       p.onIteration?.(info);
+      if (p.onIterate) await p.onIterate(info, states);
       const done = lin.residual <= s.tolerance && nonFinite === 0 && clipped === 0;
       reason = watch.after(done, step, lin.residual, nonFinite, clipped);
       if (reason) break;

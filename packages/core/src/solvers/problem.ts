@@ -21,6 +21,8 @@ export interface Problem {
   readonly init: Tensor;
   readonly signal?: AbortSignal;
   readonly onIteration?: (info: IterationInfo) => void;
+  /** Parallel solvers: called with each iteration's record and iterate (`[B, T, D]`, still owned by the solver). */
+  readonly onIterate?: (info: IterationInfo, states: Tensor) => Promise<void>;
   /** `performance.now()` at the start of the evaluation. */
   readonly startedAt: number;
   /** Gives the event loop a turn now and then, so timers, I/O and abort signals are served. */
