@@ -62,7 +62,8 @@ export async function createWebGpuBackend(options: WebGpuBackendOptions = {}): P
   if (options.gpu) {
     Object.defineProperty(globalThis, 'navigator', { value: { ...((globalThis as { navigator?: object }).navigator ?? {}), gpu }, configurable: true, writable: true });
   }
-  const adapter = await gpu.requestAdapter();
+  // The adapter tfjs will choose (it asks for high performance), so its name and kind are the ones used.
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new BackendUnavailableError([{ name: 'webgpu', reason: NO_ADAPTER_HINT }]);
   // A literal specifier so bundlers include it (it is a required peer); it registers tfjs's 'webgpu'.
   await import('@tensorflow/tfjs-backend-webgpu');

@@ -101,7 +101,11 @@ export class WebGpuBackend extends TfjsBackend {
     super(tf, 'webgpu', { ...options, maxTotalBytes: options.maxTotalBytes ?? webgpuMemoryBudget(gpu.device?.limits) }, device);
     this.gpu = gpu;
     this.chunk = options.chunk;
-    this.scanLayout = options.scanLayout ?? 'auto';
+    const layout = options.scanLayout ?? 'auto';
+    if (layout !== 'auto' && layout !== 'staged' && layout !== 'direct') {
+      throw new InvalidArgumentError('options.scanLayout', "'auto', 'staged' or 'direct'", describeValue(layout));
+    }
+    this.layout = layout;
     const cap = options.maxPooledBytes ?? 0;
     if (typeof cap !== 'number' || !(cap >= 0) || cap === Number.POSITIVE_INFINITY) {
       throw new InvalidArgumentError('options.maxPooledBytes', 'a finite number of bytes ≥ 0', describeValue(cap));

@@ -12,8 +12,8 @@
  * Work: O(T) element operations per channel (each level is `chunk`× shorter). Dispatches:
  * `2L + 1`, where `L = max(0, ⌈log_chunk T⌉ − 1)` is the number of reduce levels. The kernels are
  * recorded into tfjs's command stream (`CommandRecorder`), since the level-0 rescan has one output
- * per state component; staged through workgroup memory, their memory traffic coalesces for any D
- * (`scan-kernel.wgsl.ts`).
+ * per state component. Two memory layouts (`scan-kernel.wgsl.ts`): direct, and staged through
+ * workgroup memory so that reads and writes coalesce for small D.
  */
 import type { Tensor as PelkTensor } from '@pelk/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
@@ -91,8 +91,10 @@ export function chunkedScan(backend: WebGPUBackend, alg: ScanAlgebra, p: Chunked
     const { reads, writes } = scanBindings(alg, kind);
     const kernel = recorder.kernel(key, scanKernelWgsl(alg, kind, layout), ['uniform', ...reads.map(() => 'read' as const), ...writes.map(() => 'write' as const)], layout.lanes);
     const groups = B * ceilDiv(TL, levelChunk) * layout.blocks;
+    // Staged: G chunk groups per workgroup; direct: 64 invocations per workgroup (W = D, one block).
+    const workgroups = layout.staged ? ceilDiv(groups, layout.G) : ceilDiv(groups * layout.W, layout.lanes);
     const words = scanUniformWords(alg, { B, T: TL, D, chunk: levelChunk }, layout, floats);
-    recorder.dispatch(kernel, words, [...inputs, ...outputs] as unknown as PelkTensor[], ceilDiv(groups, layout.G));
+    recorder.dispatch(kernel, words, [...inputs, ...outputs] as unknown as PelkTensor[], workgroups);
   };
 
   const reduce = (input: readonly Tensor[], raw: boolean, TL: number): Tensor => {

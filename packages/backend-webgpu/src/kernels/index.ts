@@ -7,8 +7,8 @@
  * reliance on forward progress) with a bounded number of dispatches: with
  * `L = max(0, ⌈log_chunk T⌉ − 1)` reduce levels, `diagonalScan` and `denseScan` issue `2L + 1`
  * dispatches, `kalmanDiagonal` `2L + 1` (filter) or `4L + 2` (filter and smoother). The diagonal
- * and Kalman scans stage their elements through workgroup memory so that reads and writes
- * coalesce for any D (`scan-kernel.wgsl.ts`).
+ * and Kalman scans have two memory layouts (`KernelOptions.scanLayout`): direct, and staged
+ * through workgroup memory so that reads and writes coalesce for small D.
  */
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import type { Tensor } from '@tensorflow/tfjs-core';

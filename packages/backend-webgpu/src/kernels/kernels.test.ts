@@ -372,8 +372,9 @@ describe.skipIf(!backend)(`WebGPU kernels${backend ? '' : ` — skipped: ${skipR
       { B: 2, T: 100, D: 5, q: 0.3, r: 0.01, chunk: 3 },
       { B: 1, T: 129, D: 2, q: 1, r: 1e6, chunk: 2 },
       { B: 2, T: 300, D: 3, q: 1, r: 2 },
-      { B: 2, T: 200, D: 1, q: 1, r: 2, chunk: 11 },
+      // Even positions run staged, odd ones direct: D = 70 direct, D = 1 with partial sub-tiles staged.
       { B: 1, T: 50, D: 70, q: 0.5, r: 3, chunk: 4 },
+      { B: 2, T: 200, D: 1, q: 1, r: 2, chunk: 11 },
     ];
     for (const [n, { B, T, D, q, r, chunk }] of cases.entries()) {
       // Alternate the layouts (each pair of cases covers both): a Kalman kernel's first compile is slow on SwiftShader.
@@ -451,7 +452,8 @@ describe('tileLayout (the chunked scans’ workgroup shape)', () => {
     expect(stagedScan('auto', 1, true)).toBe(false);
     expect(stagedScan('staged', 64, true)).toBe(true);
     expect(stagedScan('direct', 1, false)).toBe(false);
-    expect(tileLayout(diagonalAlgebra, 7, 16384, false)).toEqual({ W: 7, blocks: 1, G: 9, lanes: 63, staged: false, S: 1 });
+    expect(tileLayout(diagonalAlgebra, 7, 16384, false)).toEqual({ W: 7, blocks: 1, G: 1, lanes: 64, staged: false, S: 1 });
+    expect(() => stagedScan('fast' as never, 4, false)).toThrow(/scanLayout must be 'auto', 'staged' or 'direct', got "fast"/);
   });
 
   it('shortens the sub-tile to fit the workgroup memory, and refuses when one step does not fit', () => {

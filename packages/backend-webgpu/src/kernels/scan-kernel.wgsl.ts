@@ -1,9 +1,9 @@
 /**
- * The WGSL of the chunked-scan kernels (reduce and rescan, any `ScanAlgebra`), with coalesced
- * memory traffic whatever `D` is.
+ * The WGSL of the chunked-scan kernels (reduce and rescan, any `ScanAlgebra`), in two memory
+ * layouts: `direct` (each invocation walks global memory) and `staged` (coalesced whatever `D` is).
  *
- * One invocation owns one (batch, chunk, channel) and walks its chunk's steps in order. Read
- * directly, neighbouring invocations of a small `D` would touch different chunks at every step —
+ * One invocation owns one (batch, chunk, channel) and walks its chunk's steps in order. In the
+ * direct layout, workgroups of 64 take the invocations in order, channel fastest; neighbouring invocations of a small `D` would touch different chunks at every step —
  * addresses `chunk·D` floats apart, one memory transaction per invocation. Instead a workgroup
  * owns `G` whole chunk groups of `W` channels (`G·W ≤ 64` invocations) and moves through its
  * chunks in sub-tiles of `S` steps:
@@ -66,6 +66,9 @@ const STAGE_BELOW_D = 32;
 
 /** Resolves `'auto'` for `D` channels on an adapter that is (`cpuAdapter`) or is not a CPU emulation. */
 export function stagedScan(choice: ScanLayout, D: number, cpuAdapter: boolean): boolean {
+  if (choice !== 'auto' && choice !== 'staged' && choice !== 'direct') {
+    throw new RangeError(`pelk webgpu: scanLayout must be 'auto', 'staged' or 'direct', got ${JSON.stringify(choice)}`);
+  }
   if (choice !== 'auto') return choice === 'staged';
   return !cpuAdapter && D < STAGE_BELOW_D;
 }
@@ -78,7 +81,8 @@ export function tileLayout(alg: ScanAlgebra, D: number, workgroupBytes: number, 
   const blocks = Math.ceil(D / MAX_LANES);
   const W = Math.ceil(D / blocks);
   const G = Math.max(1, Math.floor(MAX_LANES / W));
-  if (!staged) return { W, blocks, G, lanes: G * W, staged, S: 1 };
+  // Direct: flat workgroups of 64 over (batch, chunk, channel); no groups, no tiles.
+  if (!staged) return { W: D, blocks: 1, G: 1, lanes: MAX_LANES, staged, S: 1 };
   const floatsPerStep = alg.elementSize + alg.stateSize;
   let S = MAX_SUBTILE;
   while (S > 1 && 4 * floatsPerStep * G * (S * W + 1) > workgroupBytes) S /= 2;
@@ -293,9 +297,15 @@ fn chunkOf(group : i32, w : i32) -> Chunk {
 @compute @workgroup_size(${lanes})
 fn main(@builtin(local_invocation_index) li : u32, @builtin(workgroup_id) wid : vec3<u32>, @builtin(num_workgroups) nwg : vec3<u32>) {
   let lane = i32(li);
-  let first = i32(wid.x + wid.y * nwg.x) * G;
+${
+  staged
+    ? `  let first = i32(wid.x + wid.y * nwg.x) * G;
   let g = lane / W;
-  let me = chunkOf(first + g, lane % W);
+  let me = chunkOf(first + g, lane % W);`
+    : `  // Flat: invocation i is (batch, chunk, channel) with the channel fastest (a single block of W = D).
+  let i = i32(wid.x + wid.y * nwg.x) * LANES + lane;
+  let me = chunkOf(i / W, i % W);`
+}
 ${start}
 ${body}
 ${finish}
