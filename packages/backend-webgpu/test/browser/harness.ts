@@ -66,6 +66,9 @@ export async function buildPage(outDir: string, cacheDir: string, pageDir = PAGE
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
   '.html': 'text/html; charset=utf-8',
   '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
   '.json': 'application/json',
   '.wasm': 'application/wasm',
   '.map': 'application/json',

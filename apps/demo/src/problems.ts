@@ -1,0 +1,79 @@
+/**
+ * The demo's problems, built from the settings with @pelk/models: seeded random GRU / LSTM / Elman
+ * networks driven by standard-normal inputs, a "hot" GRU (recurrent gain 5: Newton's iterates
+ * overflow and are clipped, while ELK's damping keeps them bounded), and Lorenz-96 (autonomous; at
+ * F = 8 chaotic, so parallel methods need many iterations).
+ */
+import type { Cell, EvaluateOptions, InputsLike } from '@pelk/core';
+import { elman, gru, lorenz96, lstm } from '@pelk/models';
+import type { Settings } from './settings.js';
+
+/** Inputs per step of the random RNNs. */
+export const INPUT_SIZE = 8;
+
+/** A problem ready for `evaluate`. */
+export interface Problem {
+  readonly cell: Cell;
+  readonly inputs: InputsLike;
+  /** `steps`, `batch` and `initialState` where the cell needs them. */
+  readonly options: Pick<EvaluateOptions, 'steps' | 'batch' | 'initialState'>;
+  /** One line for the page. */
+  readonly description: string;
+}
+
+/** Standard-normal values from a seeded generator (mulberry32 and Box–Muller): the same on every browser. */
+export function normals(n: number, seed: number): Float32Array {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 2 ** 32;
+  };
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(uniform()));
+    const phi = 2 * Math.PI * uniform();
+    out[i] = r * Math.cos(phi);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(phi);
+  }
+  return out;
+}
+
+/** Input values the page generates at most (512 MiB of float32): beyond that it refuses before allocating. */
+export const MAX_INPUT_VALUES = 2 ** 27;
+
+/** One line describing the problem (nothing is generated). */
+export function describeSettings(s: Settings): string {
+  const T = s.T.toLocaleString('en-US');
+  if (s.model === 'lorenz96') return `Lorenz-96, D = ${s.D}, F = ${s.forcing}, dt = 0.01 (RK4), ${T} steps from F + 0.01·e₀, B = ${s.B}`;
+  const name = s.model === 'hot-gru' ? 'hot GRU' : s.model === 'gru' ? 'GRU' : s.model === 'lstm' ? 'LSTM' : 'Elman RNN';
+  return `random ${name}, D = ${s.D}, gain ${s.gain} (weights ±${s.gain}/√D, seed ${s.seed}), ${INPUT_SIZE} standard-normal inputs per step, B = ${s.B}, T = ${T}`;
+}
+
+/** Builds the cell and its inputs; refuses (RangeError, before allocating) inputs beyond {@link MAX_INPUT_VALUES}. */
+export function buildProblem(s: Settings): Problem {
+  const description = describeSettings(s);
+  if (s.model === 'lorenz96') {
+    const initialState: number[][] = Array.from({ length: s.B }, (_, b) => Array.from({ length: s.D }, (_, i) => s.forcing + (i === 0 ? 0.01 * (b + 1) : 0)));
+    return {
+      cell: lorenz96({ dimension: s.D, forcing: s.forcing }),
+      inputs: null,
+      options: { steps: s.T, batch: s.B, initialState },
+      description,
+    };
+  }
+  const values = s.B * s.T * INPUT_SIZE;
+  if (values > MAX_INPUT_VALUES) {
+    throw new RangeError(`inputs of B·T·${INPUT_SIZE} = ${values.toLocaleString('en-US')} values are more than this page generates (${MAX_INPUT_VALUES.toLocaleString('en-US')}); lower T or B`);
+  }
+  const random = { inputSize: INPUT_SIZE, hiddenSize: s.D, seed: s.seed, scale: s.gain / Math.sqrt(s.D) };
+  const cell = s.model === 'lstm' ? lstm.random(random) : s.model === 'elman' ? elman.random(random) : gru.random(random);
+  return {
+    cell,
+    inputs: { data: normals(values, s.seed + 1), shape: [s.B, s.T, INPUT_SIZE] },
+    options: {},
+    description,
+  };
+}
