@@ -132,6 +132,21 @@ describe.skipIf(missing !== undefined)(`the demo in headless Chromium${missing ?
     }
   }
 
+  it('hot GRU on the CPU worker: DEER iterates blow up where ELK damping stays on course', async () => {
+    const { page, errors } = await open('?model=hot-gru&method=deer,elk&backend=cpu&run=1');
+    const s = await finished(page);
+    await page.waitForFunction(() => !(window as unknown as { pelkDemo: { animating: boolean } }).pelkDemo.animating, undefined, { timeout: 300_000 });
+    await page.screenshot({ path: join(OUTPUT_DIR, 'cpu-hot-gru.png'), fullPage: true });
+    expect(s.status).toBe('done');
+    const [deer, elk] = s.methods.filter((m) => m.method !== 'sequential') as (Summary['methods'][number] & { history: { residual: number }[] })[];
+    console.info(`hot GRU: DEER ${deer.iterations} iterations (largest residual ${Math.max(...deer.history.map((h) => h.residual)).toExponential(2)}), ELK ${elk.iterations}`);
+    expect(deer.converged && elk.converged).toBe(true);
+    expect(deer.iterations).toBeGreaterThan(5 * elk.iterations);
+    expect(Math.max(...deer.history.map((h) => h.residual))).toBeGreaterThan(1e6);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it('cancel stops a long run, and the page runs again afterwards', async () => {
     const { page, errors } = await open('?model=lorenz96&D=16&T=20000&method=deer&backend=cpu&animate=0');
     await page.waitForFunction(() => (window as unknown as { pelkDemo: { device: string | null } }).pelkDemo.device !== null, undefined, { timeout: 60_000 });

@@ -86,7 +86,7 @@ export function speedupPlot(rows: readonly MethodSummary[]): Element {
     y: { label: null },
     marks: [
       Plot.barX(data, { x: 'speedup', y: 'method', fill: (d: MethodSummary) => METHOD_COLOURS[d.method] ?? '#000', sort: { y: null } }),
-      Plot.text(data, { x: 'speedup', y: 'method', text: (d: MethodSummary) => `${d.speedup!.toFixed(2)}×`, dx: 22 }),
+      Plot.text(data, { x: 'speedup', y: 'method', text: (d: MethodSummary) => `${d.speedup!.toPrecision(3)}×`, dx: 22 }),
       Plot.ruleX([1], { stroke: '#333', strokeDasharray: '4 3' }),
     ],
   });
