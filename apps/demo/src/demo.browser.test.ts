@@ -28,6 +28,7 @@ interface Summary {
   device: string | null;
   message: string | null;
   problems: string[];
+  framesDrawn: number;
   methods: { method: string; converged: boolean; reason: string; residual: number; maxAbsDiffVsSequential: number | null; iterations: number; dtype: string; error?: string }[];
 }
 
@@ -120,6 +121,8 @@ describe.skipIf(missing !== undefined)(`the demo in headless Chromium${missing ?
         expect(s.status).toBe('done');
         expect(s.backend).toBe(backend === 'webgpu' ? 'webgpu' : 'wasm');
         expect(s.methods.map((m) => m.method)).toEqual(['sequential', 'deer', 'quasi-deer', 'elk', 'quasi-elk', 'auto']);
+        // Animated: iterates of the parallel methods were drawn.
+        expect((await summary(page)).framesDrawn).toBeGreaterThan(0);
         for (const m of s.methods) {
           console.info(`${backend} ${model} ${m.method}: ${m.iterations} iterations, residual ${m.residual}, max |Δ| ${m.maxAbsDiffVsSequential}`);
           expect(m.error, m.method).toBeUndefined();
@@ -157,8 +160,14 @@ describe.skipIf(missing !== undefined)(`the demo in headless Chromium${missing ?
     const s = await summary(page);
     expect(s.status).toBe('idle');
     expect(s.message).toBe('Cancelled.');
+    // Cancel and run again straight away, through the script interface.
     await page.fill('input[name=T]', '200');
-    await page.click('#run');
+    await page.evaluate(() => {
+      const demo = (window as unknown as { pelkDemo: { run(): Promise<void>; cancel(): void } }).pelkDemo;
+      void demo.run();
+      demo.cancel();
+      void demo.run();
+    });
     expect((await finished(page)).status).toBe('done');
     expect(errors).toEqual([]);
     await page.close();

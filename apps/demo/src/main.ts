@@ -4,7 +4,7 @@
  * scripts (`status`, `settings`, `backend`, `device`, `methods`, `message`), with `run()` and
  * `cancel()`.
  */
-import { type Engine, cpuEngine, webGpuEngine, webGpuUnavailable } from './engines.js';
+import { type Engine, cancelled, cpuEngine, webGpuEngine, webGpuUnavailable } from './engines.js';
 import { channelsPlot, residualPlot, speedupPlot } from './plots.js';
 import { describeSettings } from './problems.js';
 import type { MethodSummary, RunEvent } from './runner.js';
@@ -22,6 +22,8 @@ interface DemoState {
   methods: MethodSummary[];
   /** Iterates still waiting to be drawn (the animation trails the run). */
   animating: boolean;
+  /** Iterates drawn since the page opened. */
+  framesDrawn: number;
   /** The last error or notice, as shown on the page. */
   message: string | null;
   run: () => Promise<void>;
@@ -42,6 +44,7 @@ const state: DemoState = {
   problem: null,
   methods: [],
   animating: false,
+  framesDrawn: 0,
   message: null,
   run: () => run(),
   cancel: () => controller?.abort(),
@@ -81,8 +84,10 @@ function writeForm(s: Settings): void {
 /** The form as a query, read back through the same parser as the URL (one set of rules). */
 function readForm(): { settings: Settings; problems: string[] } {
   const q = new URLSearchParams();
-  q.set('model', field('model').value);
-  for (const key of ['D', 'T', 'B', 'seed', 'gain', 'F']) q.set(key, field(key).value);
+  const model = field('model').value;
+  q.set('model', model);
+  // Only the fields the model uses: an empty F must not block a GRU run.
+  for (const key of ['D', 'T', 'B', 'seed', model === 'lorenz96' ? 'F' : 'gain']) q.set(key, field(key).value);
   for (const key of ['tol', 'maxIter', 'sigma']) if (field(key).value.trim() !== '') q.set(key, field(key).value.trim());
   q.set('backend', field('backend').value);
   q.set('animate', (field('animate') as HTMLInputElement).checked ? '1' : '0');
@@ -95,27 +100,46 @@ function readForm(): { settings: Settings; problems: string[] } {
 // ---- engines -----------------------------------------------------------------------------------
 
 let engine: Engine | null = null;
-let engineChoice: BackendChoice | null = null;
+/** The engine start in flight: starts are serialised, so two never race for the same slot. */
+let starting: Promise<unknown> = Promise.resolve();
 
-async function engineFor(choice: BackendChoice): Promise<Engine> {
-  if (engine && engineChoice === choice) return engine;
-  engine?.dispose();
-  engine = null;
-  $('#engine').textContent = 'Backend: starting…';
-  let next: Engine;
-  if (choice === 'cpu') next = await cpuEngine();
-  else {
-    const why = await webGpuUnavailable();
-    if (why === null) next = await webGpuEngine();
-    else if (choice === 'webgpu') throw new Error(`WebGPU is not available: ${why}. Choose the CPU backend.`);
-    else next = await cpuEngine();
-  }
-  engine = next;
-  engineChoice = choice;
-  state.backend = next.backend;
-  state.device = next.device;
-  $('#engine').textContent = `Backend: ${next.backend} — ${next.device}${next.kind === 'cpu' ? ' (in a Web Worker)' : ''}`;
+/** Which engine a choice means here: `auto` is WebGPU when an adapter exists, else the CPU worker. */
+async function resolveKind(choice: BackendChoice): Promise<Engine['kind']> {
+  if (choice === 'cpu') return 'cpu';
+  const why = await webGpuUnavailable();
+  if (why === null) return 'webgpu';
+  if (choice === 'webgpu') throw new Error(`WebGPU is not available: ${why}. Choose the CPU backend.`);
+  return 'cpu';
+}
+
+function engineFor(choice: BackendChoice): Promise<Engine> {
+  const next = starting.then(
+    () => switchTo(choice),
+    () => switchTo(choice),
+  );
+  starting = next.catch(() => undefined);
   return next;
+}
+
+async function switchTo(choice: BackendChoice): Promise<Engine> {
+  const kind = await resolveKind(choice);
+  if (engine?.alive && engine.kind === kind) return engine;
+  const old = engine;
+  engine = null;
+  state.backend = null;
+  state.device = null;
+  $('#engine').textContent = 'Backend: starting…';
+  await old?.dispose();
+  try {
+    engine = kind === 'cpu' ? await cpuEngine() : await webGpuEngine();
+  } catch (err) {
+    $('#engine').textContent = `Backend: none — ${(err as Error).message}`;
+    throw err;
+  }
+  state.backend = engine.backend;
+  state.device = engine.device;
+  $('#engine').textContent = `Backend: ${engine.backend} — ${engine.device}${engine.kind === 'cpu' ? ' (in a Web Worker)' : ''}`;
+  return engine;
 }
 
 // ---- pictures ----------------------------------------------------------------------------------
@@ -126,18 +150,31 @@ const frames: { label: string; method: string; channels: number[][] }[] = [];
 let drawing: ReturnType<typeof setTimeout> | null = null;
 /** A frame per 90 ms while the run goes on; once it has ended, the rest play at 20 ms. */
 const frameMs = () => (state.status === 'running' ? 90 : 20);
+/** At most this many iterates wait; older ones are dropped (the animation skips ahead). */
+const MAX_FRAMES = 100;
+/** Held while a timed run is on, so drawing does not slow what is being timed. */
+let held = false;
+const reducedMotion = typeof matchMedia === 'function' && matchMedia('(prefers-reduced-motion: reduce)').matches;
 
 function drawChannels(iterate?: { label: string; method: string; channels: number[][] }): void {
   if (reference) $('#channels').replaceChildren(channelsPlot(reference.channels, reference.stride, iterate));
 }
 
 function queueFrame(frame: { label: string; method: string; channels: number[][] }): void {
+  // With reduced motion, only the newest iterate is drawn.
+  if (reducedMotion) frames.length = 0;
   frames.push(frame);
+  if (frames.length > MAX_FRAMES) frames.splice(0, frames.length - MAX_FRAMES);
   state.animating = true;
   const tick = () => {
+    if (held) {
+      drawing = setTimeout(tick, frameMs());
+      return;
+    }
     const next = frames.shift();
     if (next) {
       drawChannels(next);
+      state.framesDrawn++;
       drawing = setTimeout(tick, frameMs());
     } else {
       drawing = null;
@@ -154,12 +191,12 @@ function drawResults(rows: readonly MethodSummary[]): void {
   /** Times with one decimal (or none past 10 s), grouped. */
   const time = (x: number) => (Number.isFinite(x) ? x.toLocaleString('en-US', { maximumFractionDigits: x < 10_000 ? 1 : 0 }) : '–');
   const table = document.createElement('table');
-  table.innerHTML = `<thead><tr><th>method</th><th>time (ms)</th><th>µs/step</th><th>iterations</th><th>final residual</th><th>converged</th><th>max |Δ| vs sequential</th><th>speed-up</th></tr></thead>`;
+  table.innerHTML = `<caption>Each method's timed run (after an animated or warm-up run) against sequential on the same backend</caption><thead><tr><th scope="col">method</th><th scope="col">time (ms)</th><th scope="col">µs/step</th><th scope="col">iterations</th><th scope="col">final residual</th><th scope="col">converged</th><th scope="col">max |Δ| vs sequential</th><th scope="col">speed-up</th></tr></thead>`;
   const body = document.createElement('tbody');
   for (const r of rows) {
     const tr = document.createElement('tr');
     const converged = r.error ? `no — ${r.error}` : r.converged ? 'yes' : `no (${r.reason})`;
-    const cells = [r.ran ? `${r.method} (${r.ran.join(' → ')})` : r.method, time(r.ms), time(r.usPerStep), String(r.iterations), fmt(r.residual), converged, fmt(r.maxAbsDiffVsSequential), r.speedup === null ? '–' : `${fmt(r.speedup)}×`];
+    const cells = [r.ran ? `${r.method} (${r.ran.join(' → ')})` : r.method, time(r.ms), fmt(r.usPerStep), String(r.iterations), fmt(r.residual), converged, fmt(r.maxAbsDiffVsSequential), r.speedup === null ? '–' : `${fmt(r.speedup)}×`];
     cells.forEach((text, i) => {
       const td = document.createElement('td');
       td.textContent = text;
@@ -184,14 +221,29 @@ function onEvent(e: RunEvent): void {
   } else if (e.kind === 'iterate') queueFrame({ label: `${e.method}, iteration ${e.iteration} (residual ${e.residual.toPrecision(3)})`, method: e.method, channels: e.channels });
   else if (e.kind === 'progress') {
     $('#progress').textContent = e.fraction !== undefined ? `${e.method}: ${(100 * e.fraction).toFixed(0)} %` : `${e.method}: iteration ${e.iteration}, residual ${e.residual.toPrecision(3)}`;
-  } else {
+  } else if (e.kind === 'timing') {
+    held = e.active;
+    $('#progress').textContent = e.active ? `${e.method}: timed run…` : '';
+  } else if (e.kind === 'notice') showMessage(e.text);
+  else {
     state.methods = [...state.methods, e.summary];
     drawResults(state.methods);
   }
 }
 
-async function run(): Promise<void> {
-  if (state.status === 'running') return;
+let current: Promise<void> | null = null;
+
+/** Starts a run from the form; while one runs, returns it — or, if it was cancelled, runs after it. */
+function run(): Promise<void> {
+  if (current) return controller?.signal.aborted ? current.then(() => run()) : current;
+  const started = runOnce().finally(() => {
+    current = null;
+  });
+  current = started;
+  return started;
+}
+
+async function runOnce(): Promise<void> {
   const { settings, problems } = readForm();
   if (problems.length > 0) {
     showMessage(`Not run — fix these settings:\n${problems.join('\n')}`);
@@ -206,6 +258,7 @@ async function run(): Promise<void> {
   frames.length = 0;
   if (drawing !== null) clearTimeout(drawing);
   drawing = null;
+  held = false;
   state.animating = false;
   $('#channels').replaceChildren();
   drawResults([]);
@@ -218,6 +271,7 @@ async function run(): Promise<void> {
     state.problem = describeSettings(settings);
     $('#problem').textContent = state.problem;
     const active = await engineFor(settings.backend);
+    if (controller.signal.aborted) throw cancelled();
     const rows = await active.run(settings, onEvent, controller.signal);
     state.methods = rows;
     drawResults(rows);
@@ -230,10 +284,20 @@ async function run(): Promise<void> {
     $('#progress').textContent = controller.signal.aborted ? 'cancelled' : 'failed';
   } finally {
     controller = null;
+    held = false;
     runButton.disabled = false;
     cancelButton.disabled = true;
   }
 }
+
+// The hot GRU is the GRU at gain 5: the gain field follows the model.
+let lastModel = field('model').value;
+field('model').addEventListener('change', () => {
+  const model = field('model').value;
+  if (model === 'hot-gru') field('gain').value = '5';
+  else if (lastModel === 'hot-gru' && field('gain').value === '5') field('gain').value = '1';
+  lastModel = model;
+});
 
 form.addEventListener('submit', (e) => {
   e.preventDefault();
@@ -242,6 +306,7 @@ form.addEventListener('submit', (e) => {
 $('#cancel').addEventListener('click', () => state.cancel());
 
 writeForm(state.settings);
+lastModel = state.settings.model;
 if (state.problems.length > 0) showMessage(`Some settings in the address were not understood and were reset to their defaults:\n${state.problems.join('\n')}`);
 // Show where runs will execute before the first run.
 engineFor(state.settings.backend).then(

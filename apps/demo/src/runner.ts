@@ -13,12 +13,18 @@ import type { Settings } from './settings.js';
 export const DRAWN_CHANNELS = 3;
 /** Points per drawn channel at most (longer trajectories are subsampled). */
 export const DRAWN_POINTS = 1000;
+/**
+ * Animation reads the whole trajectory back each iteration (core's `onIterate`): beyond this many
+ * states (B·T·D) the run is not animated, so the read-backs never dominate or exhaust memory.
+ */
+export const MAX_ANIMATED_STATES = 2 ** 22;
 
 /** One method's row of the results table (plain JSON: it crosses the worker boundary and `window.pelkDemo`). */
 export interface MethodSummary {
   readonly method: Method;
   /** Wall time of the timed run, milliseconds. */
   readonly ms: number;
+  /** Microseconds per time step (all B sequences of that step together): `1000·ms / T`. */
   readonly usPerStep: number;
   readonly iterations: number;
   readonly converged: boolean;
@@ -28,7 +34,7 @@ export interface MethodSummary {
   readonly residual: number;
   /** `max |s − s_sequential|` over every state. */
   readonly maxAbsDiffVsSequential: number | null;
-  /** Sequential time / this time (same backend). */
+  /** Sequential time / this time (same backend); `null` when either did not converge or failed. */
   readonly speedup: number | null;
   readonly dtype: string;
   /** Residual after each iteration (for the residual plot). */
@@ -44,6 +50,9 @@ export type RunEvent =
   | { readonly kind: 'reference'; readonly channels: number[][]; readonly stride: number }
   | { readonly kind: 'iterate'; readonly method: Method; readonly iteration: number; readonly residual: number; readonly channels: number[][] }
   | { readonly kind: 'progress'; readonly method: Method; readonly iteration: number; readonly residual: number; readonly fraction?: number }
+  /** A timed run starts (`true`) or ends: the page holds its animation meanwhile, so it does not slow the timing. */
+  | { readonly kind: 'timing'; readonly method: Method; readonly active: boolean }
+  | { readonly kind: 'notice'; readonly text: string }
   | { readonly kind: 'method'; readonly summary: MethodSummary };
 
 /** The first `DRAWN_CHANNELS` channels of batch entry 0, every `stride`-th step. */
@@ -88,10 +97,21 @@ export async function runMethods(backend: ComputeBackend, settings: Settings, em
     emit({ kind: 'progress', method, iteration: info.iteration, residual: info.residual, fraction: info.fraction });
 
   const rows: MethodSummary[] = [];
+  const animate = settings.animate && settings.B * T * D <= MAX_ANIMATED_STATES;
+  if (settings.animate && !animate) {
+    emit({ kind: 'notice', text: `Not animated: ${(settings.B * T * D).toLocaleString('en-US')} states are more than the ${MAX_ANIMATED_STATES.toLocaleString('en-US')} the animation reads back per iteration.` });
+  }
+  /** Evaluates, reads the states back and frees the result whatever happens. */
+  const solve = async (options: EvaluateOptions) => {
+    const result = await evaluate(problem.cell, problem.inputs, options);
+    try {
+      return { result, states: await result.read() };
+    } finally {
+      result.dispose();
+    }
+  };
   // Sequential: the reference trajectory (first run), then its timed run.
-  const first = await evaluate(problem.cell, problem.inputs, { ...base, method: 'sequential', onIteration: progress('sequential') });
-  const reference = await first.read();
-  first.dispose();
+  const { states: reference } = await solve({ ...base, method: 'sequential', onIteration: progress('sequential') });
   emit({ kind: 'reference', ...drawnChannels(reference, T, D) });
   let sequentialMs = Number.NaN;
   const methods: Method[] = ['sequential', ...settings.methods.filter((m) => m !== 'sequential')];
@@ -99,27 +119,39 @@ export async function runMethods(backend: ComputeBackend, settings: Settings, em
     try {
       if (method !== 'sequential') {
         // Animated (or warm-up) run.
-        const onIterate: EvaluateOptions['onIterate'] = settings.animate
+        const onIterate: EvaluateOptions['onIterate'] = animate
           ? ({ info, states }) => emit({ kind: 'iterate', method, iteration: info.iteration, residual: info.residual, channels: drawnChannels(states, T, D).channels })
           : undefined;
         (await evaluate(problem.cell, problem.inputs, { ...base, method, onIterate, onIteration: progress(method) })).dispose();
       }
-      const t0 = performance.now();
-      const result = await evaluate(problem.cell, problem.inputs, { ...base, method, onIteration: progress(method) });
-      const ms = performance.now() - t0;
-      const states = await result.read();
-      result.dispose();
+      // The timed run: no progress reports, no animation on the page meanwhile.
+      emit({ kind: 'timing', method, active: true });
+      let timed: Awaited<ReturnType<typeof solve>>;
+      let ms: number;
+      try {
+        const t0 = performance.now();
+        const result = await evaluate(problem.cell, problem.inputs, { ...base, method });
+        ms = performance.now() - t0;
+        try {
+          timed = { result, states: await result.read() };
+        } finally {
+          result.dispose();
+        }
+      } finally {
+        emit({ kind: 'timing', method, active: false });
+      }
+      const { result, states } = timed;
       if (method === 'sequential') sequentialMs = ms;
       const row: MethodSummary = {
         method,
         ms,
-        usPerStep: (1000 * ms) / (T * settings.B),
+        usPerStep: (1000 * ms) / T,
         iterations: result.iterations,
         converged: result.converged,
         reason: result.reason,
         residual: result.residual,
         maxAbsDiffVsSequential: maxAbsDiff(states, reference),
-        speedup: sequentialMs / ms,
+        speedup: result.converged && Number.isFinite(sequentialMs) ? sequentialMs / ms : null,
         dtype: result.dtype,
         history: result.history.map((h) => ({ iteration: h.iteration, residual: h.residual })),
         ...(method === 'auto' ? { ran: result.methods.map((m) => m.method) } : {}),

@@ -39,6 +39,8 @@ describe('demo settings from the URL', () => {
     ]);
     expect(settings).toEqual({ ...DEFAULTS, tolerance: undefined, maxIterations: undefined });
     expect(parseSettings('?model=lorenz96&D=3').problems.map((p) => p.parameter)).toEqual(['D']);
+    expect(parseSettings('?T=0x10&B=1e3&D= 4').problems.map((p) => p.parameter)).toEqual(['D', 'T', 'B']);
+    expect(parseSettings('?method=deer,deer,elk').settings.methods).toEqual(['deer', 'elk']);
   });
 
   it('writes settings back to a query that reads the same', () => {

@@ -31,7 +31,7 @@ export interface Settings {
   readonly sigmaSq: 'adaptive' | number;
   /** Seed of the weights and inputs. */
   readonly seed: number;
-  /** RNN recurrent gain g (weights uniform in ±g/√D); default 1, the hot GRU 5. */
+  /** RNN weight scale g: every weight and bias uniform in ±g/√D (1: PyTorch's initialisation; the hot GRU 5). */
   readonly gain: number;
   /** Lorenz-96 forcing F (8: chaotic). */
   readonly forcing: number;
@@ -89,7 +89,8 @@ export function parseSettings(query: string | URLSearchParams): { settings: Sett
     const raw = params.get(name);
     if (raw === null) return undefined;
     const v = Number(raw);
-    if (raw.trim() === '' || !Number.isInteger(v) || v < lo || v > hi) {
+    // Plain decimal digits only (no 0x10, 1e3 or spaces).
+    if (!/^-?\d+$/.test(raw) || !Number.isInteger(v) || v < lo || v > hi) {
       bad(name, `an integer from ${lo} to ${hi.toLocaleString('en-US')}`, raw);
       return undefined;
     }
@@ -127,7 +128,7 @@ export function parseSettings(query: string | URLSearchParams): { settings: Sett
   out.B = integer('B', 1, LIMITS.B) ?? out.B;
   const method = params.get('method');
   if (method !== null) {
-    const names = method === 'all' ? [...METHODS] : method.split(',').map((m) => m.trim());
+    const names = method === 'all' ? [...METHODS] : [...new Set(method.split(',').map((m) => m.trim()))];
     const unknown = names.filter((m) => !(METHODS as readonly string[]).includes(m));
     if (unknown.length > 0 || names.length === 0) bad('method', `all, or a comma-separated list of ${METHODS.join(', ')}`, method);
     else out.methods = names as Method[];

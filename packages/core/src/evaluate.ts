@@ -415,6 +415,7 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
     owned.push(init);
     const userOnIteration = options.onIteration;
     const userOnIterate = options.onIterate;
+    const pacer = new Pacer(options.signal);
     deviceTrace = backend.deviceCounters ? new DeviceTrace(() => backend.deviceCounters!()) : undefined;
     const trace = deviceTrace;
     const onIteration = trace
@@ -432,9 +433,10 @@ export async function evaluate(cell: Cell, inputs: InputsLike, options: Evaluate
       init,
       signal: options.signal,
       onIteration,
-      onIterate: userOnIterate && (async (info, states) => userOnIterate({ info, states: await backend.read(states), shape: [B, T, D] })),
+      // The read races the abort signal, so an abort is seen without waiting for the transfer.
+      onIterate: userOnIterate && (async (info, states) => userOnIterate({ info, states: await pacer.settle(backend.read(states), info.iteration), shape: [B, T, D] })),
       startedAt,
-      pacer: new Pacer(options.signal),
+      pacer,
     };
     const source: WindowSource = { backend, cell, dtype, inputs: pl.inputs, batch: B, steps: T, init };
     // Method `auto` on a backend that runs parallel methods fast reads the model's predictability

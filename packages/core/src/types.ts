@@ -147,8 +147,9 @@ export interface EvaluateOptions {
    * Parallel methods: called after each iteration with that iteration's iterate — the whole
    * trajectory `[B, T, D]` read back from the backend — for animations and studies of how the
    * iterates approach the solution. It costs one read-back of the trajectory per iteration (on a
-   * GPU, a second transfer beside the scalars); leave it unset otherwise. The evaluation waits
-   * for the read, not for anything the callback starts. Not called by the sequential method.
+   * GPU, a second transfer beside the scalars, counted in `diagnostics.device`); leave it unset
+   * otherwise. The evaluation waits for the read (an abort does not), not for anything the
+   * callback starts. Not called by the sequential method.
    */
   readonly onIterate?: (iterate: IterateSnapshot) => void;
   /** Sequential method: call `onIteration` every this many steps. Default 4096. */
