@@ -1,5 +1,6 @@
 /** Deterministic benchmark data. */
 import type { ShapedArray } from '@pelk/core';
+import { mulberry32 } from '@pelk/models';
 
 /**
  * Standard-normal inputs `[B, T, I]` (or `[T, I]` when `batch` is 1) from a seeded generator
@@ -13,14 +14,7 @@ import type { ShapedArray } from '@pelk/core';
 export function randomInputs(batch: number, steps: number, size: number, seed: number): ShapedArray & { data: Float64Array } {
   const n = batch * steps * size;
   const data = new Float64Array(n);
-  let s = seed >>> 0;
-  const uniform = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const uniform = mulberry32(seed);
   for (let i = 0; i < n; i += 2) {
     const r = Math.sqrt(-2 * Math.log(1 - uniform()));
     const th = 2 * Math.PI * uniform();

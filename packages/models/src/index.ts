@@ -70,3 +70,4 @@ export type {
   TorchWeightsSpec,
   WeightLike,
 } from './types.js';
+export { mulberry32 } from './host.js';
