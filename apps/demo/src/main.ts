@@ -196,7 +196,7 @@ function drawResults(rows: readonly MethodSummary[]): void {
   for (const r of rows) {
     const tr = document.createElement('tr');
     const converged = r.error ? `no — ${r.error}` : r.converged ? 'yes' : `no (${r.reason})`;
-    const cells = [r.ran ? `${r.method} (${r.ran.join(' → ')})` : r.method, time(r.ms), fmt(r.usPerStep), String(r.iterations), fmt(r.residual), converged, fmt(r.maxAbsDiffVsSequential), r.speedup === null ? '–' : `${fmt(r.speedup)}×`];
+    const cells = [r.ran ? `${r.method} (${r.ran.join(' → ')})` : r.method, time(r.ms), r.usPerStep >= 100 ? time(r.usPerStep) : fmt(r.usPerStep), String(r.iterations), fmt(r.residual), converged, fmt(r.maxAbsDiffVsSequential), r.speedup === null ? '–' : `${fmt(r.speedup)}×`];
     cells.forEach((text, i) => {
       const td = document.createElement('td');
       td.textContent = text;
