@@ -104,9 +104,13 @@ let engine: Engine | null = null;
 let starting: Promise<unknown> = Promise.resolve();
 
 /** Which engine a choice means here: `auto` is WebGPU when an adapter exists, else the CPU worker. */
+let gpuProbe: Promise<string | null> | null = null;
+
 async function resolveKind(choice: BackendChoice): Promise<Engine['kind']> {
   if (choice === 'cpu') return 'cpu';
-  const why = await webGpuUnavailable();
+  // The adapter probe runs once per page, not once per run.
+  gpuProbe ??= webGpuUnavailable();
+  const why = await gpuProbe;
   if (why === null) return 'webgpu';
   if (choice === 'webgpu') throw new Error(`WebGPU is not available: ${why}. Choose the CPU backend.`);
   return 'cpu';

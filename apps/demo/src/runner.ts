@@ -101,11 +101,13 @@ export async function runMethods(backend: ComputeBackend, settings: Settings, em
   if (settings.animate && !animate) {
     emit({ kind: 'notice', text: `Not animated: ${(settings.B * T * D).toLocaleString('en-US')} states are more than the ${MAX_ANIMATED_STATES.toLocaleString('en-US')} the animation reads back per iteration.` });
   }
-  /** Evaluates, reads the states back and frees the result whatever happens. */
+  /** Evaluates (timing the evaluation alone), reads the states back and frees the result whatever happens. */
   const solve = async (options: EvaluateOptions) => {
+    const t0 = performance.now();
     const result = await evaluate(problem.cell, problem.inputs, options);
+    const ms = performance.now() - t0;
     try {
-      return { result, states: await result.read() };
+      return { result, ms, states: await result.read() };
     } finally {
       result.dispose();
     }
@@ -127,20 +129,12 @@ export async function runMethods(backend: ComputeBackend, settings: Settings, em
       // The timed run: no progress reports, no animation on the page meanwhile.
       emit({ kind: 'timing', method, active: true });
       let timed: Awaited<ReturnType<typeof solve>>;
-      let ms: number;
       try {
-        const t0 = performance.now();
-        const result = await evaluate(problem.cell, problem.inputs, { ...base, method });
-        ms = performance.now() - t0;
-        try {
-          timed = { result, states: await result.read() };
-        } finally {
-          result.dispose();
-        }
+        timed = await solve({ ...base, method });
       } finally {
         emit({ kind: 'timing', method, active: false });
       }
-      const { result, states } = timed;
+      const { result, states, ms } = timed;
       if (method === 'sequential') sequentialMs = ms;
       const row: MethodSummary = {
         method,

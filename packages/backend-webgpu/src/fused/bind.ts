@@ -29,6 +29,8 @@ import {
   windowEnd,
 } from '@pelk/core';
 import type * as tfc from '@tensorflow/tfjs-core';
+import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
+import { uninitialisedTensor } from '../kernels/program.js';
 import { type CommandRecorder, checkBindingLimit } from './recorder.js';
 import { arKernelWgsl, arLayout } from './ar-wgsl.js';
 import { FUSED_WORKGROUP, type RnnKernelMode, rnnBindings, rnnKernelWgsl, rnnLayout } from './rnn-wgsl.js';
@@ -52,8 +54,7 @@ const asPelk = (t: tfc.Tensor) => t as unknown as Tensor;
 
 /** An uninitialised float32 tensor on tfjs's webgpu backend (for outputs a kernel writes in full). */
 export function emptyGpuTensor(tf: typeof tfc, shape: readonly number[]): tfc.Tensor {
-  const gpu = tf.engine().findBackend('webgpu') as unknown as tfc.KernelBackend & { makeTensorInfo(shape: number[], dtype: 'float32'): tfc.TensorInfo };
-  return tf.engine().makeTensorFromTensorInfo(gpu.makeTensorInfo([...shape], 'float32'), gpu) as tfc.Tensor;
+  return uninitialisedTensor(tf.engine().findBackend('webgpu') as unknown as WebGPUBackend, shape);
 }
 
 /** Refuses a tensor larger than one storage binding of this adapter, naming the limit. */

@@ -17,9 +17,9 @@
  */
 import type { Tensor as PelkTensor } from '@pelk/core';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { engine, type Tensor } from '@tensorflow/tfjs-core';
+import type { Tensor } from '@tensorflow/tfjs-core';
 import { type CommandRecorder, checkBindingLimit, recorderFor } from '../fused/recorder.js';
-import { ceilDiv, disposeAll } from './program.js';
+import { ceilDiv, disposeAll, uninitialisedTensor } from './program.js';
 import type { ScanAlgebra } from './scan-algebra.js';
 import { type ScanKernelKind, type ScanLayout, scanBindings, scanKernelWgsl, scanUniformWords, stagedScan, type TileLayout, tileLayout } from './scan-kernel.wgsl.js';
 
@@ -47,11 +47,6 @@ export function reduceLevels(T: number, chunk: number): number {
   let levels = 0;
   for (let n = T; n > chunk; n = ceilDiv(n, chunk)) levels++;
   return levels;
-}
-
-/** An uninitialised float32 tensor on `backend` (for outputs a kernel writes in full). */
-function emptyOn(backend: WebGPUBackend, shape: readonly number[]): Tensor {
-  return engine().makeTensorFromTensorInfo(backend.makeTensorInfo([...shape], 'float32'), backend);
 }
 
 /** Refuses, before anything is allocated, a scan whose largest buffer exceeds one storage binding. */
@@ -98,7 +93,7 @@ export function chunkedScan(backend: WebGPUBackend, alg: ScanAlgebra, p: Chunked
   };
 
   const reduce = (input: readonly Tensor[], raw: boolean, TL: number): Tensor => {
-    const agg = emptyOn(backend, [alg.elementSize, B, ceilDiv(TL, chunk), D]);
+    const agg = uninitialisedTensor(backend, [alg.elementSize, B, ceilDiv(TL, chunk), D]);
     try {
       run({ pass: 'reduce', raw, reverse: p.reverse, carry: false, output: 'packed' }, TL, chunk, input, [agg]);
     } catch (e) {
@@ -110,7 +105,7 @@ export function chunkedScan(backend: WebGPUBackend, alg: ScanAlgebra, p: Chunked
 
   /** States `[S, B, T_L, D]` (scan order) of the scan over packed aggregates `elems`. */
   const solvePacked = (elems: Tensor, TL: number): Tensor => {
-    const states = emptyOn(backend, [alg.stateSize, B, TL, D]);
+    const states = uninitialisedTensor(backend, [alg.stateSize, B, TL, D]);
     let agg: Tensor | null = null;
     let carry: Tensor | null = null;
     try {
@@ -131,7 +126,7 @@ export function chunkedScan(backend: WebGPUBackend, alg: ScanAlgebra, p: Chunked
   };
 
   // Level 0: reduce, solve the aggregates' scan, then one rescan writing every component.
-  const outs = Array.from({ length: alg.stateSize }, () => emptyOn(backend, [B, T, D]));
+  const outs = Array.from({ length: alg.stateSize }, () => uninitialisedTensor(backend, [B, T, D]));
   let agg: Tensor | null = null;
   let carry: Tensor | null = null;
   try {

@@ -131,6 +131,11 @@ export function expectShape(name: string, t: TensorInfo, expected: readonly numb
   return [...t.shape];
 }
 
+/** An uninitialised float32 tensor on `backend` (for outputs a kernel writes in full). */
+export function uninitialisedTensor(backend: WebGPUBackend, shape: readonly number[]): Tensor {
+  return engine().makeTensorFromTensorInfo(backend.makeTensorInfo([...shape], 'float32'), backend);
+}
+
 /** An empty float32 tensor (some dimension is 0) on `backend`. */
 export function emptyTensor(backend: WebGPUBackend, shape: readonly number[]): Tensor {
   return engine().makeTensorFromTensorInfo(backend.makeTensorInfo([...shape], 'float32', new Float32Array(0)), backend);
