@@ -1,4 +1,5 @@
 import type { ComputeBackend, DType, Tensor } from './backend.js';
+import type { HostVjp } from './grad/host-vjp.js';
 import type { CellProgram } from './program.js';
 
 /** Which Jacobian a solver needs: the full `D×D` matrix (DEER) or only its diagonal (quasi-DEER). */
@@ -28,6 +29,13 @@ export interface Cell {
    * Custom cells leave it out.
    */
   program?(): CellProgram | undefined;
+  /**
+   * Optional: the cell's analytic vector–Jacobian products on the host, in float64, with its
+   * parameters named as the cell names them (for `grad`), the weights rounded as `dtype` stores
+   * them. Cells with a {@link program} need not implement it: `grad` derives it from the program
+   * (in PyTorch-layout names); cells with neither get products from their dense Jacobian.
+   */
+  hostVjp?(dtype: DType): HostVjp;
 }
 
 /** What a cell is bound to. */

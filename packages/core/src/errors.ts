@@ -14,7 +14,8 @@ export type PelkErrorCode =
   | 'BACKEND_UNAVAILABLE'
   | 'RESOURCE_LIMIT'
   | 'UNSUPPORTED'
-  | 'ABORTED';
+  | 'ABORTED'
+  | 'NOT_CONVERGED';
 
 /** Base class of every error pelk throws on purpose. */
 export class PelkError extends Error {
@@ -106,6 +107,18 @@ export class ResourceLimitError extends InvalidArgumentError {
   constructor(field: string, expected: string, received: string) {
     super(field, expected, received, 'RESOURCE_LIMIT');
     this.name = 'ResourceLimitError';
+  }
+}
+
+/**
+ * A gradient was asked for at an evaluation that did not converge: its trajectory is not the
+ * solution, so no gradient of the solution can be computed there. `grad`'s `allowNonConverged`
+ * accepts it explicitly (the gradient is then of the recurrence linearised along that trajectory).
+ */
+export class NotConvergedError extends InvalidArgumentError {
+  constructor(field: string, expected: string, received: string) {
+    super(field, expected, received, 'NOT_CONVERGED');
+    this.name = 'NotConvergedError';
   }
 }
 

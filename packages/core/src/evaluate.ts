@@ -53,7 +53,7 @@ export const DAMPED_MIN_ITERATIONS = 1000;
 export const DEFAULT_CLIP = 1e8;
 
 /** Every key of {@link EvaluateOptions}: any other is a typo, refused with the closest name. */
-const EVALUATE_OPTION_KEYS = [
+export const EVALUATE_OPTION_KEYS = [
   'backend',
   'method',
   'dtype',
@@ -76,7 +76,7 @@ const EVALUATE_OPTION_KEYS = [
 ] as const satisfies readonly (keyof EvaluateOptions)[];
 
 /** A validated evaluation request, before anything is allocated on the backend. */
-interface Plan {
+export interface Plan {
   readonly method: Method;
   readonly dtype: DType;
   readonly batch: number;
@@ -134,7 +134,8 @@ function adaptiveDamping(jacobian: 'dense' | 'diagonal'): ElkDamping {
   return { mode: 'adaptive', ...rest, maxSigmaSq: dense ? maxSigmaSqDense : maxSigmaSqDiagonal, undampAboveMax: dense };
 }
 
-function isResult(x: unknown): x is EvaluateResult {
+/** Whether `x` looks like an {@link EvaluateResult}. */
+export function isResult(x: unknown): x is EvaluateResult {
   return typeof x === 'object' && x !== null && 'states' in x && 'method' in x && 'dispose' in x;
 }
 
@@ -316,6 +317,15 @@ function plan(cell: Cell, inputsLike: InputsLike, options: EvaluateOptions, back
     lyapunov: options.lyapunov,
     fused: options.fused ?? true,
   };
+}
+
+/**
+ * Validates an evaluation request on the host (the checks {@link evaluate} makes first) and returns
+ * its plan: sizes, dtype, host copies of the inputs and initial state. For `grad`, which validates
+ * its cotangent against these sizes before anything is allocated.
+ */
+export function planEvaluation(cell: Cell, inputs: InputsLike, options: EvaluateOptions, backend: ComputeBackend): Plan {
+  return plan(cell, inputs, options, backend);
 }
 
 /**

@@ -41,6 +41,7 @@ export {
   BackendUnavailableError,
   InvalidArgumentError,
   NonFiniteError,
+  NotConvergedError,
   PelkError,
   type PelkErrorCode,
   ResourceLimitError,
@@ -89,3 +90,16 @@ export {
   shapeOfInputs,
   toHostTensor,
 } from './validate.js';
+export {
+  ADJOINT_METHODS,
+  type AdjointIteration,
+  type AdjointMethod,
+  type AdjointReport,
+  type CotangentLike,
+  DEFAULT_ADJOINT_TOLERANCE,
+  type GradOptions,
+  type GradResult,
+  type GradientArray,
+  grad,
+} from './grad/grad.js';
+export { type HostVjp, type NamedGradient, type ParameterInfo, type VjpOutputs, programVjp } from './grad/host-vjp.js';

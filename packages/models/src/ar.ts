@@ -37,6 +37,8 @@ import { fieldName, readObject, readWeight, rows, toNested, transpose } from './
 import type { LstmCell } from './lstm.js';
 import { type RnnCore, type RnnKernel, coreOf } from './rnn-core.js';
 import type { ArSpec, ModelCell, WeightLike } from './types.js';
+import type { DType, HostVjp } from '@pelk/core';
+import { specVjp } from './gradients.js';
 
 /** A recurrent cell of this package that can be the inner cell of an `ar` cell. */
 export type ArInnerCell = GruCell | LstmCell | ElmanCell;
@@ -129,6 +131,11 @@ export class ArCell implements ModelCell {
       readout: { weight: toNested(this.weight, [2 * I, this.hiddenSize]) as number[][], bias: Array.from(this.bias), skip: this.skip },
       noise: this.noise,
     };
+  }
+
+  /** Analytic vector–Jacobian products for `grad`, with gradients named as in {@link toSpec}'s weights. */
+  hostVjp(dtype: DType): HostVjp {
+    return specVjp(this, dtype);
   }
 
   /** Uploads the inner cell's weights (with its input weights) and the readout; the drivers are used as given. */

@@ -27,6 +27,8 @@ import {
   readTorchWeights,
 } from './rnn-weights.js';
 import type { ElmanSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
+import type { DType, HostVjp } from '@pelk/core';
+import { specVjp } from './gradients.js';
 
 /** Elman parameters in PyTorch layout (`W_ih [H, I]`, `W_hh [H, H]`). */
 export interface ElmanParameters extends TorchForm {
@@ -69,6 +71,11 @@ export class ElmanCell implements ModelCell {
   /** The spec `cell` object in the convention the cell was created from. */
   toSpec(): ElmanSpec {
     return this.describe();
+  }
+
+  /** Analytic vector–Jacobian products for `grad`, with gradients named as in {@link toSpec}'s weights. */
+  hostVjp(dtype: DType): HostVjp {
+    return specVjp(this, dtype);
   }
 
   /** Uploads the weights and precomputes `W_ih·u_t + b_ih + b_hh` for every step. */

@@ -47,6 +47,8 @@ import {
   sizesFrom,
 } from './rnn-weights.js';
 import type { FlaxGruWeightsSpec, GruSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
+import type { DType, HostVjp } from '@pelk/core';
+import { specVjp } from './gradients.js';
 
 /** GRU parameters in PyTorch layout (gate order r, z, n). */
 export interface GruParameters {
@@ -111,6 +113,11 @@ export class GruCell implements ModelCell {
   /** The spec `cell` object in the convention the cell was created from. */
   toSpec(): GruSpec {
     return this.describe();
+  }
+
+  /** Analytic vector–Jacobian products for `grad`, with gradients named as in {@link toSpec}'s weights. */
+  hostVjp(dtype: DType): HostVjp {
+    return specVjp(this, dtype);
   }
 
   /** Uploads the weights and precomputes `W_ih·u_t + b` for every step. */

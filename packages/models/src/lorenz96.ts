@@ -7,6 +7,8 @@ import {
   type BindContext,
   type BoundCell,
   type ComputeBackend,
+  type HostArray,
+  type HostVjp,
   InvalidArgumentError,
   type Tensor,
   assertPositiveInteger,
@@ -63,6 +65,79 @@ export class Lorenz96Cell implements ModelCell {
   /** The spec `cell` object. */
   toSpec(): Lorenz96Spec {
     return { type: 'lorenz96', dimension: this.stateSize, forcing: this.forcing, dt: this.dt, integrator: this.integrator };
+  }
+
+  /**
+   * Analytic vector–Jacobian products for `grad`: reverse mode through the RK4 (or Euler) stages,
+   * with the gradient of the forcing `F` (parameter `forcing`, a scalar).
+   */
+  hostVjp(): HostVjp {
+    const D = this.stateSize;
+    const { forcing: F, dt } = this;
+    const rk4 = this.integrator === 'rk4';
+    const stage = Array.from({ length: 4 }, () => new Float64Array(D)); // x, x2, x3, x4
+    const k = Array.from({ length: 3 }, () => new Float64Array(D)); // k1, k2, k3
+    const dk = new Float64Array(D);
+    const dxs = new Float64Array(D);
+    const carry = new Float64Array(D); // the cotangent reaching k_{j−1} through x_j
+    const rhs = (x: Float64Array, out: Float64Array): void => {
+      for (let i = 0; i < D; i++) out[i] = (x[(i + 1) % D] - x[(i - 2 + 2 * D) % D]) * x[(i - 1 + D) % D] - x[i] + F;
+    };
+    /** `out = g'(x)ᵀ w` (overwritten); returns `Σ w`, the forcing's share. */
+    const rhsVjp = (x: Float64Array, w: Float64Array, out: Float64Array): number => {
+      out.fill(0);
+      let total = 0;
+      for (let i = 0; i < D; i++) {
+        const wi = w[i];
+        const prev = x[(i - 1 + D) % D];
+        out[(i + 1) % D] += wi * prev;
+        out[(i - 2 + 2 * D) % D] -= wi * prev;
+        out[(i - 1 + D) % D] += wi * (x[(i + 1) % D] - x[(i - 2 + 2 * D) % D]);
+        out[i] -= wi;
+        total += wi;
+      }
+      return total;
+    };
+    return {
+      stateSize: D,
+      inputSize: 0,
+      parameters: [{ name: 'forcing', shape: [] }],
+      step(prev: HostArray, prevOffset: number, _input, _inputOffset, w: HostArray, wOffset: number, out) {
+        const [x, x2, x3, x4] = stage;
+        const { state, stateOffset } = out;
+        for (let i = 0; i < D; i++) x[i] = prev[prevOffset + i];
+        let dF = 0;
+        const add = (scale: number): void => {
+          for (let i = 0; i < D; i++) state[stateOffset + i] += scale * dxs[i];
+        };
+        for (let i = 0; i < D; i++) state[stateOffset + i] = w[wOffset + i];
+        if (!rk4) {
+          for (let i = 0; i < D; i++) dk[i] = dt * w[wOffset + i];
+          dF += rhsVjp(x, dk, dxs);
+          add(1);
+        } else {
+          // Forward stages, then back through them: x' = x + dt/6 (k1 + 2k2 + 2k3 + k4).
+          const [k1, k2, k3] = k;
+          rhs(x, k1);
+          for (let i = 0; i < D; i++) x2[i] = x[i] + 0.5 * dt * k1[i];
+          rhs(x2, k2);
+          for (let i = 0; i < D; i++) x3[i] = x[i] + 0.5 * dt * k2[i];
+          rhs(x3, k3);
+          for (let i = 0; i < D; i++) x4[i] = x[i] + dt * k3[i];
+          // dk_j: the cotangents of k1..k4, each k_j = g(x_j) passing its share to x and k_{j−1}.
+          const weights = [dt / 6, dt / 3, dt / 3, dt / 6];
+          carry.fill(0);
+          for (let j = 3; j >= 0; j--) {
+            for (let i = 0; i < D; i++) dk[i] = weights[j] * w[wOffset + i] + carry[i];
+            dF += rhsVjp(stage[j], dk, dxs);
+            add(1);
+            const h = j === 3 ? dt : 0.5 * dt; // x4 = x + dt k3, x3 = x + dt/2 k2, x2 = x + dt/2 k1
+            for (let i = 0; i < D; i++) carry[i] = h * dxs[i];
+          }
+        }
+        if (out.parameters) out.parameters[0][0] += dF;
+      },
+    };
   }
 
   /** Uploads the constant matrices of the Jacobian (`P₊₁ − P₋₂`, `P₋₁`, `I`). */

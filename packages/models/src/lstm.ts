@@ -25,6 +25,8 @@ import {
   readTorchWeights,
 } from './rnn-weights.js';
 import type { LstmSpec, ModelCell, RandomRnnOptions, SizeOptions, WeightLike } from './types.js';
+import type { DType, HostVjp } from '@pelk/core';
+import { specVjp } from './gradients.js';
 
 /** LSTM parameters in PyTorch layout (gate order i, f, g, o; `W_ih [4H, I]`, `W_hh [4H, H]`). */
 export interface LstmParameters extends TorchForm {
@@ -73,6 +75,11 @@ export class LstmCell implements ModelCell {
   /** The spec `cell` object in the convention the cell was created from. */
   toSpec(): LstmSpec {
     return this.describe();
+  }
+
+  /** Analytic vector–Jacobian products for `grad`, with gradients named as in {@link toSpec}'s weights. */
+  hostVjp(dtype: DType): HostVjp {
+    return specVjp(this, dtype);
   }
 
   /** Uploads the weights and precomputes `W_ih·u_t + b_ih + b_hh` for every step. */
