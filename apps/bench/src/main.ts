@@ -4,6 +4,8 @@
  *   pelk eval  --model FILE.json [--inputs FILE.npy] [--method M] [--backend B] [--dtype float64|float32]
  *              [--tol X] [--max-iters N] [--kalman filter|smoother] [--sigma-sq X|adaptive]
  *              [--out FILE.npy|FILE.json] [--json]
+ *   pelk grad  --model FILE.json --cotangent C.npy --out G.json [--inputs FILE.npy] [--method M] [--adjoint A]
+ *              [--backend B] [--dtype …] [--tol X] [--adjoint-tol X] [--allow-non-converged] [--json]
  *   pelk bench [--suite gru,scaling,stability,peers,kernels,gpu|all] [--quick] [--out-dir DIR] [suite options…]
  *   pelk demo  [--steps T] [--hidden D] [--dtype …]
  *   pelk gpu-bundle --out DIR (a self-contained folder that runs the gpu suite on a GPU machine)
@@ -27,7 +29,8 @@ import { formatScaling, runScaling, scalingFiles } from './commands/scaling.js';
 import { formatStability, runStability, stabilityFiles } from './commands/stability.js';
 import { writeHtmlReport, writeOutputs } from './report.js';
 import { EXIT_NOT_CONVERGED, formatSummary, runEval } from './commands/eval.js';
-import { parseDType, parseKalman, parseMethod, parseNonNegativeInt, parsePositive, parsePositiveInt, parseStabilitySet } from './options.js';
+import { formatGradSummary, runGrad } from './commands/grad.js';
+import { parseAdjoint, parseDType, parseKalman, parseMethod, parseNonNegativeInt, parsePositive, parsePositiveInt, parseStabilitySet } from './options.js';
 
 /** The exit status a command asks for when it finishes without an error (`eval`: 3 when not converged). */
 let commandExitCode = 0;
@@ -89,6 +92,59 @@ Exit codes:
     process.stdout.write(`${o.json ? JSON.stringify(summary) : formatSummary(summary)}\n`);
     if (!summary.converged) {
       process.stderr.write(`pelk: not converged (${summary.reason}); exit status ${EXIT_NOT_CONVERGED}\n`);
+      commandExitCode = EXIT_NOT_CONVERGED;
+    }
+  });
+
+program
+  .command('grad')
+  .description('gradient of L = Σ C ⊙ states for a model-spec JSON: ∂L/∂(each weight, by the spec\'s names), ∂L/∂inputs, ∂L/∂initialState')
+  .requiredOption('--model <file>', 'model-spec JSON file')
+  .requiredOption('--cotangent <file>', 'C, a .npy shaped as the states: [T, D] or [B, T, D]')
+  .requiredOption('--out <file>', 'the gradients, a .json file')
+  .option('--inputs <file>', "inputs .npy, [T, I] or [B, T, I] (replaces the spec's data; required when the spec has none)")
+  .option('--method <method>', 'forward solve: sequential | deer | quasi-deer | elk | quasi-elk | auto', 'quasi-deer')
+  .option('--adjoint <method>', 'adjoint solve: auto | sequential | dense | diagonal', 'auto')
+  .addOption(new Option('--backend <name>', 'compute backend').choices(BACKEND_NAMES).default('cpu'))
+  .addOption(new Option('--tfjs-backend <name>', 'with --backend tfjs: the tfjs backend').choices(TFJS_BACKEND_NAMES))
+  .option('--threads <n>', 'with --backend wasm: threads, this one included (default: the available cores)')
+  .option('--dtype <dtype>', 'float64 | float32 (default: float64 on cpu, float32 on tfjs and webgpu)')
+  .option('--tol <x>', 'forward certificate: true residual ≤ x (default 1e-7 float64, 1e-4 float32); the gradient inherits the trajectory\'s error')
+  .option('--max-iters <n>', 'forward iteration cap')
+  .option('--kalman <mode>', 'ELK step: filter | smoother', 'filter')
+  .option('--adjoint-tol <x>', 'adjoint certificate: relative residual ≤ x (default 1e-12 float64, 1e-6 float32)')
+  .option('--allow-non-converged', 'differentiate at a forward trajectory that did not converge (refused by default)', false)
+  .option('--json', 'print a one-line JSON summary', false)
+  .addHelpText(
+    'after',
+    `
+Exit codes:
+  0  both solves certified
+  1  internal error
+  2  bad input (one line: pelk: field: expected …, received …), including a cotangent of the wrong
+     shape or with non-finite values, and a forward solve that did not converge
+  ${EXIT_NOT_CONVERGED}  the adjoint solve did not converge: --out and the summary are written first`,
+  )
+  .action(async (o) => {
+    const summary = await runGrad({
+      model: o.model,
+      inputs: o.inputs,
+      cotangent: o.cotangent,
+      method: parseMethod(o.method),
+      adjoint: parseAdjoint(o.adjoint),
+      backend: backendSpec(o.backend, o.tfjsBackend, o.threads === undefined ? undefined : parsePositiveInt(o.threads, '--threads')),
+      dtype: o.dtype === undefined ? defaultDTypes(o.backend)[0] : parseDType(o.dtype),
+      tol: o.tol === undefined ? undefined : parsePositive(o.tol, '--tol'),
+      maxIters: o.maxIters === undefined ? undefined : parsePositiveInt(o.maxIters, '--max-iters'),
+      kalman: parseKalman(o.kalman),
+      adjointTol: o.adjointTol === undefined ? undefined : parsePositive(o.adjointTol, '--adjoint-tol'),
+      allowNonConverged: o.allowNonConverged,
+      out: o.out,
+      json: o.json,
+    });
+    process.stdout.write(`${o.json ? JSON.stringify(summary) : formatGradSummary(summary)}\n`);
+    if (!summary.adjoint.converged) {
+      process.stderr.write(`pelk: adjoint not converged (${summary.adjoint.reason}); exit status ${EXIT_NOT_CONVERGED}\n`);
       commandExitCode = EXIT_NOT_CONVERGED;
     }
   });

@@ -1,10 +1,18 @@
 /** Parsing of shared command-line values into typed, validated options. */
-import { type DType, InvalidArgumentError, type KalmanMode, METHODS, type Method, UnknownMethodError } from '@pelk/core';
+import { ADJOINT_METHODS, type AdjointMethod, type DType, InvalidArgumentError, type KalmanMode, METHODS, type Method, UnknownMethodError } from '@pelk/core';
 
 /** `--method`. */
 export function parseMethod(value: string): Method {
   if (!(METHODS as readonly string[]).includes(value)) throw new UnknownMethodError(value, METHODS);
   return value as Method;
+}
+
+/** `--adjoint`. */
+export function parseAdjoint(value: string): AdjointMethod {
+  if (!(ADJOINT_METHODS as readonly string[]).includes(value)) {
+    throw new InvalidArgumentError('--adjoint', ADJOINT_METHODS.map((m) => `'${m}'`).join(', '), JSON.stringify(value));
+  }
+  return value as AdjointMethod;
 }
 
 /** `--dtype`. */

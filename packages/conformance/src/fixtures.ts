@@ -130,6 +130,36 @@ export function loadFixture(name: FixtureName): unknown {
   return JSON.parse(readFileSync(join(SHIPPED_DIR, `${name}.json`), 'utf8'));
 }
 
+/** Names of the shipped gradient fixtures (`grad-<name>.json`, written by `oracles/grad_oracle.py`). */
+export const GRAD_FIXTURE_NAMES = ['gru-torch-small', 'lstm-torch-small', 'elman-torch-small', 'gru-difficult'] as const;
+export type GradFixtureName = (typeof GRAD_FIXTURE_NAMES)[number];
+
+/**
+ * A gradient fixture: a model spec, inputs, initial state, a cotangent `C` and PyTorch autograd's
+ * float64 gradients of `L = Σ C ⊙ states` (weights by state_dict name, inputs, initial state).
+ */
+export interface GradFixture {
+  readonly name: string;
+  readonly oracle: string;
+  readonly cell: unknown;
+  readonly steps: number;
+  readonly inputs: number[][];
+  readonly initialState: number[];
+  readonly cotangent: number[][];
+  readonly states: number[][];
+  readonly loss: number;
+  readonly gradients: {
+    readonly parameters: Record<string, number[] | number[][]>;
+    readonly inputs: number[][];
+    readonly initialState: number[];
+  };
+}
+
+/** Reads a shipped gradient fixture. */
+export function loadGradFixture(name: GradFixtureName): GradFixture {
+  return JSON.parse(readFileSync(join(SHIPPED_DIR, `grad-${name}.json`), 'utf8')) as GradFixture;
+}
+
 /**
  * Path of a fixture that is not shipped (e.g. `'argru-sine-trained.json'`), or `undefined` when
  * no folder has it. Searches `fixturePaths`, then `PELK_FIXTURES`, then the default locations

@@ -11,10 +11,14 @@ export {
   type FixtureLookup,
   type FixtureName,
   type FixtureSearchOptions,
+  GRAD_FIXTURE_NAMES,
+  type GradFixture,
+  type GradFixtureName,
   findFixture,
   fixtureSearchPaths,
   fixtureSkipReason,
   loadFixture,
+  loadGradFixture,
   sharedFixturePath,
 } from './fixtures.js';
 export {

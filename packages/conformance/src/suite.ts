@@ -27,6 +27,7 @@ import { checkJacobians, failingCell, jacobianCases, randomGru } from './cases.j
 import { FIXTURE_NAMES, findFixture, loadFixture } from './fixtures.js';
 import { defineFusedCases } from './fused-cases.js';
 import { defineCertificateCases } from './certificate-cases.js';
+import { defineGradCases } from './grad-cases.js';
 import { defineMemoryCases } from './memory-cases.js';
 import { defineLyapunovCases } from './lyapunov-cases.js';
 import { type KalmanCase, kalmanReference, levenbergMarquardtStep } from './kalman-reference.js';
@@ -669,6 +670,8 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
         describe('peak memory within the refusal estimate', () => defineMemoryCases(() => backend, dtype));
 
         defineCertificateCases({ backend: () => backend, dtype, run, methods });
+
+        describe('gradients (grad)', () => defineGradCases({ backend: () => backend, dtype, methods }));
 
         defineLyapunovCases({ backend: () => backend, dtype });
 

@@ -4,8 +4,9 @@
  * weights (by the spec's names), the inputs (drivers for `ar`) and the initial state.
  */
 import { CpuBackend } from '@pelk/backend-cpu';
-import { type Cell, type ShapedArray, evaluate, grad } from '@pelk/core';
+import { type Cell, evaluate, grad, type ShapedArray } from '@pelk/core';
 import { describe, expect, it } from 'vitest';
+import { maxAbs, randomArray, randomMatrix } from '../test/support.js';
 import { ar } from './ar.js';
 import { elman } from './elman.js';
 import { gru } from './gru.js';
@@ -13,7 +14,6 @@ import { lorenz96 } from './lorenz96.js';
 import { lstm } from './lstm.js';
 import { readCellSpec } from './spec.js';
 import type { ModelCell } from './types.js';
-import { maxAbs, randomArray, randomMatrix } from '../test/support.js';
 
 const backend = new CpuBackend();
 const T = 24;

@@ -102,26 +102,7 @@ function readText(path: string, flag: string): string {
  */
 export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
   if (o.out !== undefined) checkOutPath(o.out);
-  let json: unknown;
-  const text = readText(o.model, '--model');
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new InvalidArgumentError('--model', 'a JSON model spec', `invalid JSON (${(err as Error).message})`);
-  }
-  let given: NpyArray | undefined;
-  if (o.inputs !== undefined) {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(o.inputs);
-    } catch (err) {
-      throw new InvalidArgumentError('--inputs', 'a readable .npy file', `${JSON.stringify(o.inputs)} (${(err as NodeJS.ErrnoException).code})`);
-    }
-    given = readNpy(bytes, '--inputs');
-  }
-  // --inputs replaces the spec's data, so a spec without any (weights only) reads; without --inputs
-  // the spec must carry the sequence, and readModelSpec's error says --inputs can give it.
-  const spec = readModelSpec(json, { inputs: given });
+  const spec = readSpecFiles(o.model, o.inputs);
   const inputs: InputsLike = spec.inputs;
   const backend = await createBackend(o.backend);
   const options: EvaluateOptions = {
@@ -171,6 +152,34 @@ export async function runEval(o: EvalCommandOptions): Promise<EvalSummary> {
   }
 }
 
+/**
+ * Reads `--model` (a model-spec JSON) and the optional `--inputs` (`.npy`), which replaces the
+ * spec's data: a spec without data (weights only) then reads; without `--inputs` the spec must
+ * carry the sequence, and `readModelSpec`'s error says `--inputs` can give it.
+ */
+export function readSpecFiles(model: string, inputs: string | undefined): ReturnType<typeof readModelSpec> {
+  let json: unknown;
+  const text = readText(model, '--model');
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new InvalidArgumentError('--model', 'a JSON model spec', `invalid JSON (${(err as Error).message})`);
+  }
+  const given = inputs === undefined ? undefined : readNpyFile(inputs, '--inputs');
+  return readModelSpec(json, { inputs: given });
+}
+
+/** A `.npy` file, read and parsed; a missing or unreadable file is bad input naming `flag`. */
+export function readNpyFile(path: string, flag: string): NpyArray {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (err) {
+    throw new InvalidArgumentError(flag, 'a readable .npy file', `${JSON.stringify(path)} (${(err as NodeJS.ErrnoException).code})`);
+  }
+  return readNpy(bytes, flag);
+}
+
 /** `diagnostics.device` as the summary's `dispatches` and `submissions`. */
 function deviceWork(device: DeviceWork | undefined): Pick<EvalSummary, 'dispatches' | 'submissions'> {
   if (!device) return {};
@@ -186,9 +195,9 @@ function deviceWork(device: DeviceWork | undefined): Pick<EvalSummary, 'dispatch
  * folder that exists, is a folder and is writable — so a long run never fails at its end for want
  * of a place to write.
  */
-function checkOutPath(out: string): void {
-  if (!['.npy', '.json'].includes(extname(out))) {
-    throw new InvalidArgumentError('--out', 'a path ending in .npy or .json', JSON.stringify(out));
+export function checkOutPath(out: string, extensions: readonly string[] = ['.npy', '.json']): void {
+  if (!extensions.includes(extname(out))) {
+    throw new InvalidArgumentError('--out', `a path ending in ${extensions.join(' or ')}`, JSON.stringify(out));
   }
   const expected = 'a file path in an existing, writable folder';
   const path = resolve(out);
@@ -225,10 +234,11 @@ function checkOutPath(out: string): void {
 
 /** Writes to a temporary file and renames it, so a failed run leaves no half-written file. */
 function writeStates(path: string, data: ArrayLike<number>, shape: readonly number[]): void {
-  const body =
-    extname(path) === '.npy'
-      ? writeNpy(data, shape)
-      : JSON.stringify(nest(data, shape));
+  writeAtomically(path, extname(path) === '.npy' ? writeNpy(data, shape) : JSON.stringify(nest(data, shape)));
+}
+
+/** Writes `body` to a temporary file beside `path` and renames it over `path`. */
+export function writeAtomically(path: string, body: string | Uint8Array): void {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, body);
   renameSync(tmp, path);

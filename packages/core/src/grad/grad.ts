@@ -7,14 +7,14 @@
  */
 import type { ComputeBackend, DType, HostArray, Tensor } from '../backend.js';
 import type { BoundCell, Cell } from '../cell.js';
-import { InvalidArgumentError, NotConvergedError, ResourceLimitError, ShapeError, describeValue } from '../errors.js';
+import { describeValue, InvalidArgumentError, NotConvergedError, ResourceLimitError, ShapeError } from '../errors.js';
 import { EVALUATE_OPTION_KEYS, evaluate, isResult, planEvaluation } from '../evaluate.js';
 import { bindFused, lazyBound } from '../fused/bind.js';
 import { checkKnownKeys } from '../keys.js';
 import type { FusedCell } from '../program.js';
 import { resolveBackend } from '../registry.js';
 import { linearizeAt } from '../solvers/newton.js';
-import { Pacer, type Problem, elapsedSince } from '../solvers/problem.js';
+import { elapsedSince, Pacer, type Problem } from '../solvers/problem.js';
 import type { EvaluateOptions, EvaluateResult, InputsLike, Method, ShapedArray, StopReason } from '../types.js';
 import { assertPositiveInteger, assertPositiveNumber, toHostTensor } from '../validate.js';
 import { type HostVjp, type ParameterInfo, programVjp } from './host-vjp.js';
@@ -155,11 +155,17 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
   }
   const { forward, adjoint, adjointTolerance, adjointMaxIterations, allowNonConverged, ...evaluateOptions } = options;
   checkKnownKeys(options, [...EVALUATE_OPTION_KEYS, ...GRAD_KEYS], 'options');
-  const backend = await resolveBackend(forward ? forward.backend : options.backend);
-  const pl = planEvaluation(cell, inputs, evaluateOptions, backend);
+  const backend = await resolveBackend(options.backend ?? forward?.backend);
+  if (forward !== undefined && !isResult(forward)) {
+    throw new InvalidArgumentError('options.forward', 'an EvaluateResult of this problem', describeValue(forward));
+  }
+  if (forward && evaluateOptions.dtype !== undefined && evaluateOptions.dtype !== forward.dtype) {
+    throw new InvalidArgumentError('options.dtype', `the forward result's dtype ('${forward.dtype}') or undefined`, describeValue(evaluateOptions.dtype));
+  }
+  const pl = planEvaluation(cell, inputs, forward ? { ...evaluateOptions, dtype: forward.dtype } : evaluateOptions, backend);
   const { batch: B, steps: T, stateSize: D } = pl;
   const I = cell.inputSize;
-  const dtype = forward ? forward.dtype : pl.dtype;
+  const dtype = pl.dtype;
 
   // ---- validation, before anything is allocated ----
   const method = adjoint ?? 'auto';
@@ -182,7 +188,6 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
     }
   }
   if (forward !== undefined) {
-    if (!isResult(forward)) throw new InvalidArgumentError('options.forward', 'an EvaluateResult of this problem', describeValue(forward));
     const got = forward.states.shape.length === 2 ? [1, ...forward.states.shape] : [...forward.states.shape];
     if (got.join(',') !== [B, T, D].join(',')) {
       throw new ShapeError('options.forward', `a result of shape [${expectedShape.join(', ')}]`, `shape [${forward.states.shape.join(', ')}]`);

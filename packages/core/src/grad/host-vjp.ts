@@ -6,8 +6,8 @@
  * (Lorenz-96) or get a generic one from their dense Jacobian (`grad` builds it).
  */
 import type { DType, HostArray } from '../backend.js';
-import { type ArProgram, type CellProgram, type RnnProgram, SCALAR_ACTIVATIONS, type ScalarActivation } from '../program.js';
 import { storedAs } from '../fused/host-rnn.js';
+import { type ArProgram, type CellProgram, type RnnProgram, SCALAR_ACTIVATIONS, type ScalarActivation } from '../program.js';
 
 /** A named parameter of a cell and its shape (row-major). */
 export interface ParameterInfo {
