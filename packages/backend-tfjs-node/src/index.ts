@@ -9,3 +9,4 @@ export { associativeScan, type Combine, type Element, type Tf } from './programs
 export { denseRecurrence, diagonalRecurrence } from './programs/linear.js';
 export { kalmanDenseProgram, kalmanDiagonalProgram, type KalmanInputs, type Moments } from './programs/kalman.js';
 export { solve } from './programs/linalg.js';
+export { type PelkRecurrent, type PelkRecurrentOptions, type SolvedRecurrence, type WeightValue, pelkRecurrent } from './training.js';

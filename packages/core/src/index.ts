@@ -100,6 +100,9 @@ export {
   type GradOptions,
   type GradResult,
   type GradientArray,
+  type Trajectory,
+  type TrajectoryGradient,
   grad,
+  gradAt,
 } from './grad/grad.js';
 export { type HostVjp, type NamedGradient, type ParameterInfo, type VjpOutputs, programVjp } from './grad/host-vjp.js';

@@ -269,6 +269,77 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
   }
 }
 
+/** A trajectory {@link gradAt} differentiates at: `[B, T, ·]` host arrays (B = 1 for one sequence). */
+export interface Trajectory {
+  /** `s_1..s_T`, `[B, T, D]`. */
+  readonly states: ShapedArray;
+  /** `[B, T, I]`, or `null` for autonomous cells. */
+  readonly inputs: ShapedArray | null;
+  /** `s_0`, `[B, D]`. */
+  readonly initialState: ShapedArray;
+  /** The dtype the trajectory was computed in: float32 weights and values are rounded as it stored them. Default `'float64'`. */
+  readonly dtype?: DType;
+}
+
+/** What {@link gradAt} returns: {@link GradResult}'s gradients, all batched (`[B, T, I]`, `[B, D]`). */
+export type TrajectoryGradient = Pick<GradResult, 'parameters' | 'inputs' | 'initialState' | 'loss'>;
+
+/**
+ * The exact gradient of `L = Σ ḡ ⊙ states` at a given trajectory, synchronously: the adjoint's
+ * reverse sweep on the host, in float64, with the cell's analytic vector–Jacobian products (cells
+ * without them are refused). For callers that cannot await — a `tf.customGrad` gradient function —
+ * and for trajectories computed elsewhere. The trajectory is trusted to solve the recurrence (no
+ * certificate: use {@link grad} for a certified forward and adjoint solve).
+ *
+ * @example
+ * ```ts
+ * const g = gradAt(cell, { states, inputs, initialState }, { data: c, shape: states.shape });
+ * ```
+ */
+export function gradAt(cell: Cell, trajectory: Trajectory, cotangent: ShapedArray): TrajectoryGradient {
+  const dtype = trajectory.dtype ?? 'float64';
+  const vjp = analyticVjp(cell, dtype);
+  if (!vjp) {
+    throw new InvalidArgumentError('cell', 'a cell with analytic vector–Jacobian products (a program, or hostVjp)', `a '${cell.kind}' cell without them (use grad, which derives them)`);
+  }
+  const [B, T, D] = trajectory.states.shape;
+  const I = cell.inputSize;
+  const expect3 = (a: ShapedArray | null, field: string, shape: readonly number[]): void => {
+    const got = a ? a.shape : [];
+    if (got.join(',') !== shape.join(',') || (a !== null && a.data.length !== shape.reduce((x, y) => x * y, 1))) {
+      throw new ShapeError(field, `shape [${shape.join(', ')}]`, `shape [${got.join(', ')}]`);
+    }
+  };
+  if (trajectory.states.shape.length !== 3 || D !== cell.stateSize) {
+    throw new ShapeError('trajectory.states', `shape [B, T, ${cell.stateSize}]`, `shape [${trajectory.states.shape.join(', ')}]`);
+  }
+  expect3(trajectory.states, 'trajectory.states', [B, T, D]);
+  expect3(trajectory.initialState, 'trajectory.initialState', [B, D]);
+  if (I > 0) expect3(trajectory.inputs, 'trajectory.inputs', [B, T, I]);
+  expect3(cotangent, 'cotangent', [B, T, D]);
+  for (let k = 0; k < cotangent.data.length; k++) {
+    if (!Number.isFinite(cotangent.data[k])) throw new InvalidArgumentError('cotangent', 'finite numbers', `${cotangent.data[k]} at flat index ${k}`, 'NON_FINITE');
+  }
+  const round = dtype === 'float32' ? Math.fround : (v: number) => v;
+  const states = trajectory.states.data;
+  const prev = new Float64Array(B * T * D);
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < D; j++) prev[b * T * D + j] = round(trajectory.initialState.data[b * D + j]);
+    for (let k = 0; k < (T - 1) * D; k++) prev[b * T * D + D + k] = states[b * T * D + k];
+  }
+  const u = I > 0 && trajectory.inputs ? Float64Array.from(trajectory.inputs.data, round) : null;
+  const solved = sequentialAdjoint({ B, T, D, I, prev, u, g: cotangent.data }, vjp);
+  let loss = 0;
+  for (let k = 0; k < B * T * D; k++) loss += cotangent.data[k] * states[k];
+  const named = vjp.report ? vjp.report(solved.parameters) : vjp.parameters.map((q, k) => ({ ...q, data: solved.parameters[k] }));
+  return {
+    parameters: Object.fromEntries(named.map((q) => [q.name, { data: q.data, shape: q.shape }])),
+    inputs: solved.inputs && { data: solved.inputs, shape: [B, T, I] },
+    initialState: { data: solved.initialState, shape: [B, D] },
+    loss,
+  };
+}
+
 /** Which adjoint method runs, and why. */
 function chooseAdjoint(method: AdjointMethod, backend: ComputeBackend, forwardMethod: Method): { method: Exclude<AdjointMethod, 'auto'>; why: string } {
   if (method !== 'auto') return { method, why: 'requested' };
@@ -339,7 +410,7 @@ function allFinite(...arrays: readonly (ArrayLike<number> | null)[]): boolean {
  * The reverse sweep: `μ_T = ḡ_T`, then `μ_t = ḡ_t + A_{t+1}ᵀ μ_{t+1}` step by step, each step's
  * vector–Jacobian product also adding its share of `∂L/∂θ` and giving `∂L/∂u_t`.
  */
-function sequentialAdjoint(p: AdjointProblem, vjp: HostVjp): AdjointSolution {
+function sequentialAdjoint(p: Pick<AdjointProblem, 'B' | 'T' | 'D' | 'I' | 'prev' | 'u' | 'g'>, vjp: HostVjp): AdjointSolution {
   const { B, T, D, I, prev, u, g } = p;
   const parameters = vjp.parameters.map((q) => new Float64Array(size(q)));
   const inputs = u ? new Float64Array(B * T * I) : null;
