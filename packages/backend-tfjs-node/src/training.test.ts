@@ -6,7 +6,7 @@
 import { elman, gru, lstm } from '@pelk/models';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { createTfjsBackend } from './runtime.js';
 import type { TfjsBackend } from './tfjs-backend.js';
 import { type PelkRecurrentOptions, pelkRecurrent } from './training.js';
@@ -15,7 +15,6 @@ let backend: TfjsBackend;
 beforeAll(async () => {
   backend = await createTfjsBackend();
 });
-afterAll(() => backend?.trim?.());
 
 const B = 3;
 const T = 40;
@@ -51,12 +50,14 @@ function layerAndCell(kind: Kind, seed: number) {
     recurrentKernel: tf.variable(tf.tensor(values[1], [H, G])),
     bias: tf.variable(tf.tensor(values[2], [G])),
   };
-  const build: PelkRecurrentOptions['build'] = (w) =>
-    kind === 'gru'
-      ? gru.keras({ ...w, resetAfter: false, activation: 'tanh', recurrentActivation: 'hardSigmoid' })
+  const build: PelkRecurrentOptions['build'] = (w) => {
+    const keras = { kernel: w.kernel, recurrentKernel: w.recurrentKernel, bias: w.bias };
+    return kind === 'gru'
+      ? gru.keras({ ...keras, resetAfter: false, activation: 'tanh', recurrentActivation: 'hardSigmoid' })
       : kind === 'lstm'
-        ? lstm.keras({ ...w, activation: 'tanh', recurrentActivation: 'hardSigmoid' })
-        : elman.keras({ ...w, activation: 'tanh' });
+        ? lstm.keras({ ...keras, activation: 'tanh', recurrentActivation: 'hardSigmoid' })
+        : elman.keras({ ...keras, activation: 'tanh' });
+  };
   return { layer, weights, build };
 }
 

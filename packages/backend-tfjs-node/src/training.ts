@@ -160,7 +160,7 @@ export function pelkRecurrent(weights: Record<string, tf.Variable>, options: Pel
       };
       // Arguments of the custom op: the inputs, the initial state, then the weights (variables), so
       // that tfjs routes each gradient to them.
-      const op = tf.customGrad(((..._args: tf.Tensor[]) => ({
+      const forwardAndAdjoint: Parameters<typeof tf.customGrad<tf.Tensor>>[0] = () => ({
         value: tf.tensor3d(Float32Array.from(states), [B, T, D], 'float32'),
         gradFunc: (dy: tf.Tensor) => {
           const g = gradAt(cell, trajectory, { data: dy.dataSync(), shape: [B, T, D] });
@@ -178,7 +178,8 @@ export function pelkRecurrent(weights: Record<string, tf.Variable>, options: Pel
             ...names.map((n) => tf.tensor(Float32Array.from(g.parameters[n].data), weights[n].shape, 'float32')),
           ];
         },
-      })) as (...args: tf.Tensor[]) => { value: tf.Tensor; gradFunc: (dy: tf.Tensor) => tf.Tensor[] });
+      });
+      const op = tf.customGrad(forwardAndAdjoint);
       return {
         forward,
         states: () => op(inputs, initialState ?? tf.zeros([B, D]), ...names.map((n) => weights[n])) as tf.Tensor3D,
