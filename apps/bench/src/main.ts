@@ -6,6 +6,7 @@
  *              [--out FILE.npy|FILE.json] [--json]
  *   pelk grad  --model FILE.json --cotangent C.npy --out G.json [--inputs FILE.npy] [--method M] [--adjoint A]
  *              [--backend B] [--dtype …] [--tol X] [--adjoint-tol X] [--allow-non-converged] [--json]
+ *   pelk train ar-sine [--out FILE.json] [--seed N] [--steps N] [--batch B] [--length T] [--json]
  *   pelk bench [--suite gru,scaling,stability,peers,kernels,gpu|all] [--quick] [--out-dir DIR] [suite options…]
  *   pelk demo  [--steps T] [--hidden D] [--dtype …]
  *   pelk gpu-bundle --out DIR (a self-contained folder that runs the gpu suite on a GPU machine)
@@ -30,6 +31,7 @@ import { formatStability, runStability, stabilityFiles } from './commands/stabil
 import { writeHtmlReport, writeOutputs } from './report.js';
 import { EXIT_NOT_CONVERGED, formatSummary, runEval } from './commands/eval.js';
 import { formatGradSummary, runGrad } from './commands/grad.js';
+import { AR_SINE_DEFAULTS, DEFAULT_AR_SINE_OUT, runTrainArSine } from './commands/train.js';
 import { parseAdjoint, parseDType, parseKalman, parseMethod, parseNonNegativeInt, parsePositive, parsePositiveInt, parseStabilitySet } from './options.js';
 
 /** The exit status a command asks for when it finishes without an error (`eval`: 3 when not converged). */
@@ -149,6 +151,29 @@ Exit codes:
     }
   });
 
+program
+  .command('train')
+  .description("train a model with pelk's own gradients and write it as a fixture; 'ar-sine': the autoregressive GRU of the ELK paper's stability experiment, on noisy sine waves")
+  .argument('<task>', 'ar-sine')
+  .option('--out <file>', 'the fixture to write (.json)', DEFAULT_AR_SINE_OUT)
+  .option('--seed <n>', 'seed of the data, the initial weights and the rollout drivers', String(AR_SINE_DEFAULTS.seed))
+  .option('--steps <n>', 'Adam steps', String(AR_SINE_DEFAULTS.steps))
+  .option('--batch <n>', 'sequences per step', String(AR_SINE_DEFAULTS.batch))
+  .option('--length <n>', 'length of each training sequence', String(AR_SINE_DEFAULTS.length))
+  .option('--json', 'print a one-line JSON summary', false)
+  .action(async (task, o) => {
+    if (task !== 'ar-sine') throw new InvalidArgumentError('task', "'ar-sine'", JSON.stringify(task));
+    const summary = await runTrainArSine({
+      out: o.out,
+      seed: parseNonNegativeInt(o.seed, '--seed'),
+      steps: parsePositiveInt(o.steps, '--steps'),
+      batch: parsePositiveInt(o.batch, '--batch'),
+      length: parsePositiveInt(o.length, '--length'),
+      progress: o.json ? undefined : (line) => process.stderr.write(`${line}\n`),
+    });
+    process.stdout.write(`${o.json ? JSON.stringify(summary) : summary.text}\n`);
+  });
+
 const SUITES = ['gru', 'scaling', 'stability', 'peers', 'kernels', 'gpu'] as const;
 /** What `--suite all` runs: every suite but gpu, which needs a WebGPU adapter and is run by name. */
 const ALL_SUITES = SUITES.filter((s) => s !== 'gpu');
@@ -177,7 +202,7 @@ program
   .option('--peers-steps <list>', 'peers: comma-separated sequence lengths (default 1000,10000; quick: 200)')
   .option('--tfjs-backends <list>', 'peers: comma-separated tfjs backends to compare on', 'wasm,cpu')
   .option('--peers-methods <list>', 'peers: pelk methods on the tfjs backends', 'sequential,quasi-deer,deer')
-  .option('--fixture <file>', 'stability: the trained AR-GRU fixture (default ../shared/fixtures/argru-sine-trained.json)')
+  .option('--fixture <file>', "stability: the ELK authors' trained AR-GRU fixture, run beside the repository's own when found (default ../shared/fixtures/argru-sine-trained.json)")
   .option('--stability-set <set>', 'stability: tuning (the problems the adaptive damping was tuned on), held-out, or all', 'all')
   .option('--stability-run-budget <seconds>', 'stability: stop a solver run after this long, reported as not converged (default 600; quick: 120)')
   .action(async (o) => {

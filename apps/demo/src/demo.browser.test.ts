@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchChromium, serveStatic, type StaticServer } from '../../../packages/backend-webgpu/test/browser/harness.js';
+import { launchChromium, type StaticServer, serveStatic } from '../../../packages/backend-webgpu/test/browser/harness.js';
 
 const CHROMIUM = process.env.PELK_CHROMIUM ?? '/usr/bin/chromium';
 const REQUIRED = process.env.PELK_REQUIRE_WEBGPU === '1';
@@ -146,6 +146,23 @@ describe.skipIf(missing !== undefined)(`the demo in headless Chromium${missing ?
     expect(deer.converged && elk.converged).toBe(true);
     expect(deer.iterations).toBeGreaterThan(5 * elk.iterations);
     expect(Math.max(...deer.history.map((h) => h.residual))).toBeGreaterThan(1e6);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("the repository's trained AR-GRU on the CPU worker: DEER's iterates overflow, ELK's stay bounded and it needs fewer", async () => {
+    const { page, errors } = await open('?model=ar-gru&method=deer,elk&backend=cpu&animate=0&run=1');
+    const s = await finished(page);
+    await page.screenshot({ path: join(OUTPUT_DIR, 'cpu-ar-gru.png'), fullPage: true });
+    expect(s.status).toBe('done');
+    const [deer, elk] = s.methods.filter((m) => m.method !== 'sequential') as (Summary['methods'][number] & { history: { residual: number }[] })[];
+    const largest = (m: typeof deer) => Math.max(...m.history.map((h) => h.residual));
+    console.info(`AR-GRU: DEER ${deer.iterations} iterations (largest residual ${largest(deer).toExponential(2)}), ELK ${elk.iterations} (${largest(elk).toExponential(2)})`);
+    expect(deer.converged && elk.converged).toBe(true);
+    expect(deer.iterations).toBeGreaterThan(elk.iterations);
+    // DEER's iterates reach the clip bound (1e8); ELK's residuals stay many orders of magnitude below.
+    expect(largest(deer)).toBeGreaterThan(1e6);
+    expect(largest(elk)).toBeLessThan(1e4);
     expect(errors).toEqual([]);
     await page.close();
   });

@@ -3,8 +3,9 @@
  * responsive), or the CPU backend in a Web Worker. Both take the same settings and report the
  * same events (`runner.ts`).
  */
-import type { MethodSummary, RunEvent } from './runner.js';
+
 import type { FromWorker, ToWorker } from './protocol.js';
+import type { MethodSummary, RunEvent } from './runner.js';
 import type { Settings } from './settings.js';
 
 export interface Engine {

@@ -4,11 +4,11 @@
  * scripts (`status`, `settings`, `backend`, `device`, `methods`, `message`), with `run()` and
  * `cancel()`.
  */
-import { type Engine, cancelled, cpuEngine, webGpuEngine, webGpuUnavailable } from './engines.js';
+import { cancelled, cpuEngine, type Engine, webGpuEngine, webGpuUnavailable } from './engines.js';
 import { channelsPlot, residualPlot, speedupPlot } from './plots.js';
 import { describeSettings } from './problems.js';
 import type { MethodSummary, RunEvent } from './runner.js';
-import { type BackendChoice, METHODS, type Settings, describeProblem, parseSettings, settingsQuery } from './settings.js';
+import { type BackendChoice, describeProblem, METHODS, parseSettings, type Settings, settingsQuery } from './settings.js';
 
 /** What `window.pelkDemo` shows. */
 interface DemoState {
@@ -87,7 +87,8 @@ function readForm(): { settings: Settings; problems: string[] } {
   const model = field('model').value;
   q.set('model', model);
   // Only the fields the model uses: an empty F must not block a GRU run.
-  for (const key of ['D', 'T', 'B', 'seed', model === 'lorenz96' ? 'F' : 'gain']) q.set(key, field(key).value);
+  const keys = model === 'ar-gru' ? ['T', 'B', 'seed'] : ['D', 'T', 'B', 'seed', model === 'lorenz96' ? 'F' : 'gain'];
+  for (const key of keys) q.set(key, field(key).value);
   for (const key of ['tol', 'maxIter', 'sigma']) if (field(key).value.trim() !== '') q.set(key, field(key).value.trim());
   q.set('backend', field('backend').value);
   q.set('animate', (field('animate') as HTMLInputElement).checked ? '1' : '0');

@@ -3,10 +3,14 @@
  * networks driven by standard-normal inputs, a "hot" GRU (recurrent gain 5: DEER's iterates blow up
  * — at D = 16, T = 2,000, seed 1, float64 on the WebAssembly backend, residuals up to 5.9·10⁷ over
  * 574 iterations — while ELK's damping converges in 35), and Lorenz-96 (autonomous; at F = 8 chaotic, so parallel methods need
- * many iterations).
+ * many iterations), and the AR-GRU the repository trains itself (`pnpm pelk train ar-sine`: the ELK
+ * paper's stability experiment, on which DEER's iterates overflow and ELK converges in fewer
+ * iterations), driven by standard-normal noise.
  */
+
+import arGruFixture from '@pelk/conformance/fixtures/argru-sine-pelk.json' with { type: 'json' };
 import type { Cell, EvaluateOptions, InputsLike } from '@pelk/core';
-import { elman, gru, lorenz96, lstm, mulberry32 } from '@pelk/models';
+import { elman, gru, lorenz96, lstm, mulberry32, readCellSpec } from '@pelk/models';
 import type { Settings } from './settings.js';
 
 /** Inputs per step of the random RNNs. */
@@ -41,6 +45,7 @@ export const MAX_INPUT_VALUES = 2 ** 27;
 /** One line describing the problem (nothing is generated). */
 export function describeSettings(s: Settings): string {
   const T = s.T.toLocaleString('en-US');
+  if (s.model === 'ar-gru') return `AR-GRU trained by pelk on noisy sine waves (state [x, h], D = 4), ${T} standard-normal drivers (seed ${s.seed}), B = ${s.B}`;
   if (s.model === 'lorenz96') return `Lorenz-96, D = ${s.D}, F = ${s.forcing}, dt = 0.01 (RK4), ${T} steps from F + 0.01·e₀, B = ${s.B}`;
   const name = s.model === 'hot-gru' ? 'hot GRU' : s.model === 'gru' ? 'GRU' : s.model === 'lstm' ? 'LSTM' : 'Elman RNN';
   return `random ${name}, D = ${s.D}, gain ${s.gain} (weights ±${s.gain}/√D, seed ${s.seed}), ${INPUT_SIZE} standard-normal inputs per step, B = ${s.B}, T = ${T}`;
@@ -55,6 +60,15 @@ export function buildProblem(s: Settings): Problem {
       cell: lorenz96({ dimension: s.D, forcing: s.forcing }),
       inputs: null,
       options: { steps: s.T, batch: s.B, initialState },
+      description,
+    };
+  }
+  if (s.model === 'ar-gru') {
+    if (s.B * s.T > MAX_INPUT_VALUES) throw new RangeError(`drivers of B·T = ${(s.B * s.T).toLocaleString('en-US')} values are more than this page generates (${MAX_INPUT_VALUES.toLocaleString('en-US')}); lower T or B`);
+    return {
+      cell: readCellSpec(arGruFixture.cell),
+      inputs: { data: normals(s.B * s.T, s.seed + 1), shape: [s.B, s.T, 1] },
+      options: {},
       description,
     };
   }

@@ -5,7 +5,7 @@
  * streamed to the page (when animating) or as a warm-up, then timed with nothing but progress
  * reports, so the table's times carry no read-backs and no shader compilation.
  */
-import { AbortError, type ComputeBackend, type EvaluateOptions, type Method, evaluate } from '@pelk/core';
+import { AbortError, type ComputeBackend, type EvaluateOptions, evaluate, type Method } from '@pelk/core';
 import { buildProblem } from './problems.js';
 import type { Settings } from './settings.js';
 

@@ -24,6 +24,10 @@ describe('demo settings from the URL', () => {
     expect(parseSettings('?method=all').settings.methods).toEqual(['sequential', 'deer', 'quasi-deer', 'elk', 'quasi-elk', 'auto']);
     expect(parseSettings('?model=hot-gru').settings.gain).toBe(5);
     expect(parseSettings('?model=lorenz96&F=2').settings.forcing).toBe(2);
+    // The trained AR-GRU has its own size, D = 4.
+    expect(parseSettings('?model=ar-gru').settings.D).toBe(4);
+    expect(parseSettings('?model=ar-gru&D=4').problems).toEqual([]);
+    expect(parseSettings('?model=ar-gru&D=16').problems.map(describeProblem)).toEqual(["D: expected 4 (the trained AR-GRU's state size) or nothing, got \"16\""]);
   });
 
   it('names the parameter, what it accepts and what it got, and keeps the default', () => {
@@ -44,7 +48,7 @@ describe('demo settings from the URL', () => {
   });
 
   it('writes settings back to a query that reads the same', () => {
-    for (const q of ['', '?model=lstm&D=64&T=10000&method=quasi-deer&backend=webgpu&run=1', '?model=lorenz96&D=8&F=2&sigma=0.25&animate=0', '?model=hot-gru&gain=3']) {
+    for (const q of ['', '?model=lstm&D=64&T=10000&method=quasi-deer&backend=webgpu&run=1', '?model=lorenz96&D=8&F=2&sigma=0.25&animate=0', '?model=hot-gru&gain=3', '?model=ar-gru&T=500&seed=3']) {
       const { settings } = parseSettings(q);
       expect(parseSettings(settingsQuery(settings)).settings, q).toEqual(settings);
     }

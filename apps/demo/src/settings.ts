@@ -5,7 +5,7 @@
  */
 import type { Method } from '@pelk/core';
 
-export const MODELS = ['gru', 'lstm', 'elman', 'hot-gru', 'lorenz96'] as const;
+export const MODELS = ['gru', 'lstm', 'elman', 'hot-gru', 'ar-gru', 'lorenz96'] as const;
 export type ModelName = (typeof MODELS)[number];
 export const METHODS = ['sequential', 'deer', 'quasi-deer', 'elk', 'quasi-elk', 'auto'] as const satisfies readonly Method[];
 export const BACKENDS = ['auto', 'webgpu', 'cpu'] as const;
@@ -62,6 +62,9 @@ export const DEFAULTS: Settings = {
   animate: true,
   run: false,
 };
+
+/** The state size of the trained AR-GRU (`[x, h]`, hidden size 3). */
+export const AR_GRU_STATE_SIZE = 4;
 
 /** The largest sizes the page accepts at all (the backend may refuse smaller ones for memory). */
 export const LIMITS = { D: 512, T: 100_000_000, B: 1024 } as const;
@@ -124,6 +127,11 @@ export function parseSettings(query: string | URLSearchParams): { settings: Sett
   }
   if (out.model === 'hot-gru') out.gain = 5;
   out.D = integer('D', out.model === 'lorenz96' ? 4 : 1, LIMITS.D) ?? out.D;
+  // The trained AR-GRU has its own size: state [x, h], D = 4.
+  if (out.model === 'ar-gru') {
+    if (params.get('D') !== null && out.D !== AR_GRU_STATE_SIZE) bad('D', `${AR_GRU_STATE_SIZE} (the trained AR-GRU's state size) or nothing`, params.get('D')!);
+    out.D = AR_GRU_STATE_SIZE;
+  }
   out.T = integer('T', 1, LIMITS.T) ?? out.T;
   out.B = integer('B', 1, LIMITS.B) ?? out.B;
   const method = params.get('method');
@@ -162,7 +170,7 @@ export function settingsQuery(s: Settings): string {
     if (value !== fallback) p.set(key, value);
   };
   set('model', s.model, DEFAULTS.model);
-  set('D', String(s.D), String(DEFAULTS.D));
+  if (s.model !== 'ar-gru') set('D', String(s.D), String(DEFAULTS.D));
   set('T', String(s.T), String(DEFAULTS.T));
   set('B', String(s.B), String(DEFAULTS.B));
   set('method', s.methods.join(','), DEFAULTS.methods.join(','));
@@ -171,7 +179,7 @@ export function settingsQuery(s: Settings): string {
   if (s.maxIterations !== undefined) p.set('maxIter', String(s.maxIterations));
   set('sigma', String(s.sigmaSq), 'adaptive');
   set('seed', String(s.seed), String(DEFAULTS.seed));
-  set('gain', String(s.gain), s.model === 'hot-gru' ? '5' : String(DEFAULTS.gain));
+  if (s.model !== 'ar-gru') set('gain', String(s.gain), s.model === 'hot-gru' ? '5' : String(DEFAULTS.gain));
   if (s.model === 'lorenz96') set('F', String(s.forcing), String(DEFAULTS.forcing));
   set('animate', s.animate ? '1' : '0', '1');
   if (s.run) p.set('run', '1');

@@ -10,11 +10,17 @@ import { ADAPTIVE_DAMPING } from '@pelk/core';
 import { readModelSpec } from '@pelk/models';
 import { describe, expect, it } from 'vitest';
 import type { CertificateContext } from './certificate-cases.js';
-import { type FixtureLookup, fixtureSkipReason } from './fixtures.js';
+import { type FixtureLookup, fixtureSkipReason, loadPelkArGruFixture } from './fixtures.js';
 import { maxAbsDiff } from './reference.js';
 
 /** The fixture's file name (FORMAT.md describes it). */
 export const AR_GRU_FIXTURE = 'argru-sine-trained.json';
+
+/**
+ * On the repository's AR-GRU, DEER has not converged after this many times ELK's iterations (measured
+ * on the CPU backend in float64: DEER 213, ELK 84 — see BENCHMARKS.md).
+ */
+const DEER_FACTOR = 2;
 
 /** What the AR-GRU cases need from the suite (the certificate cases' dtype, runner and methods). */
 export interface ArGruContext extends Pick<CertificateContext, 'dtype' | 'run' | 'methods'> {
@@ -86,5 +92,47 @@ export function defineArGruCases(ctx: ArGruContext): void {
         expect(maxAbsDiff(auto.states, oracle)).toBeLessThanOrEqual(dtype === 'float64' ? 1e-7 : arStates);
       });
     }
+  });
+}
+
+/**
+ * The AR-GRU the repository trains itself (`pnpm pelk train ar-sine`), shipped with this package:
+ * the same phenomenon as the authors' model, measured on it — DEER's iterates overflow (values
+ * clipped to ±1e8) and it needs more iterations than ELK, whose damping keeps every iterate bounded;
+ * quasi-ELK converges. Registered for every dtype.
+ */
+export function definePelkArGruCases(ctx: Pick<CertificateContext, 'dtype' | 'run' | 'methods'>): void {
+  const { dtype, run, methods } = ctx;
+  const tolerance = dtype === 'float64' ? 1e-10 : 1e-5;
+  // float32: like the authors' model, this one amplifies a residual along its 2,000 steps.
+  const statesBound = dtype === 'float64' ? 1e-8 : 1e-2;
+  const load = () => {
+    const spec = readModelSpec(loadPelkArGruFixture());
+    return { spec, oracle: Float64Array.from(spec.states!.flat()), opts: { initialState: spec.initialState ?? undefined, tolerance } };
+  };
+  describe('the AR-GRU trained by pelk (pnpm pelk train ar-sine)', () => {
+    const title = "ELK reaches the oracle with bounded iterates; DEER's iterates overflow and it needs more iterations";
+    if (!methods.includes('elk')) {
+      it.skip(`${title} — skipped: 'elk' is not in this backend's options.methods`, () => {});
+    } else {
+      it(title, async () => {
+        const { spec, oracle, opts } = load();
+        const elk = await run(spec.cell, spec.inputs, { ...opts, method: 'elk' });
+        expect(elk.result.converged, `${elk.result.reason}, residual ${elk.result.residual}`).toBe(true);
+        expect(elk.result.diagnostics.clippedValues).toBe(0);
+        expect(maxAbsDiff(elk.states, oracle)).toBeLessThanOrEqual(statesBound);
+        const deer = await run(spec.cell, spec.inputs, { ...opts, method: 'deer', maxIterations: DEER_FACTOR * elk.result.iterations });
+        expect(deer.result.diagnostics.clippedValues, 'DEER values clipped').toBeGreaterThan(0);
+        expect(deer.result.converged, `DEER after ${DEER_FACTOR}× ELK's ${elk.result.iterations} iterations`).toBe(false);
+      });
+    }
+    it('quasi-ELK converges to the oracle; quasi-DEER overflows on the way', async () => {
+      const { spec, oracle, opts } = load();
+      const quasi = await run(spec.cell, spec.inputs, { ...opts, method: 'quasi-elk' });
+      expect(quasi.result.converged, `${quasi.result.reason}, residual ${quasi.result.residual}`).toBe(true);
+      expect(maxAbsDiff(quasi.states, oracle)).toBeLessThanOrEqual(statesBound);
+      const quasiDeer = await run(spec.cell, spec.inputs, { ...opts, method: 'quasi-deer', maxIterations: quasi.result.iterations });
+      expect(quasiDeer.result.diagnostics.clippedValues, 'quasi-DEER values clipped').toBeGreaterThan(0);
+    });
   });
 }

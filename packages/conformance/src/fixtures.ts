@@ -130,6 +130,17 @@ export function loadFixture(name: FixtureName): unknown {
   return JSON.parse(readFileSync(join(SHIPPED_DIR, `${name}.json`), 'utf8'));
 }
 
+/**
+ * The AR-GRU the repository trains itself (`pnpm pelk train ar-sine`, ELK paper's stability task),
+ * shipped: the stability suite, the demo and the AR-GRU cases use it by default.
+ */
+export const PELK_AR_GRU_FIXTURE = 'argru-sine-pelk';
+
+/** Reads the shipped AR-GRU fixture ({@link PELK_AR_GRU_FIXTURE}). */
+export function loadPelkArGruFixture(): unknown {
+  return JSON.parse(readFileSync(join(SHIPPED_DIR, `${PELK_AR_GRU_FIXTURE}.json`), 'utf8'));
+}
+
 /** Names of the shipped gradient fixtures (`grad-<name>.json`, written by `oracles/grad_oracle.py`). */
 export const GRAD_FIXTURE_NAMES = ['gru-torch-small', 'lstm-torch-small', 'elman-torch-small', 'gru-difficult'] as const;
 export type GradFixtureName = (typeof GRAD_FIXTURE_NAMES)[number];

@@ -12,6 +12,7 @@ export {
   type FixtureName,
   type FixtureSearchOptions,
   GRAD_FIXTURE_NAMES,
+  PELK_AR_GRU_FIXTURE,
   type GradFixture,
   type GradFixtureName,
   findFixture,
@@ -19,6 +20,7 @@ export {
   fixtureSkipReason,
   loadFixture,
   loadGradFixture,
+  loadPelkArGruFixture,
   sharedFixturePath,
 } from './fixtures.js';
 export {

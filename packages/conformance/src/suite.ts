@@ -22,7 +22,7 @@ import {
 import { CpuBackend } from '@pelk/backend-cpu';
 import { lorenz96, readModelSpec } from '@pelk/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AR_GRU_FIXTURE, defineArGruCases } from './ar-gru-cases.js';
+import { AR_GRU_FIXTURE, defineArGruCases, definePelkArGruCases } from './ar-gru-cases.js';
 import { checkJacobians, failingCell, jacobianCases, randomGru } from './cases.js';
 import { FIXTURE_NAMES, findFixture, loadFixture } from './fixtures.js';
 import { defineFusedCases } from './fused-cases.js';
@@ -510,6 +510,7 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
           });
         });
 
+        definePelkArGruCases({ dtype, run, methods });
         defineArGruCases({ dtype, run, methods, fixture: arGruFixture });
 
         describe("method 'auto'", () => {

@@ -3,7 +3,7 @@
  * each result against the sequential answer, prints a table and optionally writes JSON.
  */
 import { renameSync, writeFileSync } from 'node:fs';
-import { type DType, type HostArray, type Method, evaluate } from '@pelk/core';
+import { type AdjointMethod, type DType, type HostArray, type Method, evaluate, grad } from '@pelk/core';
 import { gru } from '@pelk/models';
 import { createBackend } from '../backends.js';
 import { randomInputs } from '../data.js';
@@ -41,6 +41,25 @@ export interface BenchReport {
   readonly results: Measurement[];
   /** Peer implementations on the same problem (float32, batch 1). */
   readonly peers?: PeerRow[];
+  /** The adjoint (`grad`) of each converged quasi-DEER evaluation, against one forward iteration. */
+  readonly adjoint?: AdjointRow[];
+}
+
+/** One adjoint timing: `grad` at a converged quasi-DEER trajectory (its forward solve reused). */
+export interface AdjointRow {
+  readonly dtype: DType;
+  readonly adjoint: Exclude<AdjointMethod, 'auto'>;
+  readonly T: number;
+  /** Median wall time of the adjoint solve and the gradients' pass (`result.adjoint.elapsedMs`). */
+  readonly medianMs: number;
+  /** Median wall time of the whole `grad` call (reading the trajectory back included). */
+  readonly callMs: number;
+  readonly iterations: number;
+  readonly converged: boolean;
+  /** One forward quasi-DEER iteration: the median evaluation time over its iterations. */
+  readonly forwardIterationMs: number;
+  /** `medianMs / forwardIterationMs`: the adjoint's cost in forward iterations. */
+  readonly forwardIterations: number;
 }
 
 /**
@@ -104,6 +123,13 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     }
     if (dtype === 'float32') float32Reference = references.get(o.steps);
   }
+  const adjoint: AdjointRow[] = [];
+  if (o.methods.includes('quasi-deer')) {
+    for (const dtype of o.dtypes) {
+      const forward = results.find((m) => m.method === 'quasi-deer' && m.dtype === dtype && !m.refused && m.converged);
+      if (forward) adjoint.push(...(await timeAdjoint(backend, cell, o, dtype, forward.medianMs / forward.iterations, log)));
+    }
+  }
   const peers: PeerRow[] = [];
   if ((o.torch ?? true) && o.batch === 1) {
     log('torch.nn.GRU (float32, same weights and inputs)');
@@ -129,6 +155,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     },
     results,
     peers,
+    adjoint,
   };
   if (o.json) {
     const tmp = `${o.json}.tmp-${process.pid}`;
@@ -136,6 +163,57 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
     renameSync(tmp, o.json);
   }
   return report;
+}
+
+/**
+ * Times `grad` at a converged quasi-DEER trajectory of the benchmark's GRU: the backend's default
+ * adjoint (the host sweep on CPU backends) and the exact diagonal iteration, median of `runs` after
+ * `warmup`, against one forward iteration.
+ */
+async function timeAdjoint(
+  backend: Awaited<ReturnType<typeof createBackend>>,
+  cell: ReturnType<typeof gru.random>,
+  o: BenchOptions,
+  dtype: DType,
+  forwardIterationMs: number,
+  log: (line: string) => void,
+): Promise<AdjointRow[]> {
+  const inputs = randomInputs(o.batch, o.steps, o.input, 7);
+  const cotangent = randomInputs(o.batch, o.steps, o.hidden, 11);
+  const forward = await evaluate(cell, inputs, { backend, method: 'quasi-deer', dtype, lyapunov: false });
+  const rows: AdjointRow[] = [];
+  try {
+    for (const method of [backend.capabilities.prefersSequential ? 'sequential' : 'dense', 'diagonal'] as const) {
+      log(`adjoint ${method} ${dtype} T=${o.steps}`);
+      const solves: number[] = [];
+      const calls: number[] = [];
+      let last: Awaited<ReturnType<typeof grad>> | undefined;
+      for (let run = 0; run < o.warmup + o.runs; run++) {
+        const began = performance.now();
+        last = await grad(cell, inputs, cotangent, { backend, forward, adjoint: method, dtype });
+        if (run >= o.warmup) {
+          calls.push(performance.now() - began);
+          solves.push(last.adjoint.elapsedMs);
+        }
+      }
+      const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+      const medianMs = median(solves);
+      rows.push({
+        dtype,
+        adjoint: method,
+        T: o.steps,
+        medianMs,
+        callMs: median(calls),
+        iterations: last!.adjoint.iterations,
+        converged: last!.adjoint.converged,
+        forwardIterationMs,
+        forwardIterations: medianMs / forwardIterationMs,
+      });
+    }
+  } finally {
+    forward.dispose();
+  }
+  return rows;
 }
 
 /** The suite's files: JSON, the text table, and a bar chart of µs per step. */
@@ -172,6 +250,22 @@ export function formatBench(report: BenchReport): string {
       ? [p.implementation, String(p.T), 'skipped', '', p.skipped]
       : [p.implementation, String(p.T), formatMs(p.medianMs!), p.usPerStep!.toFixed(2), Number.isNaN(p.maxAbsDiffVsPelk) ? '—' : p.maxAbsDiffVsPelk!.toExponential(1)],
   );
-  if (peers.length === 0) return main;
-  return `${main}\n\npeers (float32, batch 1, same weights and inputs):\n${table(['implementation', 'T', 'median', 'µs/step', 'max|Δ| vs pelk seq f32'], peers)}`;
+  const adjoint = (report.adjoint ?? []).map((a) => [
+    a.adjoint,
+    a.dtype,
+    String(a.T),
+    formatMs(a.medianMs),
+    formatMs(a.callMs),
+    String(a.iterations),
+    a.converged ? 'yes' : 'NO',
+    a.forwardIterations.toFixed(2),
+  ]);
+  const sections = [main];
+  if (adjoint.length > 0) {
+    sections.push(
+      `adjoint (grad) at the converged quasi-DEER trajectory, in forward iterations (one = ${formatMs(report.adjoint![0].forwardIterationMs)}):\n${table(['adjoint', 'dtype', 'T', 'median solve', 'grad call', 'iters', 'converged', 'forward iterations'], adjoint)}`,
+    );
+  }
+  if (peers.length > 0) sections.push(`peers (float32, batch 1, same weights and inputs):\n${table(['implementation', 'T', 'median', 'µs/step', 'max|Δ| vs pelk seq f32'], peers)}`);
+  return sections.join('\n\n');
 }

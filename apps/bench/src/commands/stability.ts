@@ -76,9 +76,14 @@ interface ProblemSpecBase {
   readonly sweep?: boolean;
 }
 
-/** The ELK paper's trained AR-GRU (the fixture's weights). */
+/**
+ * A trained AR-GRU: the ELK authors' (the external fixture's weights, `model: 'authors'`, run when the
+ * fixture is found) or the repository's own, trained by `pnpm pelk train ar-sine` (`model: 'pelk'`,
+ * shipped with @pelk/conformance).
+ */
 export interface ArgruProblemSpec extends ProblemSpecBase {
   readonly kind: 'argru';
+  readonly model: 'authors' | 'pelk';
   /** Seed of standard-normal drivers; omitted: the fixture's own drivers (then T is the fixture's). */
   readonly driversSeed?: number;
 }
@@ -279,6 +284,8 @@ export function stoppingRule(tolerance: number): string {
 const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const DEFAULT_FIXTURE = join(REPO_ROOT, '..', 'shared', 'fixtures', 'argru-sine-trained.json');
 const LORENZ_FIXTURE = join(REPO_ROOT, 'packages', 'conformance', 'fixtures', 'lorenz96-small.json');
+/** The repository's own AR-GRU (`pnpm pelk train ar-sine`). */
+const PELK_ARGRU_FIXTURE = join(REPO_ROOT, 'packages', 'conformance', 'fixtures', 'argru-sine-pelk.json');
 
 /** Gains g of the held-out RNNs: contractive, hot (the issue's hot GRU: DEER in ~6 iterations), past the edge. */
 const GAINS = { contractive: 0.5, hot: 2.5, edge: 5 } as const;
@@ -293,7 +300,7 @@ const GAINS = { contractive: 0.5, hot: 2.5, edge: 5 } as const;
 export function stabilityProblems(quick: boolean): StabilityProblemSpec[] {
   const tuningState = readModelSpec(JSON.parse(readFileSync(LORENZ_FIXTURE, 'utf8'))).initialState ?? [8, 8, 8, 8, 8.01];
   const tuning: StabilityProblemSpec[] = [
-    { kind: 'argru', set: 'tuning', steps: 2000, sweep: true },
+    { kind: 'argru', model: 'authors', set: 'tuning', steps: 2000, sweep: true },
     { kind: 'lorenz96', set: 'tuning', dimension: 5, forcing: 8, steps: quick ? 400 : 1000, initialState: tuningState, sweep: true },
   ];
   const rnn = (kind: RnnProblemSpec['kind'], gain: number, steps: number): RnnProblemSpec => ({
@@ -307,9 +314,12 @@ export function stabilityProblems(quick: boolean): StabilityProblemSpec[] {
     steps,
   });
   const l96 = (dimension: number, forcing: number, steps: number): Lorenz96ProblemSpec => ({ kind: 'lorenz96', set: 'held-out', dimension, forcing, steps });
+  // The repository's own AR-GRU: always present, and held out (the damping was tuned on the authors').
+  const own: ArgruProblemSpec = { kind: 'argru', model: 'pelk', set: 'held-out', steps: 2000, sweep: true };
   if (quick) {
     return [
       ...tuning,
+      own,
       rnn('gru', GAINS.contractive, 500),
       // The issue's hot GRU at its own size: DEER converges in a handful of iterations.
       rnn('gru', GAINS.hot, 3000),
@@ -324,12 +334,12 @@ export function stabilityProblems(quick: boolean): StabilityProblemSpec[] {
   const rnns = (['gru', 'lstm', 'elman'] as const).flatMap((kind) => [rnn(kind, GAINS.contractive, 3000), rnn(kind, GAINS.hot, 3000), rnn(kind, GAINS.edge, 500)]);
   // D = 5, F = 8 is the tuning problem's system; held out here with another initial state and T.
   const lorenz = [l96(5, 2, 1500), l96(5, 8, 1500), l96(8, 2, 1000), l96(8, 8, 1000), l96(16, 2, 500), l96(16, 8, 500)];
-  return [...tuning, ...rnns, ...lorenz, { kind: 'argru', set: 'held-out', steps: 10_000, driversSeed: 2024, sweep: true }];
+  return [...tuning, own, ...rnns, ...lorenz, { kind: 'argru', model: 'authors', set: 'held-out', steps: 10_000, driversSeed: 2024, sweep: true }];
 }
 
 /** A problem's name in the JSON, the tables and the plot files, e.g. `gru-H24-g2.5-T3000`. */
 export function stabilityProblemName(p: StabilityProblemSpec): string {
-  if (p.kind === 'argru') return `argru-T${p.steps}`;
+  if (p.kind === 'argru') return `argru${p.model === 'pelk' ? '-pelk' : ''}-T${p.steps}`;
   if (p.kind === 'lorenz96') return `lorenz96-D${p.dimension}-F${p.forcing}-T${p.steps}`;
   return `${p.kind}-H${p.hiddenSize}-g${p.gain}-T${p.steps}`;
 }
@@ -364,14 +374,15 @@ function loadProblem(p: StabilityProblemSpec, fixture: string): LoadedProblem | 
     ...(regime === 'chaotic' ? { expectedLyapunov: 'positive' as const } : regime === 'contractive' ? { expectedLyapunov: 'negative' as const } : {}),
   };
   if (p.kind === 'argru') {
-    if (!existsSync(fixture)) return `${fixture} not found — the trained AR-GRU carries the ELK authors' weights and is not in the repository; skipping ${name}`;
-    const spec = readModelSpec(JSON.parse(readFileSync(fixture, 'utf8')));
+    const path = p.model === 'pelk' ? PELK_ARGRU_FIXTURE : fixture;
+    if (!existsSync(path)) return `${path} not found — the ELK authors' trained AR-GRU is not in the repository (give it with --fixture); skipping ${name}`;
+    const spec = readModelSpec(JSON.parse(readFileSync(path, 'utf8')));
     const own = p.driversSeed === undefined;
     if (own && p.steps !== spec.steps) return `${name}: the fixture's drivers are ${spec.steps} steps long; give driversSeed for T = ${p.steps}`;
     return {
       info: {
         ...common,
-        description: `trained AR-GRU (ELK paper), D = ${spec.cell.stateSize}, ${own ? "the fixture's drivers" : `standard-normal drivers (seed ${p.driversSeed})`}`,
+        description: `${p.model === 'pelk' ? "AR-GRU trained by pelk (pnpm pelk train ar-sine)" : "trained AR-GRU (ELK paper, the authors' weights)"}, D = ${spec.cell.stateSize}, ${own ? "the fixture's drivers" : `standard-normal drivers (seed ${p.driversSeed})`}`,
         stateSize: spec.cell.stateSize,
       },
       cell: spec.cell,

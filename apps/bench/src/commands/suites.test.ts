@@ -110,19 +110,20 @@ describe('stability suite', () => {
       expect(specs.filter((p) => p.set === 'tuning').every((p) => p.sweep)).toBe(true);
       const heldOut = specs.filter((p) => p.set === 'held-out');
       for (const kind of ['gru', 'lstm', 'elman', 'lorenz96'] as const) expect(heldOut.some((p) => p.kind === kind), kind).toBe(true);
-      // The issue's hot GRU, in both.
+      // The issue's hot GRU, in both; and the repository's own AR-GRU, held out (the damping was tuned on the authors').
       expect(names).toContain('gru-H24-g2.5-T3000');
+      expect(heldOut.map(stabilityProblemName)).toContain('argru-pelk-T2000');
     }
     const full = stabilityProblems(false).filter((p) => p.set === 'held-out');
     expect(full.filter((p) => p.kind !== 'lorenz96' && p.kind !== 'argru').map(stabilityProblemName)).toHaveLength(9);
     expect(full.filter((p) => p.kind === 'lorenz96').map((p) => p.kind === 'lorenz96' && `${p.dimension}/${p.forcing}`)).toEqual(['5/2', '5/8', '8/2', '8/8', '16/2', '16/8']);
-    expect(full.filter((p) => p.sweep).map(stabilityProblemName)).toEqual(['argru-T10000']);
+    expect(full.filter((p) => p.sweep).map(stabilityProblemName)).toEqual(['argru-pelk-T2000', 'argru-T10000']);
   });
 
   // A tiny problem set with the quick suite's structure: tuning problems (the AR-GRU skipped for want
   // of its fixture), held-out ones with and without a sweep.
   const tiny: StabilityProblemSpec[] = [
-    { kind: 'argru', set: 'tuning', steps: 2000, sweep: true },
+    { kind: 'argru', model: 'authors', set: 'tuning', steps: 2000, sweep: true },
     { kind: 'lorenz96', set: 'tuning', dimension: 5, forcing: 8, steps: 40, sweep: true },
     { kind: 'gru', set: 'held-out', hiddenSize: 4, inputSize: 2, gain: 0.5, seed: 1, steps: 30 },
     { kind: 'elman', set: 'held-out', hiddenSize: 4, inputSize: 2, gain: 5, seed: 1, steps: 30, sweep: true },
