@@ -426,6 +426,7 @@ function sequentialAdjoint(p: Pick<AdjointProblem, 'B' | 'T' | 'D' | 'I' | 'prev
     }
     initialState.set(carry, b * D);
   }
+  vjp.flush?.();
   const finite = allFinite(initialState, inputs, ...parameters);
   return { parameters, inputs, initialState, iterations: 1, residual: finite ? 0 : Number.NaN, reason: finite ? 'converged' : 'non-finite', history: [], finite };
 }
@@ -532,6 +533,7 @@ async function parallelAdjoint(p: AdjointProblem, vjp: HostVjp, kind: 'dense' | 
   for (let row = 0; row < B * T; row++) {
     vjp.step(p.prev, row * D, p.u, row * I, mu, row * D, { state: v, stateOffset: row * D, input: inputs, inputOffset: row * I, parameters });
   }
+  vjp.flush?.();
   const initialState = new Float64Array(B * D);
   for (let b = 0; b < B; b++) initialState.set(v.subarray(b * T * D, b * T * D + D), b * D);
   const finite = allFinite(initialState, inputs, ...parameters);

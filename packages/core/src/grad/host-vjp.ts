@@ -49,6 +49,12 @@ export interface HostVjp {
    * (ignored for autonomous cells), and the cotangent `w[wOffset..+D)` on its output.
    */
   step(prev: HostArray, prevOffset: number, input: HostArray | null, inputOffset: number, w: HostArray, wOffset: number, out: VjpOutputs): void;
+  /**
+   * Optional: adds parameter-gradient contributions `step` buffered (products are accumulated a few
+   * steps at a time, so each gradient entry is read and written once per block). Callers invoke it
+   * once after their last step, before reading the parameter gradients.
+   */
+  flush?(): void;
 }
 
 /** The host vector–Jacobian products of a program, with its weights as `dtype` stores them. */
@@ -56,11 +62,25 @@ export function programVjp(program: CellProgram, dtype: DType): HostVjp {
   return program.kind === 'ar' ? arVjp(program, dtype) : rnnVjp(program, dtype, '');
 }
 
-/** `out[j] = Σ_g M[g, j]·v[g]` for `M` `[G, N]` row-major (a transposed product). */
+/**
+ * `out[outOffset + j] += Σ_g M[g, j]·v[g]` for `M` `[G, N]` row-major (a transposed product), four
+ * rows at a time so that `out` is read and written once per four rows.
+ */
 function addTransposedProduct(M: Float64Array, G: number, N: number, v: Float64Array, out: Float64Array, outOffset: number): void {
-  for (let g = 0; g < G; g++) {
+  let g = 0;
+  for (; g + 3 < G; g += 4) {
+    const v0 = v[g];
+    const v1 = v[g + 1];
+    const v2 = v[g + 2];
+    const v3 = v[g + 3];
+    const r0 = g * N;
+    const r1 = r0 + N;
+    const r2 = r1 + N;
+    const r3 = r2 + N;
+    for (let j = 0; j < N; j++) out[outOffset + j] += M[r0 + j] * v0 + M[r1 + j] * v1 + M[r2 + j] * v2 + M[r3 + j] * v3;
+  }
+  for (; g < G; g++) {
     const vg = v[g];
-    if (vg === 0) continue;
     const row = g * N;
     for (let j = 0; j < N; j++) out[outOffset + j] += M[row + j] * vg;
   }
@@ -80,13 +100,92 @@ function addInto(target: Float64Array, v: Float64Array): void {
   for (let j = 0; j < v.length; j++) target[j] += v[j];
 }
 
-/** `out[g] = Σ_j M[g, j]·x[xOffset + j] + bias[g]`. */
-function affineRows(M: Float64Array, G: number, N: number, x: HostArray, xOffset: number, bias: Float64Array, out: Float64Array): void {
+/**
+ * The backward pass through `y = M x` in one sweep over `M`'s rows (each row read once): adds
+ * `Mᵀ v` into `out[outOffset..]` and `v xᵀ` into `dM` (when given).
+ */
+function backRows(M: Float64Array, dM: Float64Array | null, G: number, N: number, v: Float64Array, x: HostArray, xOffset: number, out: Float64Array, outOffset: number): void {
+  if (!dM) {
+    addTransposedProduct(M, G, N, v, out, outOffset);
+    return;
+  }
   for (let g = 0; g < G; g++) {
-    let acc = bias[g];
+    const vg = v[g];
+    if (vg === 0) continue;
     const row = g * N;
-    for (let j = 0; j < N; j++) acc += M[row + j] * x[xOffset + j];
-    out[g] = acc;
+    for (let j = 0; j < N; j++) {
+      out[outOffset + j] += M[row + j] * vg;
+      dM[row + j] += vg * x[xOffset + j];
+    }
+  }
+}
+
+/** `out[g] = Σ_j M[g, j]·x[xOffset + j] + bias[g]` (four partial sums: the adds pipeline). */
+function affineRows(M: Float64Array, G: number, N: number, x: HostArray, xOffset: number, bias: Float64Array, out: Float64Array): void {
+  const N4 = N - (N % 4);
+  for (let g = 0; g < G; g++) {
+    const row = g * N;
+    let a0 = 0;
+    let a1 = 0;
+    let a2 = 0;
+    let a3 = 0;
+    let j = 0;
+    for (; j < N4; j += 4) {
+      a0 += M[row + j] * x[xOffset + j];
+      a1 += M[row + j + 1] * x[xOffset + j + 1];
+      a2 += M[row + j + 2] * x[xOffset + j + 2];
+      a3 += M[row + j + 3] * x[xOffset + j + 3];
+    }
+    for (; j < N; j++) a0 += M[row + j] * x[xOffset + j];
+    out[g] = bias[g] + (a0 + a1 + (a2 + a3));
+  }
+}
+
+/**
+ * Rank-one updates `dM += v xᵀ` (`dM` `[G, N]`) buffered four at a time, so that each entry of `dM`
+ * is read and written once per four updates: the parameter gradient of a weight matrix costs a
+ * quarter of the memory traffic of one update per step. A new target flushes the previous one.
+ */
+class BufferedOuter {
+  private readonly v: Float64Array;
+  private readonly x: Float64Array;
+  private count = 0;
+  private target: Float64Array | null = null;
+
+  constructor(
+    private readonly G: number,
+    private readonly N: number,
+  ) {
+    this.v = new Float64Array(4 * G);
+    this.x = new Float64Array(4 * N);
+  }
+
+  add(target: Float64Array, v: Float64Array, x: HostArray, xOffset: number): void {
+    if (this.target !== target) this.flush();
+    this.target = target;
+    const k = this.count++;
+    this.v.set(v.subarray(0, this.G), k * this.G);
+    for (let j = 0; j < this.N; j++) this.x[k * this.N + j] = x[xOffset + j];
+    if (this.count === 4) this.flush();
+  }
+
+  flush(): void {
+    const { G, N, v, x, target, count } = this;
+    this.count = 0;
+    if (!target || count === 0) return;
+    if (count < 4) {
+      // A partial block (the sweep's end): one update at a time, never touching stale slots.
+      for (let k = 0; k < count; k++) addOuter(target, v.subarray(k * G, (k + 1) * G), G, x, k * N, N);
+      return;
+    }
+    for (let g = 0; g < G; g++) {
+      const a0 = v[g];
+      const a1 = v[G + g];
+      const a2 = v[2 * G + g];
+      const a3 = v[3 * G + g];
+      const row = g * N;
+      for (let j = 0; j < N; j++) target[row + j] += a0 * x[j] + a1 * x[N + j] + a2 * x[2 * N + j] + a3 * x[3 * N + j];
+    }
   }
 }
 
@@ -133,18 +232,18 @@ function rnnVjp(p: RnnProgram, dtype: DType, prefix: string): HostVjp {
   const rh = new Float64Array(H);
   const cand = new Float64Array(H);
   const dq = new Float64Array(H);
+  const recurrentGrad = new BufferedOuter(hnRows, H);
 
   /** The input's cotangent, the recurrent products' share of the state's, and the parameters' — from `dgi`, `dgh`. */
   const finish = (prev: HostArray, prevOffset: number, input: HostArray | null, inputOffset: number, out: VjpOutputs): void => {
+    const params = out.parameters;
     addTransposedProduct(Whh, hnRows, H, dgh, out.state, out.stateOffset);
+    if (params) recurrentGrad.add(params[1], dgh, prev, prevOffset);
     if (out.input && I > 0) {
       out.input.fill(0, out.inputOffset, out.inputOffset + I);
-      addTransposedProduct(Wih, G, I, dgi, out.input, out.inputOffset);
-    }
-    const params = out.parameters;
+      backRows(Wih, params && input ? params[0] : null, G, I, dgi, input ?? out.input, inputOffset, out.input, out.inputOffset);
+    } else if (params && input && I > 0) addOuter(params[0], dgi, G, input, inputOffset, I);
     if (!params) return;
-    if (input && I > 0) addOuter(params[0], dgi, G, input, inputOffset, I);
-    addOuter(params[1], dgh, hnRows, prev, prevOffset, H);
     if (hnRows < G) addOuter(params[1].subarray(2 * H * H), dgh.subarray(2 * H), H, rh, 0, H);
     addInto(params[2], dgi);
     addInto(params[3], dgh);
@@ -232,7 +331,7 @@ function rnnVjp(p: RnnProgram, dtype: DType, prefix: string): HostVjp {
   };
 
   const step = p.kind === 'elman' ? elman : p.kind === 'lstm' ? lstm : gru;
-  return { stateSize: D, inputSize: I, parameters: rnnParameters(p, prefix), step };
+  return { stateSize: D, inputSize: I, parameters: rnnParameters(p, prefix), step, flush: () => recurrentGrad.flush() };
 }
 
 /** Numerically stable `log(1 + eˣ)`. */
@@ -264,6 +363,7 @@ function arVjp(p: ArProgram, dtype: DType): HostVjp {
   return {
     stateSize: D,
     inputSize: I,
+    flush: innerVjp.flush,
     parameters: [...innerVjp.parameters, { name: 'readout.weight', shape: [2 * I, H] }, { name: 'readout.bias', shape: [2 * I] }],
     step(prev, prevOffset, input, inputOffset, w, wOffset, out) {
       innerStep(prev, prevOffset + I, prev, prevOffset, h2);
