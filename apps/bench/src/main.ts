@@ -125,7 +125,8 @@ Exit codes:
   1  internal error
   2  bad input (one line: pelk: field: expected …, received …), including a cotangent of the wrong
      shape or with non-finite values, and a forward solve that did not converge
-  ${EXIT_NOT_CONVERGED}  the adjoint solve did not converge: --out and the summary are written first`,
+  ${EXIT_NOT_CONVERGED}  the adjoint solve did not converge, or the forward one (with --allow-non-converged):
+     --out and the summary are written first`,
   )
   .action(async (o) => {
     const summary = await runGrad({
@@ -145,8 +146,10 @@ Exit codes:
       json: o.json,
     });
     process.stdout.write(`${o.json ? JSON.stringify(summary) : formatGradSummary(summary)}\n`);
-    if (!summary.adjoint.converged) {
-      process.stderr.write(`pelk: adjoint not converged (${summary.adjoint.reason}); exit status ${EXIT_NOT_CONVERGED}\n`);
+    // Exit 0 certifies both solves; a forward solve allowed not to converge is not certified either.
+    const unconverged = [!summary.forward.converged && `forward ${summary.forward.reason}`, !summary.adjoint.converged && `adjoint ${summary.adjoint.reason}`].filter(Boolean);
+    if (unconverged.length > 0) {
+      process.stderr.write(`pelk: not converged (${unconverged.join(', ')}); exit status ${EXIT_NOT_CONVERGED}\n`);
       commandExitCode = EXIT_NOT_CONVERGED;
     }
   });

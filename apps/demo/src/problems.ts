@@ -8,7 +8,9 @@
  * iterations), driven by standard-normal noise.
  */
 
-import arGruFixture from '@pelk/conformance/fixtures/argru-sine-pelk.json' with { type: 'json' };
+// The repository's trained AR-GRU (the app is private and lives in the repository, so it reads the
+// fixture where `pnpm pelk train ar-sine` writes it).
+import arGruFixture from '../../../packages/conformance/fixtures/argru-sine-pelk.json' with { type: 'json' };
 import type { Cell, EvaluateOptions, InputsLike } from '@pelk/core';
 import { elman, gru, lorenz96, lstm, mulberry32, readCellSpec } from '@pelk/models';
 import type { Settings } from './settings.js';

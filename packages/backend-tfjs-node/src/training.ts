@@ -158,8 +158,8 @@ export function pelkRecurrent(weights: Record<string, tf.Variable>, options: Pel
         initialState: { data: s0, shape: [B, D] },
         dtype,
       };
-      // Arguments of the custom op: the inputs, the initial state, then the weights (variables), so
-      // that tfjs routes each gradient to them.
+      // Arguments of the custom op: the inputs, the initial state when given, then the weights
+      // (variables), so that tfjs routes each gradient to them.
       const forwardAndAdjoint: Parameters<typeof tf.customGrad<tf.Tensor>>[0] = () => ({
         value: tf.tensor3d(Float32Array.from(states), [B, T, D], 'float32'),
         gradFunc: (dy: tf.Tensor) => {
@@ -174,15 +174,16 @@ export function pelkRecurrent(weights: Record<string, tf.Variable>, options: Pel
           }
           return [
             g.inputs ? tf.tensor(Float32Array.from(g.inputs.data), inputs.shape, 'float32') : tf.zerosLike(inputs),
-            tf.tensor(Float32Array.from(g.initialState.data), [B, D], 'float32'),
+            ...(initialState ? [tf.tensor(Float32Array.from(g.initialState.data), [B, D], 'float32')] : []),
             ...names.map((n) => tf.tensor(Float32Array.from(g.parameters[n].data), weights[n].shape, 'float32')),
           ];
         },
       });
       const op = tf.customGrad(forwardAndAdjoint);
+      const args = [inputs, ...(initialState ? [initialState] : []), ...names.map((n) => weights[n])];
       return {
         forward,
-        states: () => op(inputs, initialState ?? tf.zeros([B, D]), ...names.map((n) => weights[n])) as tf.Tensor3D,
+        states: () => op(...args) as tf.Tensor3D,
       };
     },
   };

@@ -118,10 +118,44 @@ export function defineGradCases(ctx: GradContext): void {
         expect(g.forward.iterations).toBe(forward.iterations);
         expect(Array.from(g.states.data)).toEqual(Array.from(await forward.read()));
         expectOracle(g, fx, dtype, 'lstm reused forward');
+        // The initial state comes with the result; a different one is refused, nothing allocated.
+        const before = backend.memory().tensors;
+        const own = await grad(cell, fx.inputs, fx.cotangent, { backend, forward, lyapunov: false });
+        expect(Array.from(own.initialState.data)).toEqual(Array.from(g.initialState.data));
+        const other = fx.initialState.map((v) => v + 1);
+        await expect(grad(cell, fx.inputs, fx.cotangent, { backend, forward, initialState: other })).rejects.toMatchObject({ field: 'options.initialState' });
+        expect(backend.memory().tensors).toBe(before);
       } finally {
         forward.dispose();
       }
     });
+  });
+
+  it('batches: two sequences (cotangents C and 2C) give their own input and initial-state gradients and the summed weights', async () => {
+    const fx = fixtures['gru-torch-small'];
+    const cot = [fx.cotangent, fx.cotangent.map((row) => row.map((v) => 2 * v))];
+    const backend = ctx.backend();
+    const before = backend.memory().tensors;
+    const g = await grad(readCellSpec(fx.cell), [fx.inputs, fx.inputs], cot, {
+      backend,
+      dtype,
+      method: 'quasi-deer',
+      initialState: [fx.initialState, fx.initialState],
+      tolerance: FORWARD_TOLERANCE[dtype],
+      lyapunov: false,
+    });
+    expect(backend.memory().tensors).toBe(before);
+    expect(g.inputs!.shape).toEqual([2, fx.steps, 3]);
+    expect(g.initialState.shape).toEqual([2, 8]);
+    const half = (a: Float64Array, k: number) => a.subarray((k * a.length) / 2, ((k + 1) * a.length) / 2);
+    for (const k of [0, 1]) {
+      const scale = k + 1;
+      expect(relativeError(half(g.inputs!.data, k), flat(fx.gradients.inputs).map((v) => scale * v)), `inputs, sequence ${k}`).toBeLessThanOrEqual(BOUND[dtype]);
+      expect(relativeError(half(g.initialState.data, k), fx.gradients.initialState.map((v) => scale * v)), `s0, sequence ${k}`).toBeLessThanOrEqual(BOUND[dtype]);
+    }
+    for (const [name, want] of Object.entries(fx.gradients.parameters)) {
+      expect(relativeError(g.parameters[name].data, flat(want).map((v) => 3 * v)), name).toBeLessThanOrEqual(BOUND[dtype]);
+    }
   });
 
   it('a custom cell: input and initial-state gradients from its Jacobian and central differences', async () => {

@@ -617,6 +617,7 @@ function makeResult(
     backend: backend.name,
     dtype: pl.dtype,
     states,
+    initialState: Float64Array.from(pl.init),
     shape,
     iterations: out.iterations,
     converged: sound,

@@ -200,6 +200,8 @@ export interface EvaluateResult {
   readonly dtype: DType;
   /** `[T, D]` for unbatched inputs, `[B, T, D]` for batched ones. */
   readonly states: Tensor;
+  /** The initial states `s_0` the trajectory starts from, row-major `[B, D]` (float64, as given). */
+  readonly initialState: Float64Array;
   readonly shape: readonly number[];
   /** Iterations run (the sequential method reports 1). */
   readonly iterations: number;

@@ -7,6 +7,7 @@ import {
   type BindContext,
   type BoundCell,
   type ComputeBackend,
+  type DType,
   type HostArray,
   type HostVjp,
   InvalidArgumentError,
@@ -71,9 +72,12 @@ export class Lorenz96Cell implements ModelCell {
    * Analytic vector–Jacobian products for `grad`: reverse mode through the RK4 (or Euler) stages,
    * with the gradient of the forcing `F` (parameter `forcing`, a scalar).
    */
-  hostVjp(): HostVjp {
+  hostVjp(dtype: DType): HostVjp {
     const D = this.stateSize;
-    const { forcing: F, dt } = this;
+    // F and dt as the dtype stores them (the cell's ops round them for float32).
+    const round = dtype === 'float32' ? Math.fround : (v: number) => v;
+    const F = round(this.forcing);
+    const dt = round(this.dt);
     const rk4 = this.integrator === 'rk4';
     const stage = Array.from({ length: 4 }, () => new Float64Array(D)); // x, x2, x3, x4
     const k = Array.from({ length: 3 }, () => new Float64Array(D)); // k1, k2, k3

@@ -140,8 +140,11 @@ const rnnCellKeys = (options: readonly string[]): string[] => [...new Set([...RN
 /**
  * The keys of a `cell` object per type and convention (the weights are checked where they are
  * read: torch `state_dict` names, flax Dense dicts, Keras `kernel`/`recurrentKernel`/`bias`).
+ * Built on first use: the cells' modules import this one (through `gradients.ts`), so their key
+ * lists may not be initialised yet when this module is evaluated.
  */
-const CELL_KEYS: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> = {
+let cellKeys: Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> | undefined;
+const cellKeysTable = (): Readonly<Record<string, Readonly<Record<string, readonly string[]>>>> => (cellKeys ??= {
   gru: {
     torch: RNN_CELL_KEYS,
     flax: rnnCellKeys(GRU_FLAX_OPTION_KEYS),
@@ -155,7 +158,7 @@ const CELL_KEYS: Readonly<Record<string, Readonly<Record<string, readonly string
     torch: rnnCellKeys(ELMAN_TORCH_OPTION_KEYS),
     keras: rnnCellKeys(ELMAN_KERAS_CONFIG_KEYS),
   },
-};
+});
 
 function conventionError(type: string, convention: unknown, known: readonly string[]): InvalidArgumentError {
   return new InvalidArgumentError(
@@ -180,7 +183,8 @@ export function readCellSpec(value: unknown, field = 'cell'): ModelCell {
   const convention = c.convention ?? 'torch';
   const weights = fieldName(field, 'weights');
   // Unknown keys (a typo such as `nonLinearity`) are errors, checked before anything is read.
-  const known = typeof type === 'string' && Object.hasOwn(CELL_KEYS, type) ? CELL_KEYS[type] : undefined;
+  const table = cellKeysTable();
+  const known = typeof type === 'string' && Object.hasOwn(table, type) ? table[type] : undefined;
   if (known && typeof convention === 'string' && Object.hasOwn(known, convention)) checkKnownKeys(c, known[convention], field);
   if (type === 'lorenz96') checkKnownKeys(c, ['type', ...LORENZ96_OPTION_KEYS], field);
   if (type === 'ar') checkKnownKeys(c, ['type', 'inner', 'readout', 'noise'], field);

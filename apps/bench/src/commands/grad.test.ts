@@ -69,7 +69,10 @@ describe('pelk grad', () => {
     expect(early.err.trim()).toMatch(/^pelk: forward evaluation: expected a converged evaluation .*, received quasi-deer stopped with reason 'max-iterations'/);
     expect(existsSync(out)).toBe(false);
     const allowed = await pelk('grad', '--model', join(dir, 'model.json'), '--cotangent', join(dir, 'c.npy'), '--out', out, '--max-iters', '2', '--allow-non-converged', '--json');
-    expect(allowed.code).toBe(0);
+    // Written, but not certified: exit 3.
+    expect(allowed.code).toBe(3);
+    expect(allowed.err.trim()).toBe('pelk: not converged (forward max-iterations); exit status 3');
     expect(JSON.parse(allowed.out).forward).toMatchObject({ converged: false, reason: 'max-iterations' });
+    expect(existsSync(out)).toBe(true);
   });
 });

@@ -5,8 +5,9 @@
  * file; `--json` prints a one-line summary with both solves' iterations and residuals.
  *
  * Exit codes (main.ts): 0 both solves certified; 2 bad input (the cotangent's shape and values,
- * `--out`, a forward solve that did not converge without `--allow-non-converged`); 3 the adjoint
- * solve did not converge (the file and summary are still written); 1 internal error.
+ * `--out`, a forward solve that did not converge without `--allow-non-converged`); 3 a solve did
+ * not converge — the adjoint, or the forward one allowed with `--allow-non-converged` (the file
+ * and summary are still written); 1 internal error.
  */
 import {
   type AdjointMethod,

@@ -29,7 +29,8 @@ import { type HostVjp, type ParameterInfo, programVjp } from './host-vjp.js';
  *   vector–Jacobian products each iteration — converges to the exact adjoint (within `T`
  *   iterations, like quasi-DEER), never the diagonal approximation;
  * - `'auto'` (default): `'sequential'` on backends that evaluate sequentially faster (CPUs), else
- *   `'dense'` after DEER, ELK and sequential evaluations and `'diagonal'` after the quasi methods.
+ *   `'dense'` after DEER, ELK and sequential evaluations (when the Jacobians fit) and `'diagonal'`
+ *   otherwise; should the parallel iteration stop uncertified, the host sweep solves it.
  */
 export type AdjointMethod = 'auto' | 'sequential' | 'dense' | 'diagonal';
 
@@ -153,30 +154,40 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
   if (options === null || typeof options !== 'object') {
     throw new InvalidArgumentError('options', 'an options object', describeValue(options));
   }
-  const { forward, adjoint, adjointTolerance, adjointMaxIterations, allowNonConverged, ...evaluateOptions } = options;
+  const { forward, adjoint, adjointTolerance, adjointMaxIterations, allowNonConverged, ...given } = options;
   checkKnownKeys(options, [...EVALUATE_OPTION_KEYS, ...GRAD_KEYS], 'options');
-  const backend = await resolveBackend(options.backend ?? forward?.backend);
-  if (forward !== undefined && !isResult(forward)) {
-    throw new InvalidArgumentError('options.forward', 'an EvaluateResult of this problem', describeValue(forward));
-  }
-  if (forward && evaluateOptions.dtype !== undefined && evaluateOptions.dtype !== forward.dtype) {
-    throw new InvalidArgumentError('options.dtype', `the forward result's dtype ('${forward.dtype}') or undefined`, describeValue(evaluateOptions.dtype));
-  }
-  const pl = planEvaluation(cell, inputs, forward ? { ...evaluateOptions, dtype: forward.dtype } : evaluateOptions, backend);
-  const { batch: B, steps: T, stateSize: D } = pl;
-  const I = cell.inputSize;
-  const dtype = pl.dtype;
-
-  // ---- validation, before anything is allocated ----
+  // Host checks first: nothing (not even a device) is started for a request that is refused.
   const method = adjoint ?? 'auto';
   if (!ADJOINT_METHODS.includes(method)) {
     throw new InvalidArgumentError('options.adjoint', ADJOINT_METHODS.map((m) => `'${m}'`).join(', '), describeValue(adjoint));
   }
-  const tolerance = adjointTolerance === undefined ? DEFAULT_ADJOINT_TOLERANCE[dtype] : assertPositiveNumber(adjointTolerance, 'options.adjointTolerance');
-  const maxIterations = adjointMaxIterations === undefined ? T + 1 : assertPositiveInteger(adjointMaxIterations, 'options.adjointMaxIterations');
+  if (adjointTolerance !== undefined) assertPositiveNumber(adjointTolerance, 'options.adjointTolerance');
+  if (adjointMaxIterations !== undefined) assertPositiveInteger(adjointMaxIterations, 'options.adjointMaxIterations');
   if (allowNonConverged !== undefined && typeof allowNonConverged !== 'boolean') {
     throw new InvalidArgumentError('options.allowNonConverged', 'a boolean', describeValue(allowNonConverged));
   }
+  if (forward !== undefined && !isResult(forward)) {
+    throw new InvalidArgumentError('options.forward', 'an EvaluateResult of this problem', describeValue(forward));
+  }
+  if (forward && given.dtype !== undefined && given.dtype !== forward.dtype) {
+    throw new InvalidArgumentError('options.dtype', `the forward result's dtype ('${forward.dtype}') or undefined`, describeValue(given.dtype));
+  }
+  if (forward && !forward.converged && allowNonConverged !== true) {
+    throw new NotConvergedError(
+      'options.forward',
+      'a converged evaluation (or allowNonConverged: true)',
+      `one that stopped with reason '${forward.reason}' at residual ${forward.residual.toExponential(3)}`,
+    );
+  }
+  // A reused forward solve brings its dtype and initial state (the trajectory starts from it).
+  const evaluateOptions: EvaluateOptions = forward ? { ...given, dtype: forward.dtype, initialState: given.initialState ?? forwardInitialState(forward) } : given;
+  const backend = await resolveBackend(options.backend ?? forward?.backend);
+  const pl = planEvaluation(cell, inputs, evaluateOptions, backend);
+  const { batch: B, steps: T, stateSize: D } = pl;
+  const I = cell.inputSize;
+  const dtype = pl.dtype;
+  const tolerance = adjointTolerance ?? DEFAULT_ADJOINT_TOLERANCE[dtype];
+  const maxIterations = adjointMaxIterations ?? T + 1;
   const expectedShape = pl.batched ? [B, T, D] : [T, D];
   const g = toHostTensor(cotangent, 'cotangent', [2, 3]);
   if (g.shape.join(',') !== expectedShape.join(',')) {
@@ -192,17 +203,18 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
     if (got.join(',') !== [B, T, D].join(',')) {
       throw new ShapeError('options.forward', `a result of shape [${expectedShape.join(', ')}]`, `shape [${forward.states.shape.join(', ')}]`);
     }
-    if (!forward.converged && allowNonConverged !== true) {
-      throw new NotConvergedError(
-        'options.forward',
-        'a converged evaluation (or allowNonConverged: true)',
-        `one that stopped with reason '${forward.reason}' at residual ${forward.residual.toExponential(3)}`,
+    const mismatch = forward.initialState.findIndex((v, k) => v !== pl.init[k]);
+    if (mismatch >= 0) {
+      throw new InvalidArgumentError(
+        'options.initialState',
+        "the forward result's initial state (or undefined: it is taken from the result)",
+        `one that differs at flat index ${mismatch} (${pl.init[mismatch]} against ${forward.initialState[mismatch]})`,
       );
     }
   }
   const vjp = analyticVjp(cell, dtype);
-  const chosen = chooseAdjoint(method, backend, forward?.method ?? pl.method);
-  if (chosen.method === 'dense' || vjp === undefined) checkDenseFits(backend, B, T, D, I, dtype);
+  // Dense Jacobians must fit when asked for, or when they are the only products a cell has.
+  if (method === 'dense' || vjp === undefined) checkDenseFits(backend, B, T, D, I, dtype);
 
   // ---- forward ----
   const fwd = forward ?? (await evaluate(cell, inputs, evaluateOptions));
@@ -226,8 +238,15 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
     const problem: AdjointProblem = { backend, cell, dtype, B, T, D, I, prev, states, u, g: g.data, pacer: new Pacer(options.signal), fused: pl.fused };
     const started = performance.now();
     const engine = vjp ?? (await genericVjp(problem));
-    const solved =
-      chosen.method === 'sequential' ? sequentialAdjoint(problem, engine) : await parallelAdjoint(problem, engine, chosen.method, tolerance, maxIterations);
+    let chosen = chooseAdjoint(method, backend, fwd.method, denseFits(backend, B, T, D, I, dtype));
+    let solved = chosen.method === 'sequential' ? await sequentialAdjointPaced(problem, engine) : await parallelAdjoint(problem, engine, chosen.method, tolerance, maxIterations);
+    if (method === 'auto' && solved.reason !== 'converged' && chosen.method !== 'sequential') {
+      // The host sweep solves the same recurrence exactly, step by step: 'auto' never returns an
+      // adjoint it could not certify when one it can is available.
+      const first = chosen;
+      chosen = { method: 'sequential', why: `${first.why}; the ${first.method} iteration stopped (${solved.reason} after ${solved.iterations} iterations, relative residual ${solved.residual.toExponential(2)}), so the host sweep solved it` };
+      solved = await sequentialAdjointPaced(problem, engine);
+    }
     const elapsedMs = elapsedSince(started);
     let loss = 0;
     for (let k = 0; k < states.length; k++) loss += g.data[k] * states[k];
@@ -298,6 +317,7 @@ export type TrajectoryGradient = Pick<GradResult, 'parameters' | 'inputs' | 'ini
  */
 export function gradAt(cell: Cell, trajectory: Trajectory, cotangent: ShapedArray): TrajectoryGradient {
   const dtype = trajectory.dtype ?? 'float64';
+  if (dtype !== 'float32' && dtype !== 'float64') throw new InvalidArgumentError('trajectory.dtype', "'float32' or 'float64'", describeValue(dtype));
   const vjp = analyticVjp(cell, dtype);
   if (!vjp) {
     throw new InvalidArgumentError('cell', 'a cell with analytic vector–Jacobian products (a program, or hostVjp)', `a '${cell.kind}' cell without them (use grad, which derives them)`);
@@ -340,24 +360,47 @@ export function gradAt(cell: Cell, trajectory: Trajectory, cotangent: ShapedArra
   };
 }
 
-/** Which adjoint method runs, and why. */
-function chooseAdjoint(method: AdjointMethod, backend: ComputeBackend, forwardMethod: Method): { method: Exclude<AdjointMethod, 'auto'>; why: string } {
+/** A forward result's initial state as evaluate options take it (`[B, D]`). */
+function forwardInitialState(forward: EvaluateResult): ShapedArray {
+  const D = forward.states.shape[forward.states.shape.length - 1];
+  return { data: forward.initialState, shape: [forward.initialState.length / D, D] };
+}
+
+/**
+ * Which adjoint method runs, and why: as asked, or for `'auto'` the host sweep on backends that
+ * evaluate sequentially faster, else the dense scan after a forward method with dense Jacobians
+ * (when they fit) and the diagonal iteration otherwise. `forwardMethod` is the method that produced
+ * the trajectory (for a forward `auto`, the one it ended with).
+ */
+function chooseAdjoint(method: AdjointMethod, backend: ComputeBackend, forwardMethod: Method, denseFit: boolean): { method: Exclude<AdjointMethod, 'auto'>; why: string } {
   if (method !== 'auto') return { method, why: 'requested' };
   if (backend.capabilities.prefersSequential) {
     return { method: 'sequential', why: `backend '${backend.name}' runs a sequential sweep faster than parallel scans` };
   }
-  if (forwardMethod === 'quasi-deer' || forwardMethod === 'quasi-elk') {
-    return { method: 'diagonal', why: `the forward method (${forwardMethod}) uses diagonal Jacobians` };
-  }
-  return { method: 'dense', why: `the forward method (${forwardMethod}) uses dense Jacobians` };
+  const dense = forwardMethod === 'deer' || forwardMethod === 'elk' || forwardMethod === 'sequential';
+  if (dense && denseFit) return { method: 'dense', why: `the forward method (${forwardMethod}) uses dense Jacobians` };
+  if (dense) return { method: 'diagonal', why: `the dense Jacobians do not fit backend '${backend.name}'` };
+  return { method: 'diagonal', why: `the forward method (${forwardMethod}) uses diagonal Jacobians` };
+}
+
+/** The estimate of a dense adjoint's `[B, T, D, max(D, I)]` Jacobians, and whether it fits the backend. */
+function denseEstimate(backend: ComputeBackend, B: number, T: number, D: number, I: number, dtype: DType): { elements: number; bytes: number; fits: boolean } {
+  const elements = B * T * D * Math.max(D, I);
+  const limits = backend.capabilities.limits;
+  // The Jacobians, their shifted copy, its transpose, and a scan's scratch of the same size.
+  const bytes = elements * (dtype === 'float64' ? 8 : 4) * 4;
+  return { elements, bytes, fits: elements <= limits.maxTensorElements && bytes <= limits.maxTotalBytes };
+}
+
+function denseFits(backend: ComputeBackend, B: number, T: number, D: number, I: number, dtype: DType): boolean {
+  return denseEstimate(backend, B, T, D, I, dtype).fits;
 }
 
 /** Refuses a dense adjoint whose `[B, T, D, D]` Jacobians (and the input Jacobians of a generic cell) the backend cannot hold. */
 function checkDenseFits(backend: ComputeBackend, B: number, T: number, D: number, I: number, dtype: DType): void {
-  const elements = B * T * D * Math.max(D, I);
+  const { elements, bytes, fits } = denseEstimate(backend, B, T, D, I, dtype);
   const limits = backend.capabilities.limits;
-  const bytes = elements * (dtype === 'float64' ? 8 : 4) * 3; // the Jacobians, their transposes and a scan's scratch
-  if (elements > limits.maxTensorElements || bytes > limits.maxTotalBytes) {
+  if (!fits) {
     throw new ResourceLimitError(
       'options.adjoint',
       `an adjoint whose dense Jacobians fit backend '${backend.name}' (at most ${limits.maxTensorElements} elements and ${limits.maxTotalBytes} bytes)`,
@@ -406,29 +449,54 @@ function allFinite(...arrays: readonly (ArrayLike<number> | null)[]): boolean {
   return true;
 }
 
+/** Rows of the reverse sweep between two chances to serve the event loop (and an abort signal). */
+const SWEEP_ROWS = 2048;
+
 /**
  * The reverse sweep: `μ_T = ḡ_T`, then `μ_t = ḡ_t + A_{t+1}ᵀ μ_{t+1}` step by step, each step's
- * vector–Jacobian product also adding its share of `∂L/∂θ` and giving `∂L/∂u_t`.
+ * vector–Jacobian product also adding its share of `∂L/∂θ` and giving `∂L/∂u_t`. A generator that
+ * yields every {@link SWEEP_ROWS} steps, so an asynchronous caller can pace it.
  */
-function sequentialAdjoint(p: Pick<AdjointProblem, 'B' | 'T' | 'D' | 'I' | 'prev' | 'u' | 'g'>, vjp: HostVjp): AdjointSolution {
+function* reverseSweep(p: Pick<AdjointProblem, 'B' | 'T' | 'D' | 'I' | 'prev' | 'u' | 'g'>, vjp: HostVjp): Generator<number, AdjointSolution, void> {
   const { B, T, D, I, prev, u, g } = p;
   const parameters = vjp.parameters.map((q) => new Float64Array(size(q)));
   const inputs = u ? new Float64Array(B * T * I) : null;
   const initialState = new Float64Array(B * D);
   const mu = new Float64Array(D);
   const carry = new Float64Array(D); // A_{t+1}ᵀ μ_{t+1}
+  let rows = 0;
   for (let b = 0; b < B; b++) {
     carry.fill(0);
     for (let t = T - 1; t >= 0; t--) {
       const row = b * T + t;
       for (let j = 0; j < D; j++) mu[j] = g[row * D + j] + carry[j];
       vjp.step(prev, row * D, u, row * I, mu, 0, { state: carry, stateOffset: 0, input: inputs, inputOffset: row * I, parameters });
+      if (++rows % SWEEP_ROWS === 0) yield rows;
     }
     initialState.set(carry, b * D);
   }
   vjp.flush?.();
   const finite = allFinite(initialState, inputs, ...parameters);
   return { parameters, inputs, initialState, iterations: 1, residual: finite ? 0 : Number.NaN, reason: finite ? 'converged' : 'non-finite', history: [], finite };
+}
+
+/** The reverse sweep, synchronously (for {@link gradAt}). */
+function sequentialAdjoint(p: Pick<AdjointProblem, 'B' | 'T' | 'D' | 'I' | 'prev' | 'u' | 'g'>, vjp: HostVjp): AdjointSolution {
+  const sweep = reverseSweep(p, vjp);
+  for (;;) {
+    const next = sweep.next();
+    if (next.done) return next.value;
+  }
+}
+
+/** The reverse sweep, serving the event loop and the abort signal every {@link SWEEP_ROWS} steps. */
+async function sequentialAdjointPaced(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSolution> {
+  const sweep = reverseSweep(p, vjp);
+  for (;;) {
+    const next = sweep.next();
+    if (next.done) return next.value;
+    await p.pacer.tick(0);
+  }
 }
 
 function size(p: ParameterInfo): number {
@@ -461,13 +529,13 @@ async function parallelAdjoint(p: AdjointProblem, vjp: HostVjp, kind: 'dense' | 
   let gScale = 0;
   for (let k = 0; k < n; k++) gScale = Math.max(gScale, Math.abs(g[k]));
   const transition = await adjointTransitions(p, kind);
-  const zero = backend.fill([B, D], 0, dtype);
+  let zero: Tensor | undefined;
   let reason: StopReason = 'max-iterations';
   let residual = Number.NaN;
-  let best = Number.POSITIVE_INFINITY;
-  let sinceBest = 0;
   let iterations = 0;
   try {
+    const boundary = backend.fill([B, D], 0, dtype);
+    zero = boundary;
     for (;;) {
       // r = ḡ + shift(Aᵀμ) − μ, and the scale it is measured against.
       if (iterations > 0) stateProducts(p, vjp, mu, v);
@@ -496,13 +564,8 @@ async function parallelAdjoint(p: AdjointProblem, vjp: HostVjp, kind: 'dense' | 
         reason = 'converged';
         break;
       }
-      if (residual < best) {
-        best = residual;
-        sinceBest = 0;
-      } else if (++sinceBest >= 5) {
-        reason = 'stalled';
-        break;
-      }
+      // No stall test: the residual of this iteration need not fall monotonically (it converges
+      // step by step along the sequence, finite convergence), so only the cap ends it.
       if (iterations >= maxIterations) break;
       await p.pacer.tick(iterations);
       const rt = backend.fromArray(r, [B, T, D], dtype);
@@ -510,8 +573,8 @@ async function parallelAdjoint(p: AdjointProblem, vjp: HostVjp, kind: 'dense' | 
       try {
         delta =
           kind === 'dense'
-            ? backend.linearScanDense(transition, rt, zero, { reverse: true })
-            : backend.linearScanDiagonal(transition, rt, zero, { reverse: true });
+            ? backend.linearScanDense(transition, rt, boundary, { reverse: true })
+            : backend.linearScanDiagonal(transition, rt, boundary, { reverse: true });
       } finally {
         backend.dispose(rt);
       }
@@ -525,7 +588,7 @@ async function parallelAdjoint(p: AdjointProblem, vjp: HostVjp, kind: 'dense' | 
       iterations++;
     }
   } finally {
-    backend.dispose([transition, zero]);
+    backend.dispose(zero ? [transition, zero] : [transition]);
   }
   // The gradients at the returned adjoint: one full pass of vector–Jacobian products.
   const parameters = vjp.parameters.map((q) => new Float64Array(size(q)));

@@ -358,6 +358,7 @@ function arVjp(p: ArProgram, dtype: DType): HostVjp {
   const o = new Float64Array(H);
   const dml = new Float64Array(2 * I);
   const wInner = new Float64Array(Dh);
+  const dO = new Float64Array(H);
   const dxInner = new Float64Array(I);
   const nInner = innerVjp.parameters.length;
   return {
@@ -379,8 +380,9 @@ function arVjp(p: ArProgram, dtype: DType): HostVjp {
         if (out.input) out.input[out.inputOffset + i] = wx * softplus(l);
       }
       // do = Wᵀ [dμ, dℓ] joins the cotangent of the inner state's first H entries.
-      for (let r = 0; r < Dh; r++) wInner[r] = w[wOffset + I + r];
-      addTransposedProduct(W, 2 * I, H, dml, wInner, 0);
+      dO.fill(0);
+      addTransposedProduct(W, 2 * I, H, dml, dO, 0);
+      for (let r = 0; r < Dh; r++) wInner[r] = w[wOffset + I + r] + (r < H ? dO[r] : 0);
       const params = out.parameters;
       innerVjp.step(prev, prevOffset + I, prev, prevOffset, wInner, 0, {
         state: out.state,
@@ -392,8 +394,7 @@ function arVjp(p: ArProgram, dtype: DType): HostVjp {
       for (let i = 0; i < I; i++) out.state[out.stateOffset + i] = dxInner[i];
       if (skip) {
         // o = h'[0..H) + x (broadcast when I = 1, elementwise when I = H).
-        const dO = wInner; // its first H entries now hold w_h + do
-        for (let k = 0; k < H; k++) out.state[out.stateOffset + (I === 1 ? 0 : k)] += dO[k] - w[wOffset + I + k];
+        for (let k = 0; k < H; k++) out.state[out.stateOffset + (I === 1 ? 0 : k)] += dO[k];
       }
       if (params) {
         addOuter(params[nInner], dml, 2 * I, o, 0, H);
