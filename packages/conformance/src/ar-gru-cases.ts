@@ -17,15 +17,19 @@ import { maxAbsDiff } from './reference.js';
 export const AR_GRU_FIXTURE = 'argru-sine-trained.json';
 
 /**
- * On the repository's AR-GRU, DEER has not converged after this many times ELK's iterations (measured
- * on the CPU backend in float64: DEER 213, ELK 84 — see BENCHMARKS.md).
+ * On the repository's AR-GRU, DEER has not converged after as many iterations as ELK needed
+ * (measured on the CPU backend: DEER 214 / 219, ELK 84, float64 / float32 — see BENCHMARKS.md), and
+ * its iterates overflow from its first iteration (quasi-DEER's from its fourth): the cases cap the
+ * DEER runs there, which keeps them short on slow backends.
  */
-const DEER_FACTOR = 2;
+const QUASI_DEER_CAP = 20;
 
 /** What the AR-GRU cases need from the suite (the certificate cases' dtype, runner and methods). */
 export interface ArGruContext extends Pick<CertificateContext, 'dtype' | 'run' | 'methods'> {
   /** Where the fixture was found, or where it was looked for (`findFixture(AR_GRU_FIXTURE, …)`). */
   readonly fixture: FixtureLookup;
+  /** Set when the cases are skipped in this test tier: why. */
+  readonly slow?: string;
 }
 
 /** Registers the AR-GRU cases (inside the suite's per-dtype `describe`). */
@@ -34,7 +38,7 @@ export function defineArGruCases(ctx: ArGruContext): void {
   const path = fixture.path;
   // Decided when the tests are collected, so a skip shows its reason in the title (vitest prints
   // skipped titles; a bare `skipIf` would hide why).
-  const missing = path === undefined ? fixtureSkipReason(fixture) : undefined;
+  const missing = path === undefined ? fixtureSkipReason(fixture) : ctx.slow;
   // float64: residual 1e-10, states within 1e-8 of the oracle. float32: residual 1e-5; this
   // model amplifies a residual ~300× along its 2,000 steps (it is why DEER blows up on it:
   // measured on cpu, ELK at residual 5.7e-6 is 1.6e-3 from the oracle), so states within 1e-2.
@@ -101,8 +105,8 @@ export function defineArGruCases(ctx: ArGruContext): void {
  * clipped to ±1e8) and it needs more iterations than ELK, whose damping keeps every iterate bounded;
  * quasi-ELK converges. Registered for every dtype.
  */
-export function definePelkArGruCases(ctx: Pick<CertificateContext, 'dtype' | 'run' | 'methods'>): void {
-  const { dtype, run, methods } = ctx;
+export function definePelkArGruCases(ctx: Pick<CertificateContext, 'dtype' | 'run' | 'methods'> & { readonly slow?: string }): void {
+  const { dtype, run, methods, slow } = ctx;
   const tolerance = dtype === 'float64' ? 1e-10 : 1e-5;
   // float32: like the authors' model, this one amplifies a residual along its 2,000 steps.
   const statesBound = dtype === 'float64' ? 1e-8 : 1e-2;
@@ -112,6 +116,12 @@ export function definePelkArGruCases(ctx: Pick<CertificateContext, 'dtype' | 'ru
   };
   describe('the AR-GRU trained by pelk (pnpm pelk train ar-sine)', () => {
     const title = "ELK reaches the oracle with bounded iterates; DEER's iterates overflow and it needs more iterations";
+    const quasiTitle = 'quasi-ELK converges to the oracle; quasi-DEER overflows on the way';
+    if (slow) {
+      it.skip(`${title} — skipped: ${slow}`, () => {});
+      it.skip(`${quasiTitle} — skipped: ${slow}`, () => {});
+      return;
+    }
     if (!methods.includes('elk')) {
       it.skip(`${title} — skipped: 'elk' is not in this backend's options.methods`, () => {});
     } else {
@@ -121,18 +131,18 @@ export function definePelkArGruCases(ctx: Pick<CertificateContext, 'dtype' | 'ru
         expect(elk.result.converged, `${elk.result.reason}, residual ${elk.result.residual}`).toBe(true);
         expect(elk.result.diagnostics.clippedValues).toBe(0);
         expect(maxAbsDiff(elk.states, oracle)).toBeLessThanOrEqual(statesBound);
-        const deer = await run(spec.cell, spec.inputs, { ...opts, method: 'deer', maxIterations: DEER_FACTOR * elk.result.iterations });
+        const deer = await run(spec.cell, spec.inputs, { ...opts, method: 'deer', maxIterations: elk.result.iterations });
         expect(deer.result.diagnostics.clippedValues, 'DEER values clipped').toBeGreaterThan(0);
-        expect(deer.result.converged, `DEER after ${DEER_FACTOR}× ELK's ${elk.result.iterations} iterations`).toBe(false);
+        expect(deer.result.converged, `DEER after ELK's ${elk.result.iterations} iterations`).toBe(false);
       });
     }
-    it('quasi-ELK converges to the oracle; quasi-DEER overflows on the way', async () => {
+    it(quasiTitle, async () => {
       const { spec, oracle, opts } = load();
       const quasi = await run(spec.cell, spec.inputs, { ...opts, method: 'quasi-elk' });
       expect(quasi.result.converged, `${quasi.result.reason}, residual ${quasi.result.residual}`).toBe(true);
       expect(maxAbsDiff(quasi.states, oracle)).toBeLessThanOrEqual(statesBound);
-      const quasiDeer = await run(spec.cell, spec.inputs, { ...opts, method: 'quasi-deer', maxIterations: quasi.result.iterations });
-      expect(quasiDeer.result.diagnostics.clippedValues, 'quasi-DEER values clipped').toBeGreaterThan(0);
+      const quasiDeer = await run(spec.cell, spec.inputs, { ...opts, method: 'quasi-deer', maxIterations: QUASI_DEER_CAP });
+      expect(quasiDeer.result.diagnostics.clippedValues, `quasi-DEER values clipped in its first ${QUASI_DEER_CAP} iterations`).toBeGreaterThan(0);
     });
   });
 }

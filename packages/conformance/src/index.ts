@@ -36,4 +36,4 @@ export {
   randomArray,
 } from './references.js';
 export { MEMORY_FAMILIES, type MemoryCaseOptions, defineMemoryCases } from './memory-cases.js';
-export { type ConformanceOptions, defineConformanceSuite } from './suite.js';
+export { type ConformanceOptions, defineConformanceSuite, testTier } from './suite.js';
