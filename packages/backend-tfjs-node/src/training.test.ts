@@ -3,7 +3,7 @@
  * the tfjs backend; backward: the exact adjoint) equal backpropagation through time in tf.layers with
  * the same weights, within float32 tolerance; and an Adam loop trains the weights as tf.layers does.
  */
-import { elman, gru, lstm } from '@pelk/models';
+import { elman, gru, lstm, mulberry32 } from '@pelk/models';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -23,14 +23,8 @@ const H = 5;
 
 /** Uniform in [−scale, scale), seeded. */
 function uniform(n: number, seed: number, scale: number): Float32Array {
-  let s = seed >>> 0;
-  return Float32Array.from({ length: n }, () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1) * scale;
-  });
+  const next = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => (next() * 2 - 1) * scale);
 }
 
 type Kind = 'gru' | 'lstm' | 'elman';

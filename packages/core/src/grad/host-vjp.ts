@@ -7,7 +7,7 @@
  */
 import type { DType, HostArray } from '../backend.js';
 import { storedAs } from '../fused/host-rnn.js';
-import { type ArProgram, type CellProgram, type RnnProgram, SCALAR_ACTIVATIONS, type ScalarActivation } from '../program.js';
+import { type ArProgram, type CellProgram, type RnnProgram, SCALAR_ACTIVATIONS } from '../program.js';
 
 /** A named parameter of a cell and its shape (row-major). */
 export interface ParameterInfo {
@@ -189,9 +189,30 @@ class BufferedOuter {
   }
 }
 
+/** Gate blocks `G` of an RNN program: 3H (GRU), 4H (LSTM), H (Elman). */
+function gateRows(p: RnnProgram): number {
+  return p.kind === 'gru' ? 3 * p.hiddenSize : p.kind === 'lstm' ? 4 * p.hiddenSize : p.hiddenSize;
+}
+
+/** An RNN program's sizes, weights as `dtype` stores them, and activations. */
+function rnnParts(p: RnnProgram, dtype: DType) {
+  return {
+    H: p.hiddenSize,
+    I: p.inputSize,
+    G: gateRows(p),
+    Wih: storedAs(dtype, p.weightIh),
+    Whh: storedAs(dtype, p.weightHh),
+    bih: storedAs(dtype, p.biasIh),
+    bhh: storedAs(dtype, p.biasHh),
+    act: SCALAR_ACTIVATIONS[p.activation],
+    gate: SCALAR_ACTIVATIONS[p.recurrentActivation ?? 'sigmoid'],
+    resetAfter: p.resetAfter ?? true,
+  };
+}
+
 /** The parameters of an RNN program, in PyTorch layout (the names `grad` reports when the cell does not rename them). */
 function rnnParameters(p: RnnProgram, prefix: string): ParameterInfo[] {
-  const G = p.kind === 'gru' ? 3 * p.hiddenSize : p.kind === 'lstm' ? 4 * p.hiddenSize : p.hiddenSize;
+  const G = gateRows(p);
   return [
     { name: `${prefix}weightIh`, shape: [G, p.inputSize] },
     { name: `${prefix}weightHh`, shape: [G, p.hiddenSize] },
@@ -207,17 +228,8 @@ function rnnParameters(p: RnnProgram, prefix: string): ParameterInfo[] {
  * recurrent ones `W_hh h + b_hh` give every product below.
  */
 function rnnVjp(p: RnnProgram, dtype: DType, prefix: string): HostVjp {
-  const H = p.hiddenSize;
-  const I = p.inputSize;
+  const { H, I, G, Wih, Whh, bih, bhh, act, gate, resetAfter } = rnnParts(p, dtype);
   const D = p.stateSize;
-  const G = p.kind === 'gru' ? 3 * H : p.kind === 'lstm' ? 4 * H : H;
-  const Wih = storedAs(dtype, p.weightIh);
-  const Whh = storedAs(dtype, p.weightHh);
-  const bih = storedAs(dtype, p.biasIh);
-  const bhh = storedAs(dtype, p.biasHh);
-  const act = SCALAR_ACTIVATIONS[p.activation];
-  const gate: ScalarActivation = SCALAR_ACTIVATIONS[p.recurrentActivation ?? 'sigmoid'];
-  const resetAfter = p.resetAfter ?? true;
   // The GRU candidate's recurrent block W_hn multiplies h (resetAfter) or r ⊙ h.
   const hnRows = p.kind === 'gru' && !resetAfter ? 2 * H : G;
   const Whn = Whh.subarray(2 * H * H);
@@ -406,16 +418,7 @@ function arVjp(p: ArProgram, dtype: DType): HostVjp {
 
 /** One step of an RNN program from `prev[prevOffset..]` and input `x[xOffset..]` into `out` (float64). */
 function innerForward(p: RnnProgram, dtype: DType): (prev: HostArray, prevOffset: number, x: HostArray, xOffset: number, out: Float64Array) => void {
-  const H = p.hiddenSize;
-  const I = p.inputSize;
-  const G = p.kind === 'gru' ? 3 * H : p.kind === 'lstm' ? 4 * H : H;
-  const Wih = storedAs(dtype, p.weightIh);
-  const Whh = storedAs(dtype, p.weightHh);
-  const bih = storedAs(dtype, p.biasIh);
-  const bhh = storedAs(dtype, p.biasHh);
-  const act = SCALAR_ACTIVATIONS[p.activation];
-  const gate = SCALAR_ACTIVATIONS[p.recurrentActivation ?? 'sigmoid'];
-  const resetAfter = p.resetAfter ?? true;
+  const { H, I, G, Wih, Whh, bih, bhh, act, gate, resetAfter } = rnnParts(p, dtype);
   const gi = new Float64Array(G);
   const gh = new Float64Array(G);
   const rh = new Float64Array(H);
