@@ -160,8 +160,10 @@ export function pelkRecurrent(weights: Record<string, tf.Variable>, options: Pel
       };
       // Arguments of the custom op: the inputs, the initial state when given, then the weights
       // (variables), so that tfjs routes each gradient to them.
+      // The forward values, converted once: every states() call (each optimiser step's tape) reuses them.
+      const states32 = Float32Array.from(states);
       const forwardAndAdjoint: Parameters<typeof tf.customGrad<tf.Tensor>>[0] = () => ({
-        value: tf.tensor3d(Float32Array.from(states), [B, T, D], 'float32'),
+        value: tf.tensor3d(states32, [B, T, D], 'float32'),
         gradFunc: (dy: tf.Tensor) => {
           const g = gradAt(cell, trajectory, { data: dy.dataSync(), shape: [B, T, D] });
           const missing = names.filter((n) => !(n in g.parameters));

@@ -7,7 +7,7 @@
  * positions: every program entry then holds the position it came from, and the gradient of each
  * spec weight is the sum of the program gradients gathered there.
  */
-import { type CellProgram, type DType, type HostVjp, type NamedGradient, type ParameterInfo, programVjp } from '@pelk/core';
+import { type CellProgram, type DType, type HostVjp, type NamedGradient, type ParameterInfo, programVjp, shapeSize } from '@pelk/core';
 import { readCellSpec } from './spec.js';
 import type { CellSpec, ModelCell } from './types.js';
 
@@ -43,7 +43,7 @@ function specWeights(spec: unknown): SpecWeight[] {
       const shape = shapeOf(value);
       const name = path.filter((p) => p !== 'weights').join('.');
       out.push({ name, shape, path, offset });
-      offset += shape.reduce((a, b) => a * b, 1);
+      offset += shapeSize(shape);
       return;
     }
     if (value && typeof value === 'object' && !Array.isArray(value)) {
@@ -82,7 +82,7 @@ export function specVjp(cell: ModelCell, dtype: DType): HostVjp {
   const vjp = programVjp(programOf(cell), dtype);
   const spec = cell.toSpec();
   const weights = specWeights(spec);
-  const total = weights.reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1), 0);
+  const total = weights.reduce((n, w) => n + shapeSize(w.shape), 0);
   // source[k][e]: the 0-based spec position program entry e of accumulator k came from, or −1.
   const source = programWeights(programOf(readCellSpec(markedSpec(spec, weights)))).map((a) =>
     Int32Array.from(a, (m) => {
@@ -101,7 +101,7 @@ export function specVjp(cell: ModelCell, dtype: DType): HostVjp {
         for (let e = 0; e < a.length; e++) if (from[e] >= 0) flat[from[e]] += a[e];
       });
       return weights.map((w) => {
-        const n = w.shape.reduce((a, b) => a * b, 1);
+        const n = shapeSize(w.shape);
         return { name: w.name, shape: w.shape, data: flat.slice(w.offset, w.offset + n) };
       });
     },

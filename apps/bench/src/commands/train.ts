@@ -114,7 +114,7 @@ export async function trainArSine(backend: ComputeBackend, o: ArSineOptions): Pr
   const rand = normal(mulberry32(o.seed));
   const init = gru.random({ inputSize: 1, hiddenSize: H, seed: o.seed });
   const spec = init.toSpec() as unknown as { weights: Record<string, number[][] | number[]> };
-  const flat = (x: number[][] | number[]) => Float64Array.from((x as number[][]).flat?.() ?? (x as number[]));
+  const flat = (x: number[][] | number[]) => Float64Array.from(x.flat());
   const W = {
     weight_ih_l0: flat(spec.weights.weight_ih_l0),
     weight_hh_l0: flat(spec.weights.weight_hh_l0),

@@ -5,7 +5,7 @@
  * then `∂L/∂θ = Σ_t (∂f_t/∂θ)ᵀ μ_t`, `∂L/∂u_t = (∂f_t/∂u_t)ᵀ μ_t`, `∂L/∂s_0 = A_1ᵀ μ_1`. Nothing is
  * differentiated through the solver's iterations.
  */
-import type { ComputeBackend, DType, HostArray, Tensor } from '../backend.js';
+import { type ComputeBackend, type DType, type HostArray, type Tensor, shapeSize } from '../backend.js';
 import type { BoundCell, Cell } from '../cell.js';
 import { describeValue, InvalidArgumentError, NotConvergedError, ResourceLimitError, ShapeError } from '../errors.js';
 import { EVALUATE_OPTION_KEYS, evaluate, isResult, planEvaluation } from '../evaluate.js';
@@ -17,7 +17,7 @@ import { linearizeAt } from '../solvers/newton.js';
 import { elapsedSince, Pacer, type Problem } from '../solvers/problem.js';
 import type { EvaluateOptions, EvaluateResult, InputsLike, Method, ShapedArray, StopReason } from '../types.js';
 import { assertPositiveInteger, assertPositiveNumber, toHostTensor } from '../validate.js';
-import { type HostVjp, type ParameterInfo, programVjp } from './host-vjp.js';
+import { type HostVjp, programVjp } from './host-vjp.js';
 
 /**
  * How the adjoint recurrence is solved:
@@ -326,7 +326,7 @@ export function gradAt(cell: Cell, trajectory: Trajectory, cotangent: ShapedArra
   const I = cell.inputSize;
   const expect3 = (a: ShapedArray | null, field: string, shape: readonly number[]): void => {
     const got = a ? a.shape : [];
-    if (got.join(',') !== shape.join(',') || (a !== null && a.data.length !== shape.reduce((x, y) => x * y, 1))) {
+    if (got.join(',') !== shape.join(',') || (a !== null && a.data.length !== shapeSize(shape))) {
       throw new ShapeError(field, `shape [${shape.join(', ')}]`, `shape [${got.join(', ')}]`);
     }
   };
@@ -459,7 +459,7 @@ const SWEEP_ROWS = 2048;
  */
 function* reverseSweep(p: Pick<AdjointProblem, 'B' | 'T' | 'D' | 'I' | 'prev' | 'u' | 'g'>, vjp: HostVjp): Generator<number, AdjointSolution, void> {
   const { B, T, D, I, prev, u, g } = p;
-  const parameters = vjp.parameters.map((q) => new Float64Array(size(q)));
+  const parameters = vjp.parameters.map((q) => new Float64Array(shapeSize(q.shape)));
   const inputs = u ? new Float64Array(B * T * I) : null;
   const initialState = new Float64Array(B * D);
   const mu = new Float64Array(D);
@@ -497,10 +497,6 @@ async function sequentialAdjointPaced(p: AdjointProblem, vjp: HostVjp): Promise<
     if (next.done) return next.value;
     await p.pacer.tick(0);
   }
-}
-
-function size(p: ParameterInfo): number {
-  return p.shape.reduce((a, b) => a * b, 1);
 }
 
 /** `v[b, t] = A_tᵀ w[b, t]` for every step (state products only). */
@@ -591,7 +587,7 @@ async function parallelAdjoint(p: AdjointProblem, vjp: HostVjp, kind: 'dense' | 
     backend.dispose(zero ? [transition, zero] : [transition]);
   }
   // The gradients at the returned adjoint: one full pass of vector–Jacobian products.
-  const parameters = vjp.parameters.map((q) => new Float64Array(size(q)));
+  const parameters = vjp.parameters.map((q) => new Float64Array(shapeSize(q.shape)));
   const inputs = p.u ? new Float64Array(B * T * I) : null;
   for (let row = 0; row < B * T; row++) {
     vjp.step(p.prev, row * D, p.u, row * I, mu, row * D, { state: v, stateOffset: row * D, input: inputs, inputOffset: row * I, parameters });
