@@ -489,6 +489,328 @@ export function linearize64(
   linearize<f64>(d, drive, states, init, jac, defect, B, n, stride, T, start, dense, result);
 }
 
+// ---- adjoint (reverse) sweep: the exact gradient of L = Σ ḡ ⊙ s at a trajectory ------------------
+//
+// Three passes per window of steps, as core's host vector–Jacobian products (packages/core/src/
+// grad/host-vjp.ts) in the same order of operations: `adjointTape` recomputes each step's gates at
+// the trajectory, independent in time (threads split steps), and keeps the coefficients the chain
+// rule needs; `adjointSweep` runs the recurrence μ_t = ḡ_t + A_{t+1}ᵀ μ_{t+1} backwards — per step
+// elementwise products and one product with W_hhᵀ, the only sequential work (threads split batch
+// entries) — and writes the cotangents of the gate pre-activations; `outerAccumulate` and
+// `inputGrad` turn those into ∂L/∂W, ∂L/∂b (threads split gate rows) and ∂L/∂u (threads split steps).
+//
+// Tape rows (K values per step):
+//   GRU, resetAfter:  [cR, cZ, gN·r, z, gN]        (K = 5H)
+//   GRU, reset first: [cZ, gN, z, r, cq, r ⊙ h]    (K = 6H; cq = h·ra'(aR))
+//   LSTM:             [u, ci, cf, cg, co, f]        (K = 6H; u = o·act'(c'))
+//   Elman:            [act'(a)]                     (K = H)
+// where gN = (1 − z)·act'(aN), cZ = (h − n)·ra'(aZ), cR = gN·(W_hn h + b_hn)·ra'(aR) — the
+// coefficients of the linearisation above.
+
+/** Coefficients per step of the adjoint tape (see above). */
+@inline function tapeWidth(d: usize): i32 {
+  const H = <i32>slot(d, Desc.H);
+  const kind = <i32>slot(d, Desc.KIND);
+  if (kind == GRU) return slot(d, Desc.RESET_AFTER) != 0 ? 5 * H : 6 * H;
+  return kind == LSTM ? 6 * H : H;
+}
+
+function gruTape<T>(d: usize, prev: usize, x: usize, tape: usize): void {
+  gruForward<T>(d, prev, x);
+  const H = <i32>slot(d, Desc.H);
+  const resetAfter = slot(d, Desc.RESET_AFTER) != 0;
+  const act = <i32>slot(d, Desc.ACT);
+  const ra = <i32>slot(d, Desc.RA);
+  const bHn = ptr(d, Desc.B_HN);
+  const rec = ptr(d, Desc.SCRATCH);
+  const aG = at<T>(rec, 3 * H);
+  const g = at<T>(aG, 2 * H);
+  const rh = at<T>(g, 2 * H);
+  const aN = at<T>(rh, H);
+  const n = at<T>(aN, H);
+  for (let i = 0; i < H; i++) {
+    const r = ld<T>(g, i);
+    const z = ld<T>(g, H + i);
+    const h = ld<T>(prev, i);
+    const ni = ld<T>(n, i);
+    const gN = (<T>1 - z) * derivative<T>(act, ld<T>(aN, i), ni);
+    const cZ = (h - ni) * derivative<T>(ra, ld<T>(aG, H + i), z);
+    const cr = derivative<T>(ra, ld<T>(aG, i), r);
+    if (resetAfter) {
+      st<T>(tape, i, gN * (ld<T>(rec, 2 * H + i) + ld<T>(bHn, i)) * cr);
+      st<T>(tape, H + i, cZ);
+      st<T>(tape, 2 * H + i, gN * r);
+      st<T>(tape, 3 * H + i, z);
+      st<T>(tape, 4 * H + i, gN);
+    } else {
+      st<T>(tape, i, cZ);
+      st<T>(tape, H + i, gN);
+      st<T>(tape, 2 * H + i, z);
+      st<T>(tape, 3 * H + i, r);
+      st<T>(tape, 4 * H + i, h * cr);
+      st<T>(tape, 5 * H + i, ld<T>(rh, i));
+    }
+  }
+}
+
+function lstmTape<T>(d: usize, prev: usize, x: usize, tape: usize): void {
+  const H = <i32>slot(d, Desc.H);
+  const act = <i32>slot(d, Desc.ACT);
+  const ra = <i32>slot(d, Desc.RA);
+  const pre = ptr(d, Desc.SCRATCH);
+  matvec<T>(ptr(d, Desc.WHH_T), 4 * H, 0, 4 * H, H, prev, pre);
+  for (let k = 0; k < H; k++) {
+    const aI = ld<T>(x, k) + ld<T>(pre, k);
+    const aF = ld<T>(x, H + k) + ld<T>(pre, H + k);
+    const aG = ld<T>(x, 2 * H + k) + ld<T>(pre, 2 * H + k);
+    const aO = ld<T>(x, 3 * H + k) + ld<T>(pre, 3 * H + k);
+    const i = activate<T>(ra, aI);
+    const f = activate<T>(ra, aF);
+    const gg = activate<T>(act, aG);
+    const o = activate<T>(ra, aO);
+    const c = ld<T>(prev, H + k);
+    const c2 = f * c + i * gg;
+    const tc = activate<T>(act, c2);
+    st<T>(tape, k, o * derivative<T>(act, c2, tc));
+    st<T>(tape, H + k, gg * derivative<T>(ra, aI, i));
+    st<T>(tape, 2 * H + k, c * derivative<T>(ra, aF, f));
+    st<T>(tape, 3 * H + k, i * derivative<T>(act, aG, gg));
+    st<T>(tape, 4 * H + k, tc * derivative<T>(ra, aO, o));
+    st<T>(tape, 5 * H + k, f);
+  }
+}
+
+function elmanTape<T>(d: usize, prev: usize, x: usize, tape: usize): void {
+  const H = <i32>slot(d, Desc.H);
+  const act = <i32>slot(d, Desc.ACT);
+  const rec = ptr(d, Desc.SCRATCH);
+  matvec<T>(ptr(d, Desc.WHH_T), H, 0, H, H, prev, rec);
+  for (let i = 0; i < H; i++) {
+    const a = ld<T>(x, i) + ld<T>(rec, i);
+    st<T>(tape, i, derivative<T>(act, a, activate<T>(act, a)));
+  }
+}
+
+/**
+ * Tape rows of steps `[0, n)` of every batch entry: `drive` and `prev` (the states entering each
+ * step) hold `T` steps per entry, `tape` holds `Wn`; all three point at the first step wanted.
+ */
+function adjointTape<T>(d: usize, drive: usize, prev: usize, tape: usize, B: i32, n: i32, T: i32, Wn: i32): void {
+  const D = stateSize(d);
+  const G = <i32>slot(d, Desc.G);
+  const K = tapeWidth(d);
+  const kind = <i32>slot(d, Desc.KIND);
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < n; j++) {
+      const p = at<T>(prev, (b * T + j) * D);
+      const x = at<T>(drive, (b * T + j) * G);
+      const out = at<T>(tape, (b * Wn + j) * K);
+      if (kind == GRU) gruTape<T>(d, p, x, out);
+      else if (kind == LSTM) lstmTape<T>(d, p, x, out);
+      else elmanTape<T>(d, p, x, out);
+    }
+  }
+}
+
+/**
+ * The reverse recurrence over steps `n − 1 … 0` of every batch entry: μ_t = ḡ_t + carry, then
+ * `dgh` (the cotangent of W_hh h + b_hh, `G` per step) and carry ← A_tᵀ μ_t (= μ_t's share that
+ * reaches the state entering step t). `carry` (`[B, D]`) enters holding A_{n}ᵀ μ_{n} of the step
+ * after the window (0 at the sequence's end) and leaves holding the window's first one. `dgi` (the
+ * cotangent of W_ih u + b_ih) is written only for the GRU with resetAfter, where it differs from
+ * `dgh` (in its candidate block). `g` holds `T` steps per entry, `tape`, `dgh`, `dgi` hold `Wn`.
+ */
+function adjointSweep<T>(d: usize, tape: usize, g: usize, carry: usize, dgh: usize, dgi: usize, B: i32, n: i32, T: i32, Wn: i32): void {
+  const H = <i32>slot(d, Desc.H);
+  const D = stateSize(d);
+  const G = <i32>slot(d, Desc.G);
+  const K = tapeWidth(d);
+  const kind = <i32>slot(d, Desc.KIND);
+  const resetAfter = slot(d, Desc.RESET_AFTER) != 0;
+  const W = ptr(d, Desc.WHH); // [G, H]: μ's product with W_hhᵀ streams its rows
+  const tmp = ptr(d, Desc.SCRATCH);
+  for (let b = 0; b < B; b++) {
+    const c = at<T>(carry, b * D);
+    for (let j = n - 1; j >= 0; j--) {
+      const tr = at<T>(tape, (b * Wn + j) * K);
+      const gr = at<T>(g, (b * T + j) * D);
+      const hr = at<T>(dgh, (b * Wn + j) * G);
+      for (let i = 0; i < D; i++) st<T>(c, i, ld<T>(gr, i) + ld<T>(c, i)); // c = μ_t
+      if (kind == GRU && resetAfter) {
+        const ir = at<T>(dgi, (b * Wn + j) * G);
+        for (let i = 0; i < H; i++) {
+          const m = ld<T>(c, i);
+          const dr = m * ld<T>(tr, i);
+          const dz = m * ld<T>(tr, H + i);
+          st<T>(hr, i, dr);
+          st<T>(hr, H + i, dz);
+          st<T>(hr, 2 * H + i, m * ld<T>(tr, 2 * H + i));
+          st<T>(ir, i, dr);
+          st<T>(ir, H + i, dz);
+          st<T>(ir, 2 * H + i, m * ld<T>(tr, 4 * H + i));
+          st<T>(c, i, m * ld<T>(tr, 3 * H + i));
+        }
+        matvec<T>(W, H, 0, H, G, hr, tmp);
+        for (let i = 0; i < H; i++) st<T>(c, i, ld<T>(c, i) + ld<T>(tmp, i));
+      } else if (kind == GRU) {
+        // dq = W_hnᵀ dan reaches h through r ⊙ h, and r's gate: dgr = dq ⊙ h ⊙ ra'(aR).
+        for (let i = 0; i < H; i++) {
+          const m = ld<T>(c, i);
+          st<T>(hr, H + i, m * ld<T>(tr, i));
+          st<T>(hr, 2 * H + i, m * ld<T>(tr, H + i));
+          st<T>(c, i, m * ld<T>(tr, 2 * H + i));
+        }
+        matvec<T>(at<T>(W, 2 * H * H), H, 0, H, H, at<T>(hr, 2 * H), tmp);
+        for (let i = 0; i < H; i++) {
+          const dq = ld<T>(tmp, i);
+          st<T>(hr, i, dq * ld<T>(tr, 4 * H + i));
+          st<T>(c, i, ld<T>(c, i) + dq * ld<T>(tr, 3 * H + i));
+        }
+        matvec<T>(W, H, 0, H, 2 * H, hr, tmp);
+        for (let i = 0; i < H; i++) st<T>(c, i, ld<T>(c, i) + ld<T>(tmp, i));
+      } else if (kind == LSTM) {
+        for (let k = 0; k < H; k++) {
+          const mh = ld<T>(c, k);
+          const dc = ld<T>(c, H + k) + mh * ld<T>(tr, k);
+          st<T>(hr, k, dc * ld<T>(tr, H + k));
+          st<T>(hr, H + k, dc * ld<T>(tr, 2 * H + k));
+          st<T>(hr, 2 * H + k, dc * ld<T>(tr, 3 * H + k));
+          st<T>(hr, 3 * H + k, mh * ld<T>(tr, 4 * H + k));
+          st<T>(c, H + k, dc * ld<T>(tr, 5 * H + k));
+        }
+        matvec<T>(W, H, 0, H, G, hr, c);
+      } else {
+        for (let i = 0; i < H; i++) st<T>(hr, i, ld<T>(c, i) * ld<T>(tr, i));
+        matvec<T>(W, H, 0, H, H, hr, c);
+      }
+    }
+  }
+}
+
+/** Rows of a reduction block in {@link outerAccumulate}: its strip of X stays in the first-level cache. */
+const OUTER_BLOCK = 128;
+
+/**
+ * `out[g, k] += Σ_{b,r} A[b, r, g]·X[b, r, k]` for gate rows `g ∈ [g0, g1)` (`out` `[·, K]`), and
+ * `bias[g] += Σ A[b, r, g]` when `bias` ≠ 0: a parameter's gradient from its output cotangents `A`
+ * (row stride `lda`, entry stride `aBatch`) and the rows it multiplied, `X` (`ldx`, `xBatch`), over
+ * `n` steps of `B` entries. Tiles of two gate rows by four vectors stay in registers while a block
+ * of rows streams by.
+ */
+function outerAccumulate<T>(A: usize, lda: i32, g0: i32, g1: i32, X: usize, ldx: i32, K: i32, B: i32, n: i32, aBatch: i32, xBatch: i32, out: usize, bias: usize): void {
+  const L = 16 / sizeof<T>();
+  for (let b = 0; b < B; b++) {
+    const Ab = at<T>(A, b * aBatch);
+    const Xb = at<T>(X, b * xBatch);
+    for (let r0 = 0; r0 < n; r0 += OUTER_BLOCK) {
+      const r1 = min(n, r0 + OUTER_BLOCK);
+      let j = 0;
+      for (; j + 4 * L <= K; j += 4 * L) {
+        let g = g0;
+        for (; g + 1 < g1; g += 2) {
+          const o0 = at<T>(out, g * K + j);
+          const o1 = at<T>(out, (g + 1) * K + j);
+          let p0 = v128.load(o0);
+          let p1 = v128.load(o0, 16);
+          let p2 = v128.load(o0, 32);
+          let p3 = v128.load(o0, 48);
+          let q0 = v128.load(o1);
+          let q1 = v128.load(o1, 16);
+          let q2 = v128.load(o1, 32);
+          let q3 = v128.load(o1, 48);
+          for (let r = r0; r < r1; r++) {
+            const a = at<T>(Ab, r * lda + g);
+            const a0 = v128.splat<T>(load<T>(a));
+            const a1 = v128.splat<T>(load<T>(a, sizeof<T>()));
+            const x = at<T>(Xb, r * ldx + j);
+            const x0 = v128.load(x);
+            const x1 = v128.load(x, 16);
+            const x2 = v128.load(x, 32);
+            const x3 = v128.load(x, 48);
+            p0 = v128.add<T>(p0, v128.mul<T>(a0, x0));
+            p1 = v128.add<T>(p1, v128.mul<T>(a0, x1));
+            p2 = v128.add<T>(p2, v128.mul<T>(a0, x2));
+            p3 = v128.add<T>(p3, v128.mul<T>(a0, x3));
+            q0 = v128.add<T>(q0, v128.mul<T>(a1, x0));
+            q1 = v128.add<T>(q1, v128.mul<T>(a1, x1));
+            q2 = v128.add<T>(q2, v128.mul<T>(a1, x2));
+            q3 = v128.add<T>(q3, v128.mul<T>(a1, x3));
+          }
+          v128.store(o0, p0);
+          v128.store(o0, p1, 16);
+          v128.store(o0, p2, 32);
+          v128.store(o0, p3, 48);
+          v128.store(o1, q0);
+          v128.store(o1, q1, 16);
+          v128.store(o1, q2, 32);
+          v128.store(o1, q3, 48);
+        }
+        for (; g < g1; g++) outerStrip<T>(Ab, lda, g, Xb, ldx, j, 4 * L, r0, r1, at<T>(out, g * K + j));
+      }
+      for (; j < K; j++) {
+        for (let g = g0; g < g1; g++) {
+          let s = ld<T>(out, g * K + j);
+          for (let r = r0; r < r1; r++) s += ld<T>(Ab, r * lda + g) * ld<T>(Xb, r * ldx + j);
+          st<T>(out, g * K + j, s);
+        }
+      }
+    }
+    if (bias != 0) {
+      for (let g = g0; g < g1; g++) {
+        let s = ld<T>(bias, g);
+        for (let r = 0; r < n; r++) s += ld<T>(Ab, r * lda + g);
+        st<T>(bias, g, s);
+      }
+    }
+  }
+}
+
+/** One gate row's strip of `w` (a multiple of the lanes) in {@link outerAccumulate}, vector by vector. */
+@inline function outerStrip<T>(Ab: usize, lda: i32, g: i32, Xb: usize, ldx: i32, j: i32, w: i32, r0: i32, r1: i32, o: usize): void {
+  const L = 16 / sizeof<T>();
+  for (let v = 0; v < w; v += L) {
+    let p = v128.load(at<T>(o, v));
+    for (let r = r0; r < r1; r++) p = v128.add<T>(p, v128.mul<T>(v128.splat<T>(ld<T>(Ab, r * lda + g)), v128.load(at<T>(Xb, r * ldx + j + v))));
+    v128.store(at<T>(o, v), p);
+  }
+}
+
+/** `du[b, j] = W_ihᵀ dgi[b, j]` for steps `[0, n)` of every entry (`W_ih` `[G, I]`; `dgi` holds `Wn` steps per entry, `du` `T`). */
+function inputGrad<T>(Wih: usize, dgi: usize, du: usize, B: i32, n: i32, Wn: i32, T: i32, G: i32, I: i32): void {
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < n; j++) matvec<T>(Wih, I, 0, I, G, at<T>(dgi, (b * Wn + j) * G), at<T>(du, (b * T + j) * I));
+  }
+}
+
+export function adjointTape32(d: usize, drive: usize, prev: usize, tape: usize, B: i32, n: i32, T: i32, Wn: i32): void {
+  adjointTape<f32>(d, drive, prev, tape, B, n, T, Wn);
+}
+export function adjointTape64(d: usize, drive: usize, prev: usize, tape: usize, B: i32, n: i32, T: i32, Wn: i32): void {
+  adjointTape<f64>(d, drive, prev, tape, B, n, T, Wn);
+}
+export function adjointSweep32(d: usize, tape: usize, g: usize, carry: usize, dgh: usize, dgi: usize, B: i32, n: i32, T: i32, Wn: i32): void {
+  adjointSweep<f32>(d, tape, g, carry, dgh, dgi, B, n, T, Wn);
+}
+export function adjointSweep64(d: usize, tape: usize, g: usize, carry: usize, dgh: usize, dgi: usize, B: i32, n: i32, T: i32, Wn: i32): void {
+  adjointSweep<f64>(d, tape, g, carry, dgh, dgi, B, n, T, Wn);
+}
+export function outerAccumulate32(
+  A: usize, lda: i32, g0: i32, g1: i32, X: usize, ldx: i32, K: i32, B: i32, n: i32, aBatch: i32, xBatch: i32, out: usize, bias: usize,
+): void {
+  outerAccumulate<f32>(A, lda, g0, g1, X, ldx, K, B, n, aBatch, xBatch, out, bias);
+}
+export function outerAccumulate64(
+  A: usize, lda: i32, g0: i32, g1: i32, X: usize, ldx: i32, K: i32, B: i32, n: i32, aBatch: i32, xBatch: i32, out: usize, bias: usize,
+): void {
+  outerAccumulate<f64>(A, lda, g0, g1, X, ldx, K, B, n, aBatch, xBatch, out, bias);
+}
+export function inputGrad32(Wih: usize, dgi: usize, du: usize, B: i32, n: i32, Wn: i32, T: i32, G: i32, I: i32): void {
+  inputGrad<f32>(Wih, dgi, du, B, n, Wn, T, G, I);
+}
+export function inputGrad64(Wih: usize, dgi: usize, du: usize, B: i32, n: i32, Wn: i32, T: i32, G: i32, I: i32): void {
+  inputGrad<f64>(Wih, dgi, du, B, n, Wn, T, G, I);
+}
+
 /** The first byte after the module's static data: JavaScript's allocator starts above it. */
 export const heapBase: usize = __heap_base;
 

@@ -16,6 +16,16 @@ export interface KernelExports {
   sweep64(d: number, drive: number, prev: number, out: number, rows: number): void;
   linearize32(...args: LinearizeArgs): void;
   linearize64(...args: LinearizeArgs): void;
+  /** The adjoint sweep's passes (see assembly/kernels.ts). */
+  adjointTape32(d: number, drive: number, prev: number, tape: number, B: number, n: number, T: number, Wn: number): void;
+  adjointTape64(d: number, drive: number, prev: number, tape: number, B: number, n: number, T: number, Wn: number): void;
+  adjointSweep32(d: number, tape: number, g: number, carry: number, dgh: number, dgi: number, B: number, n: number, T: number, Wn: number): void;
+  adjointSweep64(d: number, tape: number, g: number, carry: number, dgh: number, dgi: number, B: number, n: number, T: number, Wn: number): void;
+  /** `(A, lda, g0, g1, X, ldx, K, B, n, aBatch, xBatch, out, bias)`. */
+  outerAccumulate32(...args: number[]): void;
+  outerAccumulate64(...args: number[]): void;
+  inputGrad32(Wih: number, dgi: number, du: number, B: number, n: number, Wn: number, T: number, G: number, I: number): void;
+  inputGrad64(Wih: number, dgi: number, du: number, B: number, n: number, Wn: number, T: number, G: number, I: number): void;
   scanDiagonal32(a: number, b: number, init: number, out: number, B: number, T: number, D: number, reverse: number): void;
   scanDiagonal64(a: number, b: number, init: number, out: number, B: number, T: number, D: number, reverse: number): void;
   /** `op`: 0 add, 1 sub, 2 mul. */

@@ -6,12 +6,15 @@
 import {
   type BindContext,
   type RnnProgram,
+  type FusedAdjoint,
   type FusedCell,
   type FusedLinearization,
   type FusedLinearizeOptions,
   InvalidArgumentError,
   type ProgramActivation,
   type Tensor,
+  adjointRun,
+  checkAdjoint,
   checkBindContext,
   checkLinearize,
   checkProgram,
@@ -33,6 +36,8 @@ const GATES = { gru: 3, lstm: 4, elman: 1 } as const;
 const DESCRIPTOR_SLOTS = 13;
 /** Rows (steps) below which a fused kernel runs on one thread. */
 const PARALLEL_ROWS = 256;
+/** Bytes of one window of the adjoint sweep's tape and gate cotangents (all batch entries): they stay in cache between its passes. */
+const ADJOINT_WINDOW_BYTES = 8 * 2 ** 20;
 
 /** Binds a GRU, LSTM or Elman program to the backend and one sequence of inputs. */
 export function bindWasmProgram(backend: WasmBackend, program: RnnProgram, context: BindContext): FusedCell {
@@ -116,7 +121,7 @@ export function bindWasmProgram(backend: WasmBackend, program: RnnProgram, conte
         backend.dispose(weights);
       }
     }
-    return makeFusedCell(backend, program.kind, { B, T, D, G, dtype: f64 }, { desc, drive }, owned);
+    return makeFusedCell(backend, program, { B, T, D, G, dtype: f64 }, { desc, drive, inputs: context.inputs }, owned);
   } catch (err) {
     backend.dispose(owned);
     throw err;
@@ -132,13 +137,17 @@ interface Sizes {
   readonly dtype: boolean;
 }
 
-function makeFusedCell(
-  backend: WasmBackend,
-  kind: string,
-  { B, T, D, G, dtype: f64 }: Sizes,
-  { desc, drive }: { desc: Tensor; drive: Tensor },
-  owned: Tensor[],
-): FusedCell {
+/** What a bound cell's kernels read: the descriptors (one per thread), the drive rows, and the inputs they came from (the caller's). */
+interface Bound {
+  readonly desc: Tensor;
+  readonly drive: Tensor;
+  readonly inputs: Tensor | null;
+}
+
+function makeFusedCell(backend: WasmBackend, program: RnnProgram, sizes: Sizes, bound: Bound, owned: Tensor[]): FusedCell {
+  const { B, T, D, G, dtype: f64 } = sizes;
+  const { desc, drive } = bound;
+  const kind = program.kind;
   const dt = f64 ? 'float64' : 'float32';
   const sfx = f64 ? '64' : '32';
   const e = f64 ? 8 : 4;
@@ -243,10 +252,121 @@ function makeFusedCell(
       );
       return out;
     },
+    adjoint(prev, cotangent, options) {
+      alive();
+      const inputs = checkAdjoint(prev, cotangent, options, [B, T, D], dt) && program.inputSize > 0;
+      at(prev, 'prev'); // live tensors of this backend, before allocating
+      at(cotangent, 'cotangent');
+      if (inputs) at(bound.inputs!, 'the binding\'s inputs');
+      return wasmAdjoint(backend, program, sizes, bound, d, alive, { prev, cotangent, inputs });
+    },
     dispose() {
       if (disposed) return;
       disposed = true;
       backend.dispose(owned);
     },
   };
+}
+
+/**
+ * The adjoint sweep of a bound RNN program (assembly/kernels.ts, `adjointTape`…): windows of steps
+ * from the last backwards, each one a tape pass (threads split steps), the reverse recurrence
+ * (threads split batch entries), and the parameter and input gradients of its steps (threads split
+ * gate rows, then steps). Gradients accumulate in the binding's dtype.
+ */
+function wasmAdjoint(
+  backend: WasmBackend,
+  program: RnnProgram,
+  { B, T, D, G, dtype: f64 }: Sizes,
+  bound: Bound,
+  d: (w: number) => number,
+  alive: () => void,
+  request: { prev: Tensor; cotangent: Tensor; inputs: boolean },
+): FusedAdjoint {
+  const dt = f64 ? 'float64' : 'float32';
+  const sfx = f64 ? '64' : '32';
+  const e = f64 ? 8 : 4;
+  const at = (t: Tensor, field?: string) => backend.offsetOf(t, field);
+  const H = program.hiddenSize;
+  const I = program.inputSize;
+  const resetAfter = program.resetAfter ?? true;
+  // Tape coefficients per step (assembly/kernels.ts): GRU 5H (resetAfter) or 6H, LSTM 6H, Elman H.
+  const K = program.kind === 'gru' ? (resetAfter ? 5 * H : 6 * H) : program.kind === 'lstm' ? 6 * H : H;
+  // The GRU with resetAfter is the one cell whose input pre-activations' cotangent differs from the recurrent ones'.
+  const separate = program.kind === 'gru' && resetAfter;
+  const Wn = Math.max(1, Math.min(T, Math.floor(ADJOINT_WINDOW_BYTES / (B * (K + (separate ? 2 : 1) * G) * e))));
+  const owned: Tensor[] = [];
+  const keep = <X extends Tensor>(t: X): X => {
+    owned.push(t);
+    return t;
+  };
+  let handed: Tensor[] = [];
+  try {
+    const tape = keep(backend.empty([B, Wn, K], dt));
+    const dgh = keep(backend.empty([B, Wn, G], dt));
+    const dgi = separate ? keep(backend.empty([B, Wn, G], dt)) : dgh;
+    const carry = keep(backend.fill([B, D], 0, dt));
+    const parameters = [keep(backend.fill([G, I], 0, dt)), keep(backend.fill([G, H], 0, dt)), keep(backend.fill([G], 0, dt)), keep(backend.fill([G], 0, dt))];
+    const du = request.inputs ? keep(backend.empty([B, T, I], dt)) : null;
+    const wih = request.inputs ? keep(backend.fromArray(program.weightIh, [G, I], dt)) : null;
+    const { prev, cotangent } = request;
+    /** Calls of `outerAccumulate` over gate rows `[g0, g1)`, split across the threads. */
+    const outer = (g0: number, g1: number, A: number, X: number, ldx: number, K2: number, n: number, xBatch: number, out: Tensor, bias: Tensor) =>
+      backend.shares(g1 - g0, 32, 2).map(([a, b]) => ({
+        fn: `outerAccumulate${sfx}`,
+        args: [A, G, g0 + a, g0 + b, X, ldx, K2, B, n, Wn * G, xBatch, at(out), at(bias)],
+      }));
+    const window = (lo: number, n: number): void => {
+      // Offsets per window: a tensor disposed meanwhile is refused rather than written through.
+      const [x, p, g, tp, c, h, i] = [at(bound.drive), at(prev, 'prev'), at(cotangent, 'cotangent'), at(tape), at(carry), at(dgh), at(dgi)];
+      backend.run(
+        backend.shares(n, 64, 1).map(([j0, j1], w) => ({
+          fn: `adjointTape${sfx}`,
+          args: [d(w), x + (lo + j0) * G * e, p + (lo + j0) * D * e, tp + j0 * K * e, B, j1 - j0, T, Wn],
+        })),
+      );
+      backend.run(
+        backend.shares(B, 2, 1).map(([b0, b1], w) => ({
+          fn: `adjointSweep${sfx}`,
+          args: [d(w), tp + b0 * Wn * K * e, g + (b0 * T + lo) * D * e, c + b0 * D * e, h + b0 * Wn * G * e, separate ? i + b0 * Wn * G * e : 0, b1 - b0, n, T, Wn],
+        })),
+      );
+      // ∂L/∂W_hh from the states entering each step — for the GRU that resets first, its candidate
+      // block from r ⊙ h (on the tape) — and ∂L/∂b_hh.
+      const [whh, bhh] = [parameters[1], parameters[3]];
+      const hnRows = program.kind === 'gru' && !resetAfter ? 2 * H : G;
+      backend.run(outer(0, hnRows, h, p + lo * D * e, D, H, n, T * D, whh, bhh));
+      if (hnRows < G) backend.run(outer(hnRows, G, h, tp + 5 * H * e, K, H, n, Wn * K, whh, bhh));
+      // ∂L/∂W_ih and ∂L/∂b_ih (the bias alone when there is no input), then ∂L/∂u.
+      const u = bound.inputs && I > 0 ? at(bound.inputs, "the binding's inputs") + lo * I * e : 0;
+      backend.run(outer(0, G, i, u, I, I, n, T * I, parameters[0], parameters[2]));
+      if (du && wih) {
+        const [o, wt] = [at(du), at(wih)];
+        backend.run(
+          backend.shares(n, 64, 1).map(([j0, j1]) => ({
+            fn: `inputGrad${sfx}`,
+            args: [wt, i + j0 * G * e, o + (lo + j0) * I * e, B, j1 - j0, Wn, T, G, I],
+          })),
+        );
+      }
+    };
+    return adjointRun(T, alive, {
+      sweepSteps(from, to) {
+        for (let hi = to; hi > from; hi -= Wn) {
+          const lo = Math.max(from, hi - Wn);
+          window(lo, hi - lo);
+        }
+      },
+      gradients() {
+        handed = [...parameters, carry, ...(du ? [du] : [])];
+        return { parameters, inputs: du, initialState: carry };
+      },
+      release() {
+        backend.dispose(owned.filter((t) => !handed.includes(t)));
+      },
+    });
+  } catch (err) {
+    backend.dispose(owned);
+    throw err;
+  }
 }

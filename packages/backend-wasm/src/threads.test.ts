@@ -3,7 +3,7 @@
  * exactly where the split does not change the arithmetic (rows, elements, batch entries), and to
  * rounding where it does (a scan split in time adds the carried state at the end of a chunk).
  */
-import { evaluate } from '@pelk/core';
+import { type RnnProgram, evaluate, programVjp, shapeSize } from '@pelk/core';
 import { gru, lstm } from '@pelk/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TIME_SPLIT_THREADS, type WasmBackend, createWasmBackend } from './wasm-backend.js';
@@ -198,6 +198,55 @@ describe('threads', () => {
       }
     });
   }
+
+  it('the fused adjoint sweep, across windows of steps, gives on two threads exactly what one thread gives, and the host sweep to rounding', async () => {
+    // Sizes whose tape and gate cotangents take two windows of steps (src/program-kernels.ts),
+    // with gate rows and steps enough to split across threads.
+    const [B, T, I] = [3, 1200, 5];
+    const gruProgram = gru.random({ inputSize: I, hiddenSize: 48, seed: 4 }).program();
+    const programs: RnnProgram[] = [gruProgram, { ...gruProgram, resetAfter: false }, lstm.random({ inputSize: I, hiddenSize: 32, seed: 5 }).program()];
+    for (const program of programs) {
+      const D = program.stateSize;
+      const label = `${program.kind}${program.resetAfter === false ? ' (reset first)' : ''}`;
+      const [u, prev, g] = [values(B * T * I, 21, 1.5), values(B * T * D, 22, 0.9), values(B * T * D, 23)];
+      const [r1, r2] = await both(async (b) => {
+        const inputs = b.fromArray(u, [B, T, I], 'float64');
+        const tensors = [inputs, b.fromArray(prev, [B, T, D], 'float64'), b.fromArray(g, [B, T, D], 'float64')];
+        const fused = b.bindProgram(program, { dtype: 'float64', inputs, batch: B, steps: T })!;
+        const sweep = fused.adjoint!(tensors[1], tensors[2], { inputs: true });
+        sweep.advance(500);
+        expect(sweep.advance(T)).toBe(T);
+        const got = sweep.finish();
+        const all = [...got.parameters, got.inputs!, got.initialState];
+        const out = await Promise.all(all.map(async (t) => Float64Array.from(await b.read(t))));
+        sweep.dispose();
+        fused.dispose();
+        b.dispose([...tensors, ...all]);
+        expect(b.memory().tensors, `${label}: tensors left alive`).toBe(0);
+        return out;
+      });
+      expect(r2, label).toEqual(r1);
+      // Core's host sweep, in float64.
+      const vjp = programVjp(program, 'float64');
+      const want = [...vjp.parameters.map((q) => new Float64Array(shapeSize(q.shape))), new Float64Array(B * T * I), new Float64Array(B * D)];
+      const [mu, carry] = [new Float64Array(D), new Float64Array(D)];
+      for (let b = 0; b < B; b++) {
+        carry.fill(0);
+        for (let t = T - 1; t >= 0; t--) {
+          const row = b * T + t;
+          for (let j = 0; j < D; j++) mu[j] = g[row * D + j] + carry[j];
+          vjp.step(prev, row * D, u, row * I, mu, 0, { state: carry, stateOffset: 0, input: want[4], inputOffset: row * I, parameters: want.slice(0, 4) });
+        }
+        want[5].set(carry, b * D);
+      }
+      vjp.flush?.();
+      want.forEach((w, k) => {
+        let [diff, scale] = [0, 0];
+        for (let i = 0; i < w.length; i++) [diff, scale] = [Math.max(diff, Math.abs(r1[k][i] - w[i])), Math.max(scale, Math.abs(w[i]))];
+        expect(diff, `${label}: gradient ${k}`).toBeLessThanOrEqual(1e-12 * scale);
+      });
+    }
+  });
 
   it('quasi-DEER and sequential on two threads agree with one thread, and free everything', async () => {
     const cell = gru.random({ inputSize: 4, hiddenSize: 16, seed: 3 });

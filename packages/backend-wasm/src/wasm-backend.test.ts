@@ -7,6 +7,7 @@ import {
   InvalidArgumentError,
   ResourceLimitError,
   evaluate,
+  grad,
   registerBackend,
   resolveBackend,
   unregisterBackend,
@@ -122,5 +123,41 @@ describe('memory', () => {
     }
     expect([failed, aborted]).toEqual([100, 100]);
     expect(backend.heapUsage().usedBytes).toBe(baseline);
+  });
+});
+
+describe('grad', () => {
+  it('sweeps the adjoint with the fused kernels, in float64 for float32 solves, and gives the CPU backend\'s gradients', async () => {
+    const wasm = await createWasmBackend({ memoryBytes: 2 ** 28 });
+    const cpu = new CpuBackend();
+    try {
+      const [T, I] = [700, 3];
+      const wave = (n: number, seed: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233) * 0.9);
+      for (const cell of [gru.random({ inputSize: I, hiddenSize: 12, seed: 8 }), lstm.random({ inputSize: I, hiddenSize: 6, seed: 9 })]) {
+        const D = cell.stateSize;
+        const inputs = { data: wave(T * I, 1), shape: [T, I] };
+        const cotangent = { data: wave(T * D, 2), shape: [T, D] };
+        for (const dtype of ['float64', 'float32'] as const) {
+          // Sequential forward solves: the same trajectory on both backends up to the forward's rounding.
+          const options = { method: 'sequential', dtype } as const;
+          const got = await grad(cell, inputs, cotangent, { ...options, backend: wasm });
+          const want = await grad(cell, inputs, cotangent, { ...options, backend: cpu });
+          expect([got.adjoint.method, got.adjoint.fused, got.adjoint.converged, got.adjoint.residual]).toEqual(['sequential', true, true, 0]);
+          expect(want.adjoint.fused).toBe(false);
+          // The forward trajectories differ by their rounding (float32: ~1e-7 relative); the adjoints
+          // are computed in float64 on both.
+          const bound = dtype === 'float64' ? 1e-12 : 1e-5;
+          const pairs = [...Object.keys(want.parameters).map((k) => [got.parameters[k].data, want.parameters[k].data]), [got.inputs!.data, want.inputs!.data], [got.initialState.data, want.initialState.data]];
+          for (const [a, b] of pairs) {
+            let [diff, scale] = [0, 0];
+            for (let i = 0; i < b.length; i++) [diff, scale] = [Math.max(diff, Math.abs(a[i] - b[i])), Math.max(scale, Math.abs(b[i]))];
+            expect(diff, `${cell.kind} ${dtype}`).toBeLessThanOrEqual(bound * scale);
+          }
+        }
+      }
+      expect(wasm.memory().tensors, 'tensors left alive').toBe(0);
+    } finally {
+      wasm.destroy();
+    }
   });
 });

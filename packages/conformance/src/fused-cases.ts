@@ -25,7 +25,7 @@ function tolerance(eps: number, terms: number, scale: number): number {
 }
 
 /** `ar` cells over each inner kind: I = 1 with the skip, I = H with it, and I = 2 without. */
-function arCases(): CellCase[] {
+export function arCases(): CellCase[] {
   const readout = (I: number, H: number, seed: number, skip: boolean) => ({
     weight: { data: randomArray(2 * I * H, seed, 0.6), shape: [2 * I, H] },
     bias: randomArray(2 * I, seed + 1, 0.3),

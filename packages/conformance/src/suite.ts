@@ -25,6 +25,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AR_GRU_FIXTURE, defineArGruCases, definePelkArGruCases } from './ar-gru-cases.js';
 import { checkJacobians, failingCell, jacobianCases, randomGru } from './cases.js';
 import { FIXTURE_NAMES, findFixture, loadFixture } from './fixtures.js';
+import { defineFusedAdjointCases } from './fused-adjoint-cases.js';
 import { defineFusedCases } from './fused-cases.js';
 import { defineCertificateCases } from './certificate-cases.js';
 import { defineGradCases } from './grad-cases.js';
@@ -590,6 +591,7 @@ export function defineConformanceSuite(options: ConformanceOptions): void {
         });
 
         describe('fused cell kernels equal the op-by-op cells', () => defineFusedCases(() => backend, dtype));
+        describe('fused adjoint sweeps equal the host vector–Jacobian products', () => defineFusedAdjointCases(() => backend, dtype));
 
         describe('shapes: T = 1, odd T, block boundaries, batches', () => {
           // 2500 crosses the sequential solver's chunks of 1024 steps.

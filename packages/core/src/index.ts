@@ -26,7 +26,10 @@ export type { BindContext, BoundCell, Cell, JacobianKind, Rollout } from './cell
 export {
   type ArProgram,
   type CellProgram,
+  type FusedAdjoint,
+  type FusedAdjointOptions,
   type FusedCell,
+  type FusedGradients,
   type FusedLinearization,
   type FusedLinearizeOptions,
   type ProgramActivation,
@@ -34,7 +37,7 @@ export {
   SCALAR_ACTIVATIONS,
   type ScalarActivation,
 } from './program.js';
-export { type HostStepFn, bindHostProgram, checkLinearize, checkProgram, checkShape, hostKernel, hostRollout, linearizationRun, windowEnd } from './fused/host-bind.js';
+export { type HostStepFn, adjointRun, bindHostProgram, checkAdjoint, checkLinearize, checkProgram, checkShape, hostKernel, hostRollout, linearizationRun, windowEnd } from './fused/host-bind.js';
 export { type HostRnnKernel, driveBias, hostMatVec, hostRnnKernel, storedAs, transpose } from './fused/host-rnn.js';
 export {
   AbortError,

@@ -130,6 +130,40 @@ export interface FusedLinearizeOptions {
 }
 
 /**
+ * A fused adjoint (reverse) sweep in progress: the exact gradient of `L = Σ_t ḡ_t · s_t` at a
+ * trajectory (ALGORITHMS.md §9). From the last step backwards, `μ_t = ḡ_t + A_{t+1}ᵀ μ_{t+1}`, and
+ * each step's vector–Jacobian products add their share of the parameters' gradients and give the
+ * input's. The caller advances it in slices (to serve the event loop) and owns what `finish` returns.
+ */
+export interface FusedAdjoint {
+  /** Sweeps the next `count` steps of every batch entry, backwards from the last (fewer at the start); returns the steps done so far. */
+  advance(count: number): number;
+  /** Once every step is done: the gradients, as new tensors of the binding's dtype that the caller owns. */
+  finish(): FusedGradients;
+  /** Frees the sweep's buffers, and the gradients if `finish` has not handed them over. A second call does nothing. */
+  dispose(): void;
+}
+
+/** What a {@link FusedAdjoint} gives. */
+export interface FusedGradients {
+  /**
+   * `∂L/∂θ` in the order, shapes and layout of core's `programVjp(program).parameters` — for an
+   * {@link RnnProgram}, `W_ih` `[G, I]`, `W_hh` `[G, H]`, `b_ih` `[G]`, `b_hh` `[G]`.
+   */
+  readonly parameters: readonly Tensor[];
+  /** `∂L/∂u_t` `[B, T, I]`, when asked for (else `null`). */
+  readonly inputs: Tensor | null;
+  /** `∂L/∂s_0 = A_1ᵀ μ_1`, `[B, D]`. */
+  readonly initialState: Tensor;
+}
+
+/** What a fused adjoint is asked for. */
+export interface FusedAdjointOptions {
+  /** Also compute `∂L/∂u`. */
+  readonly inputs: boolean;
+}
+
+/**
  * A {@link CellProgram} bound to a backend and to one sequence of inputs (its input projection done
  * once). Every result equals the op-by-op {@link BoundCell}'s up to rounding. It owns what it
  * uploaded; `dispose` frees it.
@@ -141,5 +175,11 @@ export interface FusedCell {
   linearize(states: Tensor, init: Tensor, options: FusedLinearizeOptions): FusedLinearization;
   /** `f(prev_t, u_t)` for every step at once: `prev` `[B, T, D]` → `[B, T, D]` (one Jacobi sweep). */
   apply(prev: Tensor): Tensor;
+  /**
+   * Optional: starts the adjoint sweep at the trajectory whose step `t` is entered from
+   * `prev[:, t]` (`[B, T, D]`: `s_0, s_1, …, s_{T−1}`), for the cotangent `ḡ` (`[B, T, D]`, on
+   * `s_1..s_T`); nothing is computed until it advances. Core's host sweep serves bindings without it.
+   */
+  adjoint?(prev: Tensor, cotangent: Tensor, options: FusedAdjointOptions): FusedAdjoint;
   dispose(): void;
 }

@@ -49,6 +49,8 @@ export interface BenchReport {
 export interface AdjointRow {
   readonly dtype: DType;
   readonly adjoint: Exclude<AdjointMethod, 'auto'>;
+  /** Whether the backend's fused adjoint kernels ran the sequential sweep (`result.adjoint.fused`). */
+  readonly fused: boolean;
   readonly T: number;
   /** Median wall time of the adjoint solve and the gradients' pass (`result.adjoint.elapsedMs`). */
   readonly medianMs: number;
@@ -201,6 +203,7 @@ async function timeAdjoint(
       rows.push({
         dtype,
         adjoint: method,
+        fused: last!.adjoint.fused,
         T: o.steps,
         medianMs,
         callMs: median(calls),
@@ -251,7 +254,7 @@ export function formatBench(report: BenchReport): string {
       : [p.implementation, String(p.T), formatMs(p.medianMs!), p.usPerStep!.toFixed(2), Number.isNaN(p.maxAbsDiffVsPelk) ? '—' : p.maxAbsDiffVsPelk!.toExponential(1)],
   );
   const adjoint = (report.adjoint ?? []).map((a) => [
-    a.adjoint,
+    a.fused ? `${a.adjoint} (fused)` : a.adjoint,
     a.dtype,
     String(a.T),
     formatMs(a.medianMs),

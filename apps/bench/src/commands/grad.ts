@@ -52,7 +52,7 @@ export interface GradSummary {
   D: number;
   loss: number;
   forward: { method: Method; iterations: number; converged: boolean; reason: StopReason; residual: number; ms: number };
-  adjoint: { method: string; why: string; iterations: number; converged: boolean; reason: StopReason; residual: number; tolerance: number; ms: number };
+  adjoint: { method: string; why: string; fused: boolean; iterations: number; converged: boolean; reason: StopReason; residual: number; tolerance: number; ms: number };
   /** `max |∂L/∂θ|` per parameter name. */
   parameters: Record<string, number>;
   out: string;
@@ -126,6 +126,7 @@ export async function runGrad(o: GradCommandOptions): Promise<GradSummary> {
   const adjoint = {
     method: g.adjoint.method,
     why: g.adjoint.why,
+    fused: g.adjoint.fused,
     iterations: g.adjoint.iterations,
     converged: g.adjoint.converged,
     reason: g.adjoint.reason,
@@ -164,7 +165,7 @@ export function formatGradSummary(s: GradSummary): string {
   const lines = [
     `L = Σ C ⊙ states = ${s.loss.toPrecision(8)} on ${s.backend} (${s.dtype}), ${s.B ? `B=${s.B}, ` : ''}T=${s.T}, D=${s.D}`,
     `forward ${f.method}: ${f.converged ? 'converged' : `NOT converged (${f.reason})`} after ${f.iterations} iteration${f.iterations === 1 ? '' : 's'}, residual ${f.residual.toExponential(2)}, ${f.ms.toFixed(1)} ms`,
-    `adjoint ${a.method} (${a.why}): ${a.converged ? 'converged' : `NOT converged (${a.reason})`} after ${a.iterations} iteration${a.iterations === 1 ? '' : 's'}, relative residual ${a.residual.toExponential(2)}, ${a.ms.toFixed(1)} ms`,
+    `adjoint ${a.method}${a.fused ? ' (fused kernels)' : ''} (${a.why}): ${a.converged ? 'converged' : `NOT converged (${a.reason})`} after ${a.iterations} iteration${a.iterations === 1 ? '' : 's'}, relative residual ${a.residual.toExponential(2)}, ${a.ms.toFixed(1)} ms`,
     ...Object.entries(s.parameters).map(([name, m]) => `  max |∂L/∂${name}| = ${m.toExponential(3)}`),
     `wrote ${s.out}`,
   ];

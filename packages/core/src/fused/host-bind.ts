@@ -7,7 +7,17 @@
 import type { ComputeBackend, DType, HostArray, Tensor } from '../backend.js';
 import type { BindContext, Rollout } from '../cell.js';
 import { InvalidArgumentError, ShapeError, describeValue } from '../errors.js';
-import { type ArProgram, type CellProgram, type FusedCell, type FusedLinearization, type FusedLinearizeOptions, SCALAR_ACTIVATIONS } from '../program.js';
+import {
+  type ArProgram,
+  type CellProgram,
+  type FusedAdjoint,
+  type FusedAdjointOptions,
+  type FusedCell,
+  type FusedGradients,
+  type FusedLinearization,
+  type FusedLinearizeOptions,
+  SCALAR_ACTIVATIONS,
+} from '../program.js';
 import { checkBindContext } from '../validate.js';
 import { hostArKernel } from './host-ar.js';
 import { type HostRnnKernel, hostRnnKernel } from './host-rnn.js';
@@ -212,6 +222,64 @@ export function checkLinearize(states: Tensor, init: Tensor, options: FusedLinea
   checkShape(init, 'init', [B, D]);
   if (states.dtype !== init.dtype) throw new InvalidArgumentError('init.dtype', `'${states.dtype}' (the states' dtype)`, `'${init.dtype}'`);
   return kind === 'dense';
+}
+
+/** Checks a fused adjoint's arguments (shared by every backend's fused cells); returns whether `∂L/∂u` is wanted. */
+export function checkAdjoint(prev: Tensor, cotangent: Tensor, options: FusedAdjointOptions, [B, T, D]: readonly number[], dtype: DType): boolean {
+  checkShape(prev, 'prev', [B, T, D]);
+  checkShape(cotangent, 'cotangent', [B, T, D]);
+  if (prev.dtype !== dtype) throw new InvalidArgumentError('prev.dtype', `'${dtype}' (the binding's dtype)`, describeValue(prev.dtype));
+  if (cotangent.dtype !== dtype) throw new InvalidArgumentError('cotangent.dtype', `'${dtype}' (the binding's dtype)`, describeValue(cotangent.dtype));
+  const inputs = options?.inputs;
+  if (typeof inputs !== 'boolean') throw new InvalidArgumentError('options.inputs', 'a boolean', describeValue(inputs));
+  return inputs;
+}
+
+/**
+ * The bookkeeping of a fused adjoint sweep any backend's kernels can share: `sweepSteps(from, to)`
+ * runs the reverse recurrence over steps `[from, to)` of every batch entry (the later steps already
+ * done), `gradients()` hands over the results and `release()` frees the rest. This clamps the
+ * windows (from the last step backwards), refuses `finish()` before the first step or twice, and
+ * anything after `dispose()`.
+ *
+ * @example
+ * ```ts
+ * return adjointRun(T, alive, { sweepSteps: (from, to) => kernels(from, to), gradients, release });
+ * ```
+ */
+export function adjointRun(
+  T: number,
+  alive: () => void,
+  parts: { sweepSteps(from: number, to: number): void; gradients(): FusedGradients; release(): void },
+): FusedAdjoint {
+  let done = 0;
+  let finished = false;
+  let disposed = false;
+  const usable = (): void => {
+    alive();
+    if (disposed) throw new InvalidArgumentError('adjoint', 'a sweep that is not disposed', 'a disposed one');
+    if (finished) throw new InvalidArgumentError('adjoint', 'a sweep whose gradients were not taken yet', 'a finished one');
+  };
+  return {
+    advance(count) {
+      usable();
+      const end = windowEnd(done, count, T);
+      if (end > done) parts.sweepSteps(T - end, T - done);
+      done = end;
+      return done;
+    },
+    finish() {
+      usable();
+      if (!(done >= T)) throw new InvalidArgumentError('adjoint', `all ${T} steps done before finish()`, `${done} steps done`);
+      finished = true;
+      return parts.gradients();
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      parts.release();
+    },
+  };
 }
 
 /**

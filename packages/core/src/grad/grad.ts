@@ -11,7 +11,8 @@ import { describeValue, InvalidArgumentError, NotConvergedError, ResourceLimitEr
 import { EVALUATE_OPTION_KEYS, evaluate, isResult, planEvaluation } from '../evaluate.js';
 import { bindFused, lazyBound } from '../fused/bind.js';
 import { checkKnownKeys } from '../keys.js';
-import type { FusedCell } from '../program.js';
+import { storedAs } from '../fused/host-rnn.js';
+import type { FusedAdjoint, FusedCell, RnnProgram } from '../program.js';
 import { resolveBackend } from '../registry.js';
 import { linearizeAt } from '../solvers/newton.js';
 import { elapsedSince, Pacer, type Problem } from '../solvers/problem.js';
@@ -94,6 +95,11 @@ export interface AdjointReport {
   readonly converged: boolean;
   readonly reason: StopReason;
   readonly history: readonly AdjointIteration[];
+  /**
+   * True when the sequential sweep ran as the backend's fused adjoint kernels (`FusedCell.adjoint`,
+   * in float64 whatever the forward dtype); false for core's host sweep and the parallel methods.
+   */
+  readonly fused: boolean;
   readonly elapsedMs: number;
 }
 
@@ -239,13 +245,13 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
     const started = performance.now();
     const engine = vjp ?? (await genericVjp(problem));
     let chosen = chooseAdjoint(method, backend, fwd.method, denseFits(backend, B, T, D, I, dtype));
-    let solved = chosen.method === 'sequential' ? await sequentialAdjointPaced(problem, engine) : await parallelAdjoint(problem, engine, chosen.method, tolerance, maxIterations);
+    let solved = chosen.method === 'sequential' ? await sweepAdjoint(problem, engine) : await parallelAdjoint(problem, engine, chosen.method, tolerance, maxIterations);
     if (method === 'auto' && solved.reason !== 'converged' && chosen.method !== 'sequential') {
-      // The host sweep solves the same recurrence exactly, step by step: 'auto' never returns an
-      // adjoint it could not certify when one it can is available.
+      // The sequential sweep solves the same recurrence exactly, step by step: 'auto' never returns
+      // an adjoint it could not certify when one it can is available.
       const first = chosen;
-      chosen = { method: 'sequential', why: `${first.why}; the ${first.method} iteration stopped (${solved.reason} after ${solved.iterations} iterations, relative residual ${solved.residual.toExponential(2)}), so the host sweep solved it` };
-      solved = await sequentialAdjointPaced(problem, engine);
+      chosen = { method: 'sequential', why: `${first.why}; the ${first.method} iteration stopped (${solved.reason} after ${solved.iterations} iterations, relative residual ${solved.residual.toExponential(2)}), so the sequential sweep solved it` };
+      solved = await sweepAdjoint(problem, engine);
     }
     const elapsedMs = elapsedSince(started);
     let loss = 0;
@@ -278,6 +284,7 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
         converged: finite && solved.reason === 'converged',
         reason: finite ? solved.reason : 'non-finite',
         history: solved.history,
+        fused: solved.fused,
         elapsedMs,
       },
       dtype,
@@ -439,6 +446,8 @@ interface AdjointSolution {
   readonly reason: StopReason;
   readonly history: AdjointIteration[];
   readonly finite: boolean;
+  /** Swept by the backend's fused kernels. */
+  readonly fused: boolean;
 }
 
 function allFinite(...arrays: readonly (ArrayLike<number> | null)[]): boolean {
@@ -476,8 +485,13 @@ function* reverseSweep(p: Pick<AdjointProblem, 'B' | 'T' | 'D' | 'I' | 'prev' | 
     initialState.set(carry, b * D);
   }
   vjp.flush?.();
+  return sweepSolution(parameters, inputs, initialState, false);
+}
+
+/** A sequential sweep's result: exact step by step, so its residual is 0 — unless a value is not finite. */
+function sweepSolution(parameters: Float64Array[], inputs: Float64Array | null, initialState: Float64Array, fused: boolean): AdjointSolution {
   const finite = allFinite(initialState, inputs, ...parameters);
-  return { parameters, inputs, initialState, iterations: 1, residual: finite ? 0 : Number.NaN, reason: finite ? 'converged' : 'non-finite', history: [], finite };
+  return { parameters, inputs, initialState, iterations: 1, residual: finite ? 0 : Number.NaN, reason: finite ? 'converged' : 'non-finite', history: [], finite, fused };
 }
 
 /** The reverse sweep, synchronously (for {@link gradAt}). */
@@ -497,6 +511,79 @@ async function sequentialAdjointPaced(p: AdjointProblem, vjp: HostVjp): Promise<
     if (next.done) return next.value;
     await p.pacer.tick(0);
   }
+}
+
+/** Steps of batch entries the fused sweep runs between two chances to serve the event loop (and an abort signal). */
+const FUSED_SWEEP_ROWS = 16_384;
+
+/**
+ * The sequential adjoint: the backend's fused sweep when it has one for the cell's program, else
+ * core's host sweep.
+ */
+async function sweepAdjoint(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSolution> {
+  return (await fusedSweep(p, vjp)) ?? (await sequentialAdjointPaced(p, vjp));
+}
+
+/**
+ * The reverse sweep as the backend's fused kernels (`FusedCell.adjoint`), or `undefined` when it
+ * has none for this cell or the binding does not fit. It runs in float64 whatever the forward
+ * dtype — on the weights, inputs and states rounded as the forward solve stored them — so that it
+ * computes what the host sweep computes (and is exact step by step, as its certificate says).
+ */
+async function fusedSweep(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSolution | undefined> {
+  const { backend, cell, B, T, D, I } = p;
+  if (!p.fused || typeof backend.bindProgram !== 'function' || !backend.capabilities.dtypes.includes('float64')) return undefined;
+  const program = typeof cell.program === 'function' ? cell.program() : undefined;
+  if (!program || program.kind === 'ar' || !reportsProgramParameters(vjp, program)) return undefined;
+  const rounded: RnnProgram = {
+    ...program,
+    weightIh: storedAs(p.dtype, program.weightIh),
+    weightHh: storedAs(p.dtype, program.weightHh),
+    biasIh: storedAs(p.dtype, program.biasIh),
+    biasHh: storedAs(p.dtype, program.biasHh),
+  };
+  const owned: Tensor[] = [];
+  let fused: FusedCell | undefined;
+  let sweep: FusedAdjoint | undefined;
+  try {
+    const keep = (t: Tensor): Tensor => {
+      owned.push(t);
+      return t;
+    };
+    let inputs: Tensor | null;
+    try {
+      inputs = p.u ? keep(backend.fromArray(p.u, [B, T, I], 'float64')) : null;
+      fused = backend.bindProgram(rounded, { dtype: 'float64', inputs, batch: B, steps: T });
+      if (!fused?.adjoint) return undefined;
+      const prev = keep(backend.fromArray(p.prev, [B, T, D], 'float64'));
+      const cotangent = keep(backend.fromArray(Float64Array.from(p.g), [B, T, D], 'float64'));
+      sweep = fused.adjoint(prev, cotangent, { inputs: inputs !== null });
+    } catch (err) {
+      // Too big for the backend in float64: the host sweep needs no device memory.
+      if (err instanceof ResourceLimitError) return undefined;
+      throw err;
+    }
+    const chunk = Math.max(1, Math.ceil(FUSED_SWEEP_ROWS / B));
+    while (sweep.advance(chunk) < T) await p.pacer.tick(0);
+    const got = sweep.finish();
+    owned.push(...got.parameters, got.initialState, ...(got.inputs ? [got.inputs] : []));
+    const read = async (t: Tensor) => Float64Array.from(await p.pacer.settle(backend.read(t), 0));
+    const parameters: Float64Array[] = [];
+    for (const t of got.parameters) parameters.push(await read(t));
+    const gradInputs = got.inputs ? await read(got.inputs) : null;
+    return sweepSolution(parameters, gradInputs, await read(got.initialState), true);
+  } finally {
+    sweep?.dispose();
+    fused?.dispose();
+    backend.dispose(owned);
+  }
+}
+
+/** Whether a cell's products report the program's own parameters (`W_ih`, `W_hh`, `b_ih`, `b_hh` in PyTorch layout), which a fused sweep returns. */
+function reportsProgramParameters(vjp: HostVjp, p: RnnProgram): boolean {
+  const G = (p.kind === 'gru' ? 3 : p.kind === 'lstm' ? 4 : 1) * p.hiddenSize;
+  const want = [[G, p.inputSize], [G, p.hiddenSize], [G], [G]];
+  return vjp.parameters.length === want.length && vjp.parameters.every((q, k) => q.shape.join(',') === want[k].join(','));
 }
 
 /** `v[b, t] = A_tᵀ w[b, t]` for every step (state products only). */
@@ -596,7 +683,7 @@ async function parallelAdjoint(p: AdjointProblem, vjp: HostVjp, kind: 'dense' | 
   const initialState = new Float64Array(B * D);
   for (let b = 0; b < B; b++) initialState.set(v.subarray(b * T * D, b * T * D + D), b * D);
   const finite = allFinite(initialState, inputs, ...parameters);
-  return { parameters, inputs, initialState, iterations, residual, reason, history, finite };
+  return { parameters, inputs, initialState, iterations, residual, reason, history, finite, fused: false };
 }
 
 /**
