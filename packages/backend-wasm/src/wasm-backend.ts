@@ -98,7 +98,7 @@ export class WasmBackend extends CpuBackend {
     const base = this.capabilities;
     const mib = (heap.capacity / 2 ** 20).toFixed(0);
     const threads = `${this.threads} thread${this.threads === 1 ? '' : 's'}`;
-    this.capabilities = { ...base, device: `WebAssembly SIMD (128-bit), ${threads}, ${mib} MiB memory; ${base.device}` };
+    this.capabilities = { ...base, fusedAdjoint: true, device: `WebAssembly SIMD (128-bit), ${threads}, ${mib} MiB memory; ${base.device}` };
     this.slots = heap.allocBytes(16 * this.threads);
   }
 

@@ -43,6 +43,10 @@ export function defineFusedAdjointCases(getBackend: () => ComputeBackend, dtype:
     if (!fused) return `backend '${backend.name}' binds no fused '${program.kind}' kernel; grad sweeps on the host`;
     if (typeof fused.adjoint !== 'function') {
       fused.dispose();
+      // A backend that declares adjoint kernels has them for every RNN program.
+      if (backend.capabilities.fusedAdjoint === true && program.kind !== 'ar') {
+        throw new Error(`backend '${backend.name}' declares capabilities.fusedAdjoint, but its fused '${program.kind}' kernel has no adjoint`);
+      }
       return `backend '${backend.name}''s fused '${program.kind}' kernel has no adjoint sweep; grad sweeps on the host`;
     }
     return fused;

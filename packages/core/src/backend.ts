@@ -61,6 +61,11 @@ export interface BackendCapabilities {
   readonly device: string;
   /** True when evaluating step by step is usually faster here than a parallel method (a CPU). */
   readonly prefersSequential: boolean;
+  /**
+   * True when the fused cells `bindProgram` returns for RNN programs (GRU, LSTM, Elman) sweep
+   * adjoints (`FusedCell.adjoint`): `grad` then binds one for its sequential sweep. Default false.
+   */
+  readonly fusedAdjoint?: boolean;
   readonly limits: {
     /** Largest number of elements one tensor may have. */
     readonly maxTensorElements: number;

@@ -532,7 +532,8 @@ async function sweepAdjoint(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSol
  */
 async function fusedSweep(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSolution | undefined> {
   const { backend, cell, B, T, D, I } = p;
-  if (!p.fused || typeof backend.bindProgram !== 'function' || !backend.capabilities.dtypes.includes('float64')) return undefined;
+  const { capabilities } = backend;
+  if (!p.fused || typeof backend.bindProgram !== 'function' || capabilities.fusedAdjoint !== true || !capabilities.dtypes.includes('float64')) return undefined;
   const program = typeof cell.program === 'function' ? cell.program() : undefined;
   if (!program || program.kind === 'ar' || !reportsProgramParameters(vjp, program)) return undefined;
   const rounded: RnnProgram = {
