@@ -121,7 +121,9 @@ export function bindWasmProgram(backend: WasmBackend, program: RnnProgram, conte
         backend.dispose(weights);
       }
     }
-    return makeFusedCell(backend, program, { B, T, D, G, dtype: f64 }, { desc, drive, inputs: context.inputs }, owned);
+    // W_ih as bound, for the adjoint's input gradients (small: G·I values).
+    const weightIh = I > 0 ? upload(program.weightIh, [G, I]) : null;
+    return makeFusedCell(backend, program, { B, T, D, G, dtype: f64 }, { desc, drive, inputs: context.inputs, weightIh }, owned);
   } catch (err) {
     backend.dispose(owned);
     throw err;
@@ -137,10 +139,15 @@ interface Sizes {
   readonly dtype: boolean;
 }
 
-/** What a bound cell's kernels read: the descriptors (one per thread), the drive rows, and the inputs they came from (the caller's). */
+/**
+ * What a bound cell's kernels read: the descriptors (one per thread), the drive rows, `W_ih` `[G, I]`
+ * (`null` when `I = 0`), and the inputs the drive came from — the caller's tensor, which the
+ * adjoint reads for `∂L/∂W_ih` (refused with a typed error once disposed).
+ */
 interface Bound {
   readonly desc: Tensor;
   readonly drive: Tensor;
+  readonly weightIh: Tensor | null;
   readonly inputs: Tensor | null;
 }
 
@@ -257,7 +264,7 @@ function makeFusedCell(backend: WasmBackend, program: RnnProgram, sizes: Sizes, 
       const inputs = checkAdjoint(prev, cotangent, options, [B, T, D], dt) && program.inputSize > 0;
       at(prev, 'prev'); // live tensors of this backend, before allocating
       at(cotangent, 'cotangent');
-      if (inputs) at(bound.inputs!, 'the binding\'s inputs');
+      if (bound.inputs) at(bound.inputs, "context.inputs (the binding's inputs)");
       return wasmAdjoint(backend, program, sizes, bound, d, alive, { prev, cotangent, inputs });
     },
     dispose() {
@@ -266,6 +273,22 @@ function makeFusedCell(backend: WasmBackend, program: RnnProgram, sizes: Sizes, 
       backend.dispose(owned);
     },
   };
+}
+
+/**
+ * @internal The adjoint sweep's layout for a program: `K` tape coefficients per step
+ * (assembly/kernels.ts: GRU 5H with resetAfter, else 6H; LSTM 6H; Elman H), whether the input
+ * pre-activations' cotangent is kept apart from the recurrent ones' (only the GRU with resetAfter
+ * has them differ), and the steps of one window.
+ */
+export function adjointWindow(program: RnnProgram, B: number, T: number, f64: boolean): { K: number; separate: boolean; steps: number } {
+  const H = program.hiddenSize;
+  const G = GATES[program.kind] * H;
+  const resetAfter = program.resetAfter ?? true;
+  const K = program.kind === 'gru' ? (resetAfter ? 5 * H : 6 * H) : program.kind === 'lstm' ? 6 * H : H;
+  const separate = program.kind === 'gru' && resetAfter;
+  const bytesPerStep = B * (K + (separate ? 2 : 1) * G) * (f64 ? 8 : 4);
+  return { K, separate, steps: Math.max(1, Math.min(T, Math.floor(ADJOINT_WINDOW_BYTES / bytesPerStep))) };
 }
 
 /**
@@ -290,11 +313,7 @@ function wasmAdjoint(
   const H = program.hiddenSize;
   const I = program.inputSize;
   const resetAfter = program.resetAfter ?? true;
-  // Tape coefficients per step (assembly/kernels.ts): GRU 5H (resetAfter) or 6H, LSTM 6H, Elman H.
-  const K = program.kind === 'gru' ? (resetAfter ? 5 * H : 6 * H) : program.kind === 'lstm' ? 6 * H : H;
-  // The GRU with resetAfter is the one cell whose input pre-activations' cotangent differs from the recurrent ones'.
-  const separate = program.kind === 'gru' && resetAfter;
-  const Wn = Math.max(1, Math.min(T, Math.floor(ADJOINT_WINDOW_BYTES / (B * (K + (separate ? 2 : 1) * G) * e))));
+  const { K, separate, steps: Wn } = adjointWindow(program, B, T, f64);
   const owned: Tensor[] = [];
   const keep = <X extends Tensor>(t: X): X => {
     owned.push(t);
@@ -308,7 +327,8 @@ function wasmAdjoint(
     const carry = keep(backend.fill([B, D], 0, dt));
     const parameters = [keep(backend.fill([G, I], 0, dt)), keep(backend.fill([G, H], 0, dt)), keep(backend.fill([G], 0, dt)), keep(backend.fill([G], 0, dt))];
     const du = request.inputs ? keep(backend.empty([B, T, I], dt)) : null;
-    const wih = request.inputs ? keep(backend.fromArray(program.weightIh, [G, I], dt)) : null;
+    const wih = request.inputs ? bound.weightIh : null;
+    const scratch = [tape, dgh, dgi];
     const { prev, cotangent } = request;
     /** Calls of `outerAccumulate` over gate rows `[g0, g1)`, split across the threads. */
     const outer = (g0: number, g1: number, A: number, X: number, ldx: number, K2: number, n: number, xBatch: number, out: Tensor, bias: Tensor) =>
@@ -338,7 +358,7 @@ function wasmAdjoint(
       backend.run(outer(0, hnRows, h, p + lo * D * e, D, H, n, T * D, whh, bhh));
       if (hnRows < G) backend.run(outer(hnRows, G, h, tp + 5 * H * e, K, H, n, Wn * K, whh, bhh));
       // ∂L/∂W_ih and ∂L/∂b_ih (the bias alone when there is no input), then ∂L/∂u.
-      const u = bound.inputs && I > 0 ? at(bound.inputs, "the binding's inputs") + lo * I * e : 0;
+      const u = bound.inputs && I > 0 ? at(bound.inputs, "context.inputs (the binding's inputs)") + lo * I * e : 0;
       backend.run(outer(0, G, i, u, I, I, n, T * I, parameters[0], parameters[2]));
       if (du && wih) {
         const [o, wt] = [at(du), at(wih)];
@@ -359,6 +379,9 @@ function wasmAdjoint(
       },
       gradients() {
         handed = [...parameters, carry, ...(du ? [du] : [])];
+        // The scratch is not needed any more: freed now, not at dispose.
+        backend.dispose(owned.filter((t) => scratch.includes(t)));
+        owned.splice(0, owned.length, ...owned.filter((t) => !scratch.includes(t)));
         return { parameters, inputs: du, initialState: carry };
       },
       release() {

@@ -3,9 +3,10 @@
  * exactly where the split does not change the arithmetic (rows, elements, batch entries), and to
  * rounding where it does (a scan split in time adds the carried state at the end of a chunk).
  */
-import { type RnnProgram, evaluate, programVjp, shapeSize } from '@pelk/core';
-import { gru, lstm } from '@pelk/models';
+import { type FusedCell, type RnnProgram, type Tensor, evaluate, programVjp, shapeSize } from '@pelk/core';
+import { elman, gru, lstm } from '@pelk/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { adjointWindow } from './program-kernels.js';
 import { TIME_SPLIT_THREADS, type WasmBackend, createWasmBackend } from './wasm-backend.js';
 
 let one: WasmBackend;
@@ -199,34 +200,75 @@ describe('threads', () => {
     });
   }
 
-  it('the fused adjoint sweep, across windows of steps, gives on two threads exactly what one thread gives, and the host sweep to rounding', async () => {
-    // Sizes whose tape and gate cotangents take two windows of steps (src/program-kernels.ts),
-    // with gate rows and steps enough to split across threads.
-    const [B, T, I] = [3, 1200, 5];
-    const gruProgram = gru.random({ inputSize: I, hiddenSize: 48, seed: 4 }).program();
-    const programs: RnnProgram[] = [gruProgram, { ...gruProgram, resetAfter: false }, lstm.random({ inputSize: I, hiddenSize: 32, seed: 5 }).program()];
+  for (const dtype of ['float64', 'float32'] as const) {
+    it(`${dtype}: the fused adjoint sweep, over several windows of steps per advance, gives on two threads exactly what one thread gives`, async () => {
+      // Every kind, an odd number of gate rows (the GRU with H = 47), and advances longer than a
+      // window (src/program-kernels.ts), with gate rows and steps enough to split across threads.
+      const [B, I] = [3, 5];
+      const gruProgram = gru.random({ inputSize: I, hiddenSize: 47, seed: 4 }).program();
+      const programs: RnnProgram[] = [
+        gruProgram,
+        { ...gru.random({ inputSize: I, hiddenSize: 48, seed: 6 }).program(), resetAfter: false },
+        lstm.random({ inputSize: I, hiddenSize: 32, seed: 5 }).program(),
+        elman.random({ inputSize: I, hiddenSize: 40, seed: 7 }).program(),
+      ];
+      for (const program of programs) {
+        const D = program.stateSize;
+        const label = `${program.kind}${program.resetAfter === false ? ' (reset first)' : ''}`;
+        const window = adjointWindow(program, B, Number.POSITIVE_INFINITY, dtype === 'float64').steps;
+        const T = 2 * window + 40;
+        const [u, prev, g] = [values(B * T * I, 21, 1.5), values(B * T * D, 22, 0.9), values(B * T * D, 23)];
+        const [r1, r2] = await both(async (b) => {
+          const owned: Tensor[] = [];
+          let fused: FusedCell | undefined;
+          try {
+            const keep = (t: Tensor) => (owned.push(t), t);
+            const inputs = keep(b.fromArray(u, [B, T, I], dtype));
+            fused = b.bindProgram(program, { dtype, inputs, batch: B, steps: T })!;
+            const sweep = fused.adjoint!(keep(b.fromArray(prev, [B, T, D], dtype)), keep(b.fromArray(g, [B, T, D], dtype)), { inputs: true });
+            expect(sweep.advance(window + 7)).toBe(window + 7); // two windows in one advance
+            expect(sweep.advance(T)).toBe(T); // then two more
+            const got = sweep.finish();
+            sweep.dispose();
+            const all = [...got.parameters, got.inputs!, got.initialState];
+            owned.push(...all);
+            return await Promise.all(all.map(async (t) => Float64Array.from(await b.read(t))));
+          } finally {
+            fused?.dispose();
+            b.dispose(owned);
+          }
+        });
+        expect(r2, label).toEqual(r1);
+        expect([one.memory().tensors, two.memory().tensors], `${label}: tensors left alive`).toEqual([0, 0]);
+      }
+    });
+  }
+
+  it('float64: the fused adjoint sweep gives core\'s host sweep to rounding', async () => {
+    const [B, T, I] = [2, 600, 5];
+    const programs: RnnProgram[] = [gru.random({ inputSize: I, hiddenSize: 47, seed: 4 }).program(), lstm.random({ inputSize: I, hiddenSize: 16, seed: 5 }).program()];
     for (const program of programs) {
       const D = program.stateSize;
-      const label = `${program.kind}${program.resetAfter === false ? ' (reset first)' : ''}`;
-      const [u, prev, g] = [values(B * T * I, 21, 1.5), values(B * T * D, 22, 0.9), values(B * T * D, 23)];
-      const [r1, r2] = await both(async (b) => {
-        const inputs = b.fromArray(u, [B, T, I], 'float64');
-        const tensors = [inputs, b.fromArray(prev, [B, T, D], 'float64'), b.fromArray(g, [B, T, D], 'float64')];
-        const fused = b.bindProgram(program, { dtype: 'float64', inputs, batch: B, steps: T })!;
-        const sweep = fused.adjoint!(tensors[1], tensors[2], { inputs: true });
-        sweep.advance(500);
-        expect(sweep.advance(T)).toBe(T);
-        const got = sweep.finish();
-        const all = [...got.parameters, got.inputs!, got.initialState];
-        const out = await Promise.all(all.map(async (t) => Float64Array.from(await b.read(t))));
+      const G = (program.kind === 'gru' ? 3 : 4) * program.hiddenSize;
+      const [u, prev, g] = [values(B * T * I, 31, 1.5), values(B * T * D, 32, 0.9), values(B * T * D, 33)];
+      const owned: Tensor[] = [];
+      let fused: FusedCell | undefined;
+      let got: Float64Array[];
+      try {
+        const keep = (t: Tensor) => (owned.push(t), t);
+        const inputs = keep(two.fromArray(u, [B, T, I], 'float64'));
+        fused = two.bindProgram(program, { dtype: 'float64', inputs, batch: B, steps: T })!;
+        const sweep = fused.adjoint!(keep(two.fromArray(prev, [B, T, D], 'float64')), keep(two.fromArray(g, [B, T, D], 'float64')), { inputs: true });
+        sweep.advance(T);
+        const r = sweep.finish();
         sweep.dispose();
-        fused.dispose();
-        b.dispose([...tensors, ...all]);
-        expect(b.memory().tensors, `${label}: tensors left alive`).toBe(0);
-        return out;
-      });
-      expect(r2, label).toEqual(r1);
-      // Core's host sweep, in float64.
+        const all = [...r.parameters, r.inputs!, r.initialState];
+        owned.push(...all);
+        got = await Promise.all(all.map(async (t) => Float64Array.from(await two.read(t))));
+      } finally {
+        fused?.dispose();
+        two.dispose(owned);
+      }
       const vjp = programVjp(program, 'float64');
       const want = [...vjp.parameters.map((q) => new Float64Array(shapeSize(q.shape))), new Float64Array(B * T * I), new Float64Array(B * D)];
       const [mu, carry] = [new Float64Array(D), new Float64Array(D)];
@@ -240,10 +282,12 @@ describe('threads', () => {
         want[5].set(carry, b * D);
       }
       vjp.flush?.();
+      // Each gradient sums B·T products of chains of width G + I over up to T steps.
+      const bound = 4 * (B * T + T * (G + I)) * 2 ** -52;
       want.forEach((w, k) => {
         let [diff, scale] = [0, 0];
-        for (let i = 0; i < w.length; i++) [diff, scale] = [Math.max(diff, Math.abs(r1[k][i] - w[i])), Math.max(scale, Math.abs(w[i]))];
-        expect(diff, `${label}: gradient ${k}`).toBeLessThanOrEqual(1e-12 * scale);
+        for (let i = 0; i < w.length; i++) [diff, scale] = [Math.max(diff, Math.abs(got[k][i] - w[i])), Math.max(scale, Math.abs(w[i]))];
+        expect(diff, `${program.kind}: gradient ${k}`).toBeLessThanOrEqual(bound * scale);
       });
     }
   });

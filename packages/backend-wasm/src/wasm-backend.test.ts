@@ -8,6 +8,7 @@ import {
   ResourceLimitError,
   evaluate,
   grad,
+  gradAt,
   registerBackend,
   resolveBackend,
   unregisterBackend,
@@ -127,34 +128,69 @@ describe('memory', () => {
 });
 
 describe('grad', () => {
-  it('sweeps the adjoint with the fused kernels, in float64 for float32 solves, and gives the CPU backend\'s gradients', async () => {
+  const wave = (n: number, seed: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233) * 0.9);
+
+  it('sweeps the adjoint with the fused kernels, in float64 for float32 solves too: the host sweep\'s gradients at the same trajectory', async () => {
     const wasm = await createWasmBackend({ memoryBytes: 2 ** 28 });
-    const cpu = new CpuBackend();
     try {
       const [T, I] = [700, 3];
-      const wave = (n: number, seed: number) => Float64Array.from({ length: n }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233) * 0.9);
-      for (const cell of [gru.random({ inputSize: I, hiddenSize: 12, seed: 8 }), lstm.random({ inputSize: I, hiddenSize: 6, seed: 9 })]) {
+      const cells = [
+        { cell: gru.random({ inputSize: I, hiddenSize: 12, seed: 8 }), G: 36 },
+        { cell: lstm.random({ inputSize: I, hiddenSize: 6, seed: 9 }), G: 24 },
+      ];
+      for (const { cell, G } of cells) {
         const D = cell.stateSize;
-        const inputs = { data: wave(T * I, 1), shape: [T, I] };
-        const cotangent = { data: wave(T * D, 2), shape: [T, D] };
-        for (const dtype of ['float64', 'float32'] as const) {
-          // Sequential forward solves: the same trajectory on both backends up to the forward's rounding.
-          const options = { method: 'sequential', dtype } as const;
-          const got = await grad(cell, inputs, cotangent, { ...options, backend: wasm });
-          const want = await grad(cell, inputs, cotangent, { ...options, backend: cpu });
-          expect([got.adjoint.method, got.adjoint.fused, got.adjoint.converged, got.adjoint.residual]).toEqual(['sequential', true, true, 0]);
-          expect(want.adjoint.fused).toBe(false);
-          // The forward trajectories differ by their rounding (float32: ~1e-7 relative); the adjoints
-          // are computed in float64 on both.
-          const bound = dtype === 'float64' ? 1e-12 : 1e-5;
-          const pairs = [...Object.keys(want.parameters).map((k) => [got.parameters[k].data, want.parameters[k].data]), [got.inputs!.data, want.inputs!.data], [got.initialState.data, want.initialState.data]];
-          for (const [a, b] of pairs) {
-            let [diff, scale] = [0, 0];
-            for (let i = 0; i < b.length; i++) [diff, scale] = [Math.max(diff, Math.abs(a[i] - b[i])), Math.max(scale, Math.abs(b[i]))];
-            expect(diff, `${cell.kind} ${dtype}`).toBeLessThanOrEqual(bound * scale);
+        for (const B of [1, 2]) {
+          const shape = (w: number) => (B === 1 ? [T, w] : [B, T, w]);
+          const inputs = { data: wave(B * T * I, 1), shape: shape(I) };
+          const cotangent = { data: wave(B * T * D, 2), shape: shape(D) };
+          for (const dtype of ['float64', 'float32'] as const) {
+            const got = await grad(cell, inputs, cotangent, { method: 'quasi-deer', dtype, backend: wasm });
+            expect([got.adjoint.method, got.adjoint.fused, got.adjoint.converged, got.adjoint.residual]).toEqual(['sequential', true, true, 0]);
+            expect(got.adjoint.why).toMatch(/fused adjoint kernels/);
+            // Core's host sweep at the trajectory the fused one differentiated, with the weights and
+            // inputs rounded as this dtype stores them: both compute in float64, in different orders.
+            const want = gradAt(
+              cell,
+              {
+                states: { data: Float64Array.from(got.states.data), shape: [B, T, D] },
+                inputs: { data: inputs.data, shape: [B, T, I] },
+                initialState: { data: new Float64Array(B * D), shape: [B, D] },
+                dtype,
+              },
+              { data: cotangent.data, shape: [B, T, D] },
+            );
+            // Each gradient sums B·T products of chains of width G + I over up to T steps.
+            const bound = 4 * (B * T + T * (G + I)) * 2 ** -52;
+            const pairs = [
+              ...Object.keys(want.parameters).map((k) => [k, got.parameters[k].data, want.parameters[k].data] as const),
+              ['inputs', got.inputs!.data, want.inputs!.data] as const,
+              ['initial state', got.initialState.data, want.initialState.data] as const,
+            ];
+            for (const [name, a, b] of pairs) {
+              let [diff, scale] = [0, 0];
+              for (let i = 0; i < b.length; i++) [diff, scale] = [Math.max(diff, Math.abs(a[i] - b[i])), Math.max(scale, Math.abs(b[i]))];
+              expect(diff, `${cell.kind} B=${B} ${dtype}: ${name}`).toBeLessThanOrEqual(bound * scale);
+            }
           }
         }
       }
+      expect(wasm.memory().tensors, 'tensors left alive').toBe(0);
+    } finally {
+      wasm.destroy();
+    }
+  });
+
+  it('an aborted fused sweep rejects with an AbortError and frees everything', async () => {
+    const wasm = await createWasmBackend({ memoryBytes: 2 ** 28 });
+    try {
+      const cell = gru.random({ inputSize: 2, hiddenSize: 8, seed: 3 });
+      const T = 400;
+      const forward = await evaluate(cell, { data: wave(T * 2, 4), shape: [T, 2] }, { backend: wasm, method: 'sequential' });
+      const controller = new AbortController();
+      controller.abort();
+      await expect(grad(cell, { data: wave(T * 2, 4), shape: [T, 2] }, { data: wave(T * 8, 5), shape: [T, 8] }, { backend: wasm, forward, signal: controller.signal })).rejects.toThrow(AbortError);
+      forward.dispose();
       expect(wasm.memory().tensors, 'tensors left alive').toBe(0);
     } finally {
       wasm.destroy();

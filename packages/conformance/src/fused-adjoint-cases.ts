@@ -72,7 +72,7 @@ export function defineFusedAdjointCases(getBackend: () => ComputeBackend, dtype:
         const read = async (t: Tensor) => Float64Array.from(await backend.read(t));
         const sweep = fused.adjoint!(prev, cotangent, { inputs: true });
         expect(sweep.advance(2)).toBe(2);
-        expect(() => sweep.finish(), 'finish before the first step').toThrow(InvalidArgumentError);
+        expect(() => sweep.finish(), 'finish before every step is done').toThrow(InvalidArgumentError);
         expect(sweep.advance(4)).toBe(6);
         expect(sweep.advance(100)).toBe(T);
         const got = sweep.finish();
@@ -122,10 +122,19 @@ export function defineFusedAdjointCases(getBackend: () => ComputeBackend, dtype:
       expect(() => fused.adjoint!(prev, wrong, { inputs: true })).toThrow(/cotangent/);
       if (otherDtype) expect(() => fused.adjoint!(prev, otherDtype, { inputs: true })).toThrow(/cotangent\.dtype/);
       expect(() => fused.adjoint!(prev, prev, { inputs: 'yes' as never })).toThrow(/options\.inputs/);
+      if (otherDtype) expect(() => fused.adjoint!(otherDtype, prev, { inputs: true })).toThrow(/prev\.dtype/);
       const gone = backend.fill([B, T, D], 0, dtype);
       backend.dispose(gone);
       expect(() => fused.adjoint!(prev, gone, { inputs: false })).toThrow(InvalidArgumentError);
       expect(backend.memory().tensors, 'nothing allocated by refused calls').toBe(before.tensors);
+      // Without ∂L/∂u: no input gradient comes back.
+      const bare = fused.adjoint!(prev, prev, { inputs: false });
+      expect(bare.advance(T)).toBe(T);
+      const got = bare.finish();
+      expect(got.inputs).toBeNull();
+      expect(got.initialState.shape).toEqual([B, D]);
+      bare.dispose();
+      backend.dispose([...got.parameters, got.initialState]);
       const sweep = fused.adjoint!(prev, prev, { inputs: false });
       expect(() => sweep.advance(Number.NaN)).toThrow(/count/);
       sweep.dispose();
@@ -135,6 +144,17 @@ export function defineFusedAdjointCases(getBackend: () => ComputeBackend, dtype:
       expect(() => live.advance(1)).toThrow(/disposed/);
       live.dispose();
       expect(backend.memory().tensors, 'tensors left alive by the binding and its sweeps').toBe(start);
+      // The binding's inputs are read by the sweep: once disposed, it is refused before allocating.
+      const ownInputs = backend.fromArray(randomArray(B * T * I, 2, 1), [B, T, I], dtype);
+      const second = adjointOf(backend, program, { dtype, inputs: ownInputs, batch: B, steps: T });
+      if (typeof second !== 'string') {
+        backend.dispose(ownInputs);
+        const count = backend.memory().tensors;
+        expect(() => second.adjoint!(prev, prev, { inputs: false })).toThrow(/inputs/);
+        expect(backend.memory().tensors).toBe(count);
+        second.dispose();
+      } else backend.dispose(ownInputs);
+      expect(backend.memory().tensors).toBe(start);
     } finally {
       if (typeof fused !== 'string') fused.dispose();
       backend.dispose([inputs, prev, wrong, ...(otherDtype ? [otherDtype] : [])]);

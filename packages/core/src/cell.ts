@@ -33,7 +33,9 @@ export interface Cell {
    * Optional: the cell's analytic vector–Jacobian products on the host, in float64, with its
    * parameters named as the cell names them (for `grad`), the weights rounded as `dtype` stores
    * them. Cells with a {@link program} need not implement it: `grad` derives it from the program
-   * (in PyTorch-layout names); cells with neither get products from their dense Jacobian.
+   * (in PyTorch-layout names); cells with neither get products from their dense Jacobian. A cell
+   * with both must have them agree — they differentiate the same transition — since `grad` may
+   * run the program's fused adjoint kernels instead and use only this one's `report` (names).
    */
   hostVjp?(dtype: DType): HostVjp;
 }

@@ -178,7 +178,8 @@ export interface FusedCell {
   /**
    * Optional: starts the adjoint sweep at the trajectory whose step `t` is entered from
    * `prev[:, t]` (`[B, T, D]`: `s_0, s_1, …, s_{T−1}`), for the cotangent `ḡ` (`[B, T, D]`, on
-   * `s_1..s_T`); nothing is computed until it advances. Core's host sweep serves bindings without it.
+   * `s_1..s_T`); nothing is computed until it advances. It reads the binding's inputs (for
+   * `∂L/∂W_ih`), which must still be alive. Core's host sweep serves bindings without it.
    */
   adjoint?(prev: Tensor, cotangent: Tensor, options: FusedAdjointOptions): FusedAdjoint;
   dispose(): void;

@@ -34,6 +34,15 @@ describe('pelk bench', () => {
       expect(m.T).toBe(m.method === 'deer' ? 100 : 300);
     }
     expect(report.results[0].method).toBe('sequential');
+    // The adjoint rows: each run's adjoint over the same run's forward iteration.
+    expect(report.adjoint?.map((a) => `${a.dtype} ${a.adjoint}`)).toEqual(['float64 sequential', 'float64 diagonal', 'float32 sequential', 'float32 diagonal']);
+    for (const a of report.adjoint!) {
+      expect([a.converged, a.fused]).toEqual([true, false]);
+      expect(a.forwardIterationsRange[0]).toBeLessThanOrEqual(a.forwardIterations);
+      expect(a.forwardIterations).toBeLessThanOrEqual(a.forwardIterationsRange[1]);
+      expect(a.medianMs).toBeGreaterThan(0);
+    }
+    expect(formatBench(report)).toContain('in forward iterations of the same run');
     expect(JSON.parse(readFileSync(json, 'utf8')).machine.node).toBe(process.version);
     expect(readdirSync(dir)).toEqual(['bench.json']); // no temporary file left behind
     expect(formatBench(report)).toContain('µs/step');

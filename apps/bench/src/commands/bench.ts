@@ -58,10 +58,12 @@ export interface AdjointRow {
   readonly callMs: number;
   readonly iterations: number;
   readonly converged: boolean;
-  /** One forward quasi-DEER iteration: the median evaluation time over its iterations. */
+  /** One forward quasi-DEER iteration: the median, over the runs, of an evaluation's time over its iterations. */
   readonly forwardIterationMs: number;
-  /** `medianMs / forwardIterationMs`: the adjoint's cost in forward iterations. */
+  /** The adjoint's cost in forward iterations: the median, over the runs, of its time over the same run's forward iteration. */
   readonly forwardIterations: number;
+  /** The smallest and largest of those ratios. */
+  readonly forwardIterationsRange: readonly [number, number];
 }
 
 /**
@@ -129,7 +131,7 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
   if (o.methods.includes('quasi-deer')) {
     for (const dtype of o.dtypes) {
       const forward = results.find((m) => m.method === 'quasi-deer' && m.dtype === dtype && !m.refused && m.converged);
-      if (forward) adjoint.push(...(await timeAdjoint(backend, cell, o, dtype, forward.medianMs / forward.iterations, log)));
+      if (forward) adjoint.push(...(await timeAdjoint(backend, cell, o, dtype, log)));
     }
   }
   const peers: PeerRow[] = [];
@@ -169,54 +171,60 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
 
 /**
  * Times `grad` at a converged quasi-DEER trajectory of the benchmark's GRU: the backend's default
- * adjoint (the host sweep on CPU backends) and the exact diagonal iteration, median of `runs` after
- * `warmup`, against one forward iteration.
+ * adjoint (the sequential sweep on CPU backends) and the exact diagonal iteration. Each run pairs a
+ * fresh quasi-DEER evaluation (default options, timed per iteration) with the adjoints at its
+ * trajectory, so that the ratio compares times taken moments apart on a machine whose speed
+ * drifts; the rows report medians over `runs` after `warmup`.
  */
 async function timeAdjoint(
   backend: Awaited<ReturnType<typeof createBackend>>,
   cell: ReturnType<typeof gru.random>,
   o: BenchOptions,
   dtype: DType,
-  forwardIterationMs: number,
   log: (line: string) => void,
 ): Promise<AdjointRow[]> {
   const inputs = randomInputs(o.batch, o.steps, o.input, 7);
   const cotangent = randomInputs(o.batch, o.steps, o.hidden, 11);
-  const forward = await evaluate(cell, inputs, { backend, method: 'quasi-deer', dtype, lyapunov: false });
-  const rows: AdjointRow[] = [];
-  try {
-    for (const method of [backend.capabilities.prefersSequential ? 'sequential' : 'dense', 'diagonal'] as const) {
-      log(`adjoint ${method} ${dtype} T=${o.steps}`);
-      const solves: number[] = [];
-      const calls: number[] = [];
-      let last: Awaited<ReturnType<typeof grad>> | undefined;
-      for (let run = 0; run < o.warmup + o.runs; run++) {
-        const began = performance.now();
-        last = await grad(cell, inputs, cotangent, { backend, forward, adjoint: method, dtype });
-        if (run >= o.warmup) {
-          calls.push(performance.now() - began);
-          solves.push(last.adjoint.elapsedMs);
-        }
+  const methods = [backend.capabilities.prefersSequential ? 'sequential' : 'dense', 'diagonal'] as const;
+  const timed = methods.map(() => ({ solves: [] as number[], calls: [] as number[], ratios: [] as number[], last: undefined as Awaited<ReturnType<typeof grad>> | undefined }));
+  const forwardIterationMs: number[] = [];
+  const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+  for (let run = 0; run < o.warmup + o.runs; run++) {
+    log(`adjoint ${dtype} T=${o.steps}: run ${run + 1}/${o.warmup + o.runs}`);
+    const began = performance.now();
+    const forward = await evaluate(cell, inputs, { backend, method: 'quasi-deer', dtype });
+    try {
+      const iterationMs = (performance.now() - began) / forward.iterations;
+      if (run >= o.warmup) forwardIterationMs.push(iterationMs);
+      for (const [k, method] of methods.entries()) {
+        const start = performance.now();
+        const g = await grad(cell, inputs, cotangent, { backend, forward, adjoint: method, dtype });
+        timed[k].last = g;
+        if (run < o.warmup) continue;
+        timed[k].calls.push(performance.now() - start);
+        timed[k].solves.push(g.adjoint.elapsedMs);
+        timed[k].ratios.push(g.adjoint.elapsedMs / iterationMs);
       }
-      const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-      const medianMs = median(solves);
-      rows.push({
-        dtype,
-        adjoint: method,
-        fused: last!.adjoint.fused,
-        T: o.steps,
-        medianMs,
-        callMs: median(calls),
-        iterations: last!.adjoint.iterations,
-        converged: last!.adjoint.converged,
-        forwardIterationMs,
-        forwardIterations: medianMs / forwardIterationMs,
-      });
+    } finally {
+      forward.dispose();
     }
-  } finally {
-    forward.dispose();
   }
-  return rows;
+  return methods.map((method, k) => {
+    const { solves, calls, ratios, last } = timed[k];
+    return {
+      dtype,
+      adjoint: method,
+      fused: last!.adjoint.fused,
+      T: o.steps,
+      medianMs: median(solves),
+      callMs: median(calls),
+      iterations: last!.adjoint.iterations,
+      converged: last!.adjoint.converged,
+      forwardIterationMs: median(forwardIterationMs),
+      forwardIterations: median(ratios),
+      forwardIterationsRange: [Math.min(...ratios), Math.max(...ratios)],
+    };
+  });
 }
 
 /** The suite's files: JSON, the text table, and a bar chart of µs per step. */
@@ -261,12 +269,12 @@ export function formatBench(report: BenchReport): string {
     formatMs(a.callMs),
     String(a.iterations),
     a.converged ? 'yes' : 'NO',
-    a.forwardIterations.toFixed(2),
+    `${a.forwardIterations.toFixed(2)} (${a.forwardIterationsRange.map((r) => r.toFixed(2)).join('–')})`,
   ]);
   const sections = [main];
   if (adjoint.length > 0) {
     sections.push(
-      `adjoint (grad) at the converged quasi-DEER trajectory, in forward iterations (one = ${formatMs(report.adjoint![0].forwardIterationMs)}):\n${table(['adjoint', 'dtype', 'T', 'median solve', 'grad call', 'iters', 'converged', 'forward iterations'], adjoint)}`,
+      `adjoint (grad) at the converged quasi-DEER trajectory, in forward iterations of the same run (median, range; one = ${formatMs(report.adjoint![0].forwardIterationMs)}):\n${table(['adjoint', 'dtype', 'T', 'median solve', 'grad call', 'iters', 'converged', 'forward iterations'], adjoint)}`,
     );
   }
   if (peers.length > 0) sections.push(`peers (float32, batch 1, same weights and inputs):\n${table(['implementation', 'T', 'median', 'µs/step', 'max|Δ| vs pelk seq f32'], peers)}`);

@@ -224,6 +224,13 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
 
   // ---- forward ----
   const fwd = forward ?? (await evaluate(cell, inputs, evaluateOptions));
+  let released = false;
+  /** Frees a forward solve this call made (once): as soon as its states are read, or on failure. */
+  const release = (): void => {
+    if (forward || released) return;
+    released = true;
+    fwd.dispose();
+  };
   try {
     if (!fwd.converged && allowNonConverged !== true) {
       throw new NotConvergedError(
@@ -233,6 +240,7 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
       );
     }
     const states = await fwd.read();
+    release(); // its device memory is not needed by the adjoint
     const round = dtype === 'float32' ? Math.fround : (v: number) => v;
     // The states entering each step (s_0 first), and the inputs, as the forward solve saw them.
     const prev = new Float64Array(B * T * D);
@@ -277,7 +285,9 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
       },
       adjoint: {
         method: chosen.method,
-        why: vjp ? chosen.why : `${chosen.why}; the cell has no analytic vector–Jacobian products, so they come from its dense Jacobian and central differences of its inputs`,
+        why: [chosen.why, vjp ? undefined : 'the cell has no analytic vector–Jacobian products, so they come from its dense Jacobian and central differences of its inputs', solved.note]
+          .filter((part) => part !== undefined)
+          .join('; '),
         iterations: solved.iterations,
         residual: solved.residual,
         tolerance,
@@ -291,7 +301,7 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
       backend: backend.name,
     };
   } finally {
-    if (!forward) fwd.dispose();
+    release();
   }
 }
 
@@ -448,6 +458,8 @@ interface AdjointSolution {
   readonly finite: boolean;
   /** Swept by the backend's fused kernels. */
   readonly fused: boolean;
+  /** How the sweep ran, when that is worth saying (the fused kernels, or why not). */
+  readonly note?: string;
 }
 
 function allFinite(...arrays: readonly (ArrayLike<number> | null)[]): boolean {
@@ -489,9 +501,9 @@ function* reverseSweep(p: Pick<AdjointProblem, 'B' | 'T' | 'D' | 'I' | 'prev' | 
 }
 
 /** A sequential sweep's result: exact step by step, so its residual is 0 — unless a value is not finite. */
-function sweepSolution(parameters: Float64Array[], inputs: Float64Array | null, initialState: Float64Array, fused: boolean): AdjointSolution {
+function sweepSolution(parameters: Float64Array[], inputs: Float64Array | null, initialState: Float64Array, fused: boolean, note?: string): AdjointSolution {
   const finite = allFinite(initialState, inputs, ...parameters);
-  return { parameters, inputs, initialState, iterations: 1, residual: finite ? 0 : Number.NaN, reason: finite ? 'converged' : 'non-finite', history: [], finite, fused };
+  return { parameters, inputs, initialState, iterations: 1, residual: finite ? 0 : Number.NaN, reason: finite ? 'converged' : 'non-finite', history: [], finite, fused, note };
 }
 
 /** The reverse sweep, synchronously (for {@link gradAt}). */
@@ -513,15 +525,23 @@ async function sequentialAdjointPaced(p: AdjointProblem, vjp: HostVjp): Promise<
   }
 }
 
-/** Steps of batch entries the fused sweep runs between two chances to serve the event loop (and an abort signal). */
-const FUSED_SWEEP_ROWS = 16_384;
+/**
+ * Multiply–adds the fused sweep runs between two chances to serve the event loop (and an abort
+ * signal): about 20 ms at the WebAssembly kernels' rate on one core.
+ */
+const FUSED_SWEEP_MACS = 2 ** 26;
 
 /**
  * The sequential adjoint: the backend's fused sweep when it has one for the cell's program, else
- * core's host sweep.
+ * core's host sweep (saying why, when a fused sweep was there but could not run).
  */
 async function sweepAdjoint(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSolution> {
-  return (await fusedSweep(p, vjp)) ?? (await sequentialAdjointPaced(p, vjp));
+  const fused = await fusedSweep(p, vjp);
+  if (fused === undefined || typeof fused === 'string') {
+    const host = await sequentialAdjointPaced(p, vjp);
+    return fused ? { ...host, note: fused } : host;
+  }
+  return fused;
 }
 
 /**
@@ -530,7 +550,7 @@ async function sweepAdjoint(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSol
  * dtype — on the weights, inputs and states rounded as the forward solve stored them — so that it
  * computes what the host sweep computes (and is exact step by step, as its certificate says).
  */
-async function fusedSweep(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSolution | undefined> {
+async function fusedSweep(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSolution | string | undefined> {
   const { backend, cell, B, T, D, I } = p;
   const { capabilities } = backend;
   if (!p.fused || typeof backend.bindProgram !== 'function' || capabilities.fusedAdjoint !== true || !capabilities.dtypes.includes('float64')) return undefined;
@@ -561,18 +581,21 @@ async function fusedSweep(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSolut
       sweep = fused.adjoint(prev, cotangent, { inputs: inputs !== null });
     } catch (err) {
       // Too big for the backend in float64: the host sweep needs no device memory.
-      if (err instanceof ResourceLimitError) return undefined;
+      if (err instanceof ResourceLimitError) return `the backend's fused adjoint did not fit (${err.message}), so core's host sweep ran it`;
       throw err;
     }
-    const chunk = Math.max(1, Math.ceil(FUSED_SWEEP_ROWS / B));
-    while (sweep.advance(chunk) < T) await p.pacer.tick(0);
+    const G = (program.kind === 'gru' ? 3 : program.kind === 'lstm' ? 4 : 1) * program.hiddenSize;
+    // Per step of one entry: the gates recomputed, W_hhᵀ μ, and the weights' gradients.
+    const chunk = Math.max(1, Math.floor(FUSED_SWEEP_MACS / (B * 3 * G * (program.hiddenSize + I))));
+    do await p.pacer.tick(0);
+    while (sweep.advance(chunk) < T);
     const got = sweep.finish();
     owned.push(...got.parameters, got.initialState, ...(got.inputs ? [got.inputs] : []));
     const read = async (t: Tensor) => Float64Array.from(await p.pacer.settle(backend.read(t), 0));
     const parameters: Float64Array[] = [];
     for (const t of got.parameters) parameters.push(await read(t));
     const gradInputs = got.inputs ? await read(got.inputs) : null;
-    return sweepSolution(parameters, gradInputs, await read(got.initialState), true);
+    return sweepSolution(parameters, gradInputs, await read(got.initialState), true, `the backend's fused adjoint kernels swept it (in float64)`);
   } finally {
     sweep?.dispose();
     fused?.dispose();
