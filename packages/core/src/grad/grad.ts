@@ -18,7 +18,7 @@ import { linearizeAt } from '../solvers/newton.js';
 import { elapsedSince, Pacer, type Problem } from '../solvers/problem.js';
 import type { EvaluateOptions, EvaluateResult, InputsLike, Method, ShapedArray, StopReason } from '../types.js';
 import { assertPositiveInteger, assertPositiveNumber, toHostTensor } from '../validate.js';
-import { type HostVjp, programVjp } from './host-vjp.js';
+import { gateRows, type HostVjp, programVjp } from './host-vjp.js';
 
 /**
  * How the adjoint recurrence is solved:
@@ -545,8 +545,9 @@ async function sweepAdjoint(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSol
 }
 
 /**
- * The reverse sweep as the backend's fused kernels (`FusedCell.adjoint`), or `undefined` when it
- * has none for this cell or the binding does not fit. It runs in float64 whatever the forward
+ * The reverse sweep as the backend's fused kernels (`FusedCell.adjoint`); `undefined` when it has
+ * none for this cell, and the reason when its float64 binding does not fit (the host sweep then
+ * runs, and `adjoint.why` says so). It runs in float64 whatever the forward
  * dtype — on the weights, inputs and states rounded as the forward solve stored them — so that it
  * computes what the host sweep computes (and is exact step by step, as its certificate says).
  */
@@ -584,7 +585,7 @@ async function fusedSweep(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSolut
       if (err instanceof ResourceLimitError) return `the backend's fused adjoint did not fit (${err.message}), so core's host sweep ran it`;
       throw err;
     }
-    const G = (program.kind === 'gru' ? 3 : program.kind === 'lstm' ? 4 : 1) * program.hiddenSize;
+    const G = gateRows(program);
     // Per step of one entry: the gates recomputed, W_hhᵀ μ, and the weights' gradients.
     const chunk = Math.max(1, Math.floor(FUSED_SWEEP_MACS / (B * 3 * G * (program.hiddenSize + I))));
     do await p.pacer.tick(0);
@@ -605,7 +606,7 @@ async function fusedSweep(p: AdjointProblem, vjp: HostVjp): Promise<AdjointSolut
 
 /** Whether a cell's products report the program's own parameters (`W_ih`, `W_hh`, `b_ih`, `b_hh` in PyTorch layout), which a fused sweep returns. */
 function reportsProgramParameters(vjp: HostVjp, p: RnnProgram): boolean {
-  const G = (p.kind === 'gru' ? 3 : p.kind === 'lstm' ? 4 : 1) * p.hiddenSize;
+  const G = gateRows(p);
   const want = [[G, p.inputSize], [G, p.hiddenSize], [G], [G]];
   return vjp.parameters.length === want.length && vjp.parameters.every((q, k) => q.shape.join(',') === want[k].join(','));
 }

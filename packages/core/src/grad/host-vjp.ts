@@ -190,7 +190,7 @@ class BufferedOuter {
 }
 
 /** Gate blocks `G` of an RNN program: 3H (GRU), 4H (LSTM), H (Elman). */
-function gateRows(p: RnnProgram): number {
+export function gateRows(p: RnnProgram): number {
   return p.kind === 'gru' ? 3 * p.hiddenSize : p.kind === 'lstm' ? 4 * p.hiddenSize : p.hiddenSize;
 }
 
