@@ -170,8 +170,8 @@ export async function runBench(o: BenchOptions): Promise<BenchReport> {
 }
 
 /**
- * Times `grad` at a converged quasi-DEER trajectory of the benchmark's GRU: the backend's default
- * adjoint (the sequential sweep on CPU backends) and the exact diagonal iteration. Each run pairs a
+ * Times `grad` at a converged quasi-DEER trajectory of the benchmark's GRU: the default adjoint
+ * (the sequential sweep) and the exact diagonal iteration. Each run pairs a
  * fresh quasi-DEER evaluation (default options, timed per iteration) with the adjoints at its
  * trajectory, so that the ratio compares times taken moments apart on a machine whose speed
  * drifts; the rows report medians over `runs` after `warmup`.
@@ -185,7 +185,7 @@ async function timeAdjoint(
 ): Promise<AdjointRow[]> {
   const inputs = randomInputs(o.batch, o.steps, o.input, 7);
   const cotangent = randomInputs(o.batch, o.steps, o.hidden, 11);
-  const methods = [backend.capabilities.prefersSequential ? 'sequential' : 'dense', 'diagonal'] as const;
+  const methods = ['sequential', 'diagonal'] as const;
   const timed = methods.map(() => ({ solves: [] as number[], calls: [] as number[], ratios: [] as number[], last: undefined as Awaited<ReturnType<typeof grad>> | undefined }));
   const forwardIterationMs: number[] = [];
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];

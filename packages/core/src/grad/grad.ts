@@ -22,16 +22,17 @@ import { gateRows, type HostVjp, programVjp } from './host-vjp.js';
 
 /**
  * How the adjoint recurrence is solved:
- * - `'sequential'`: one reverse sweep on the host, step by step (backpropagation through time at the
- *   converged trajectory) — the cheapest on CPUs;
+ * - `'sequential'`: one reverse sweep, step by step (backpropagation through time at the converged
+ *   trajectory), on the host or as the backend's fused kernels — the cheapest everywhere today;
  * - `'dense'`: the reverse parallel scan with the transposed dense Jacobians `A_{t+1}ᵀ` on the
  *   backend (DEER's linear solve, run backwards), refined until the residual is within tolerance;
  * - `'diagonal'`: reverse parallel scans with the diagonal Jacobians, corrected by exact
  *   vector–Jacobian products each iteration — converges to the exact adjoint (within `T`
  *   iterations, like quasi-DEER), never the diagonal approximation;
- * - `'auto'` (default): `'sequential'` on backends that evaluate sequentially faster (CPUs), else
- *   `'dense'` after DEER, ELK and sequential evaluations (when the Jacobians fit) and `'diagonal'`
- *   otherwise; should the parallel iteration stop uncertified, the host sweep solves it.
+ * - `'auto'` (default): `'sequential'`. The vector–Jacobian products run on the host (or in the
+ *   backend's fused sweep), and a parallel adjoint needs at least one pass of them per iteration
+ *   where the sweep needs one in all; the parallel methods are there for study, and for backends
+ *   that will compute those products on the device.
  */
 export type AdjointMethod = 'auto' | 'sequential' | 'dense' | 'diagonal';
 
@@ -252,15 +253,8 @@ export async function grad(cell: Cell, inputs: InputsLike, cotangent: CotangentL
     const problem: AdjointProblem = { backend, cell, dtype, B, T, D, I, prev, states, u, g: g.data, pacer: new Pacer(options.signal), fused: pl.fused };
     const started = performance.now();
     const engine = vjp ?? (await genericVjp(problem));
-    let chosen = chooseAdjoint(method, backend, fwd.method, denseFits(backend, B, T, D, I, dtype));
-    let solved = chosen.method === 'sequential' ? await sweepAdjoint(problem, engine) : await parallelAdjoint(problem, engine, chosen.method, tolerance, maxIterations);
-    if (method === 'auto' && solved.reason !== 'converged' && chosen.method !== 'sequential') {
-      // The sequential sweep solves the same recurrence exactly, step by step: 'auto' never returns
-      // an adjoint it could not certify when one it can is available.
-      const first = chosen;
-      chosen = { method: 'sequential', why: `${first.why}; the ${first.method} iteration stopped (${solved.reason} after ${solved.iterations} iterations, relative residual ${solved.residual.toExponential(2)}), so the sequential sweep solved it` };
-      solved = await sweepAdjoint(problem, engine);
-    }
+    const chosen = chooseAdjoint(method, backend);
+    const solved = chosen.method === 'sequential' ? await sweepAdjoint(problem, engine) : await parallelAdjoint(problem, engine, chosen.method, tolerance, maxIterations);
     const elapsedMs = elapsedSince(started);
     let loss = 0;
     for (let k = 0; k < states.length; k++) loss += g.data[k] * states[k];
@@ -384,20 +378,21 @@ function forwardInitialState(forward: EvaluateResult): ShapedArray {
 }
 
 /**
- * Which adjoint method runs, and why: as asked, or for `'auto'` the host sweep on backends that
- * evaluate sequentially faster, else the dense scan after a forward method with dense Jacobians
- * (when they fit) and the diagonal iteration otherwise. `forwardMethod` is the method that produced
- * the trajectory (for a forward `auto`, the one it ended with).
+ * Which adjoint method runs, and why: as asked, or for `'auto'` the sequential sweep. Every solve
+ * takes its vector–Jacobian products on the host (or the backend's fused sweep): the sweep is one
+ * pass of them, while a parallel adjoint needs a pass of state products per iteration, then the
+ * full pass, besides its scans and transfers — so it cannot be cheaper until a backend computes
+ * those products on the device.
  */
-function chooseAdjoint(method: AdjointMethod, backend: ComputeBackend, forwardMethod: Method, denseFit: boolean): { method: Exclude<AdjointMethod, 'auto'>; why: string } {
+function chooseAdjoint(method: AdjointMethod, backend: ComputeBackend): { method: Exclude<AdjointMethod, 'auto'>; why: string } {
   if (method !== 'auto') return { method, why: 'requested' };
   if (backend.capabilities.prefersSequential) {
     return { method: 'sequential', why: `backend '${backend.name}' runs a sequential sweep faster than parallel scans` };
   }
-  const dense = forwardMethod === 'deer' || forwardMethod === 'elk' || forwardMethod === 'sequential';
-  if (dense && denseFit) return { method: 'dense', why: `the forward method (${forwardMethod}) uses dense Jacobians` };
-  if (dense) return { method: 'diagonal', why: `the dense Jacobians do not fit backend '${backend.name}'` };
-  return { method: 'diagonal', why: `the forward method (${forwardMethod}) uses diagonal Jacobians` };
+  return {
+    method: 'sequential',
+    why: 'the vector–Jacobian products run on the host: the sequential sweep is one pass of them, a parallel adjoint at least one per iteration',
+  };
 }
 
 /** The estimate of a dense adjoint's `[B, T, D, max(D, I)]` Jacobians, and whether it fits the backend. */
@@ -407,10 +402,6 @@ function denseEstimate(backend: ComputeBackend, B: number, T: number, D: number,
   // The Jacobians, their shifted copy, its transpose, and a scan's scratch of the same size.
   const bytes = elements * (dtype === 'float64' ? 8 : 4) * 4;
   return { elements, bytes, fits: elements <= limits.maxTensorElements && bytes <= limits.maxTotalBytes };
-}
-
-function denseFits(backend: ComputeBackend, B: number, T: number, D: number, I: number, dtype: DType): boolean {
-  return denseEstimate(backend, B, T, D, I, dtype).fits;
 }
 
 /** Refuses a dense adjoint whose `[B, T, D, D]` Jacobians (and the input Jacobians of a generic cell) the backend cannot hold. */
