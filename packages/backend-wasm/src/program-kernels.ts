@@ -330,6 +330,9 @@ function wasmAdjoint(
     const wih = request.inputs ? bound.weightIh : null;
     const scratch = [tape, dgh, dgi];
     const { prev, cotangent } = request;
+    // The GRU that resets first takes its candidate block of ∂L/∂W_hh from r ⊙ h (on the tape).
+    const hnRows = program.kind === 'gru' && !resetAfter ? 2 * H : G;
+    const [dWih, dWhh, dBih, dBhh] = parameters;
     /** Calls of `outerAccumulate` over gate rows `[g0, g1)`, split across the threads. */
     const outer = (g0: number, g1: number, A: number, X: number, ldx: number, K2: number, n: number, xBatch: number, out: Tensor, bias: Tensor) =>
       backend.shares(g1 - g0, 32, 2).map(([a, b]) => ({
@@ -351,15 +354,12 @@ function wasmAdjoint(
           args: [d(w), tp + b0 * Wn * K * e, g + (b0 * T + lo) * D * e, c + b0 * D * e, h + b0 * Wn * G * e, separate ? i + b0 * Wn * G * e : 0, b1 - b0, n, T, Wn],
         })),
       );
-      // ∂L/∂W_hh from the states entering each step — for the GRU that resets first, its candidate
-      // block from r ⊙ h (on the tape) — and ∂L/∂b_hh.
-      const [whh, bhh] = [parameters[1], parameters[3]];
-      const hnRows = program.kind === 'gru' && !resetAfter ? 2 * H : G;
-      backend.run(outer(0, hnRows, h, p + lo * D * e, D, H, n, T * D, whh, bhh));
-      if (hnRows < G) backend.run(outer(hnRows, G, h, tp + 5 * H * e, K, H, n, Wn * K, whh, bhh));
+      // ∂L/∂W_hh from the states entering each step (and r ⊙ h), and ∂L/∂b_hh.
+      backend.run(outer(0, hnRows, h, p + lo * D * e, D, H, n, T * D, dWhh, dBhh));
+      if (hnRows < G) backend.run(outer(hnRows, G, h, tp + 5 * H * e, K, H, n, Wn * K, dWhh, dBhh));
       // ∂L/∂W_ih and ∂L/∂b_ih (the bias alone when there is no input), then ∂L/∂u.
       const u = bound.inputs && I > 0 ? at(bound.inputs, "context.inputs (the binding's inputs)") + lo * I * e : 0;
-      backend.run(outer(0, G, i, u, I, I, n, T * I, parameters[0], parameters[2]));
+      backend.run(outer(0, G, i, u, I, I, n, T * I, dWih, dBih));
       if (du && wih) {
         const [o, wt] = [at(du), at(wih)];
         backend.run(

@@ -3,7 +3,8 @@
  * exactly where the split does not change the arithmetic (rows, elements, batch entries), and to
  * rounding where it does (a scan split in time adds the carried state at the end of a chunk).
  */
-import { type FusedCell, type RnnProgram, type Tensor, evaluate, programVjp, shapeSize } from '@pelk/core';
+import { hostAdjointSweep, maxAbs, maxAbsDiff } from '@pelk/conformance';
+import { type FusedCell, type RnnProgram, type Tensor, evaluate } from '@pelk/core';
 import { elman, gru, lstm } from '@pelk/models';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adjointWindow } from './program-kernels.js';
@@ -269,26 +270,11 @@ describe('threads', () => {
         fused?.dispose();
         two.dispose(owned);
       }
-      const vjp = programVjp(program, 'float64');
-      const want = [...vjp.parameters.map((q) => new Float64Array(shapeSize(q.shape))), new Float64Array(B * T * I), new Float64Array(B * D)];
-      const [mu, carry] = [new Float64Array(D), new Float64Array(D)];
-      for (let b = 0; b < B; b++) {
-        carry.fill(0);
-        for (let t = T - 1; t >= 0; t--) {
-          const row = b * T + t;
-          for (let j = 0; j < D; j++) mu[j] = g[row * D + j] + carry[j];
-          vjp.step(prev, row * D, u, row * I, mu, 0, { state: carry, stateOffset: 0, input: want[4], inputOffset: row * I, parameters: want.slice(0, 4) });
-        }
-        want[5].set(carry, b * D);
-      }
-      vjp.flush?.();
+      const ref = hostAdjointSweep(program, 'float64', prev, u, g, B, T);
+      const want = [...ref.parameters, ref.inputs, ref.initialState];
       // Each gradient sums B·T products of chains of width G + I over up to T steps.
       const bound = 4 * (B * T + T * (G + I)) * 2 ** -52;
-      want.forEach((w, k) => {
-        let [diff, scale] = [0, 0];
-        for (let i = 0; i < w.length; i++) [diff, scale] = [Math.max(diff, Math.abs(got[k][i] - w[i])), Math.max(scale, Math.abs(w[i]))];
-        expect(diff, `${program.kind}: gradient ${k}`).toBeLessThanOrEqual(bound * scale);
-      });
+      want.forEach((w, k) => expect(maxAbsDiff(got[k], w), `${program.kind}: gradient ${k}`).toBeLessThanOrEqual(bound * maxAbs(w)));
     }
   });
 

@@ -11,8 +11,13 @@ import { jacobianCases } from './cases.js';
 import { arCases } from './fused-cases.js';
 import { maxAbs, maxAbsDiff, randomArray } from './reference.js';
 
-/** The host reference: the reverse sweep μ_t = ḡ_t + A_{t+1}ᵀ μ_{t+1} with core's analytic products, in float64. */
-function hostSweep(program: CellProgram, dtype: DType, prev: Float64Array, u: Float64Array, g: Float64Array, B: number, T: number) {
+/**
+ * The host reference of a fused adjoint: the reverse sweep μ_t = ḡ_t + A_{t+1}ᵀ μ_{t+1} with core's
+ * analytic products, in float64, at the states `prev` entering each step (`[B, T, D]`), inputs `u`
+ * (`[B, T, I]`) and cotangent `g` (`[B, T, D]`). Gradients in `programVjp(program).parameters`
+ * order, `∂L/∂u` (`[B, T, I]`) and `∂L/∂s_0` (`[B, D]`).
+ */
+export function hostAdjointSweep(program: CellProgram, dtype: DType, prev: Float64Array, u: Float64Array, g: Float64Array, B: number, T: number) {
   const vjp = programVjp(program, dtype);
   const { stateSize: D, inputSize: I } = vjp;
   const parameters = vjp.parameters.map((q) => new Float64Array(shapeSize(q.shape)));
@@ -80,7 +85,7 @@ export function defineFusedAdjointCases(getBackend: () => ComputeBackend, dtype:
         expect(() => sweep.finish(), 'finish twice').toThrow(InvalidArgumentError);
         sweep.dispose();
         sweep.dispose(); // twice: a no-op, and the gradients stay the caller's
-        const want = hostSweep(program, dtype, await read(prev), await read(inputs), await read(cotangent), B, T);
+        const want = hostAdjointSweep(program, dtype, await read(prev), await read(inputs), await read(cotangent), B, T);
         // Each gradient sums B·T products of chains of at most T steps of width G + I.
         const G = program.kind === 'ar' ? 4 * program.inner.hiddenSize : program.kind === 'lstm' ? 4 * program.hiddenSize : 3 * program.hiddenSize;
         const bound = (w: Float64Array) => 4 * (B * T + T * (G + I) + 8) * eps * Math.max(1, maxAbs(w));

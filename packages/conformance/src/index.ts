@@ -35,5 +35,6 @@ export {
   maxAbsDiff,
   randomArray,
 } from './references.js';
+export { hostAdjointSweep } from './fused-adjoint-cases.js';
 export { MEMORY_FAMILIES, type MemoryCaseOptions, defineMemoryCases } from './memory-cases.js';
 export { type ConformanceOptions, defineConformanceSuite, testTier } from './suite.js';
