@@ -223,7 +223,10 @@ describe('threads', () => {
           const owned: Tensor[] = [];
           let fused: FusedCell | undefined;
           try {
-            const keep = (t: Tensor) => (owned.push(t), t);
+            const keep = (t: Tensor) => {
+          owned.push(t);
+          return t;
+        };
             const inputs = keep(b.fromArray(u, [B, T, I], dtype));
             fused = b.bindProgram(program, { dtype, inputs, batch: B, steps: T })!;
             const sweep = fused.adjoint!(keep(b.fromArray(prev, [B, T, D], dtype)), keep(b.fromArray(g, [B, T, D], dtype)), { inputs: true });
@@ -256,7 +259,10 @@ describe('threads', () => {
       let fused: FusedCell | undefined;
       let got: Float64Array[];
       try {
-        const keep = (t: Tensor) => (owned.push(t), t);
+        const keep = (t: Tensor) => {
+          owned.push(t);
+          return t;
+        };
         const inputs = keep(two.fromArray(u, [B, T, I], 'float64'));
         fused = two.bindProgram(program, { dtype: 'float64', inputs, batch: B, steps: T })!;
         const sweep = fused.adjoint!(keep(two.fromArray(prev, [B, T, D], 'float64')), keep(two.fromArray(g, [B, T, D], 'float64')), { inputs: true });
@@ -274,7 +280,7 @@ describe('threads', () => {
       const want = [...ref.parameters, ref.inputs, ref.initialState];
       // Each gradient sums B·T products of chains of width G + I over up to T steps.
       const bound = 4 * (B * T + T * (G + I)) * 2 ** -52;
-      want.forEach((w, k) => expect(maxAbsDiff(got[k], w), `${program.kind}: gradient ${k}`).toBeLessThanOrEqual(bound * maxAbs(w)));
+      for (const [k, w] of want.entries()) expect(maxAbsDiff(got[k], w), `${program.kind}: gradient ${k}`).toBeLessThanOrEqual(bound * maxAbs(w));
     }
   });
 
